@@ -1,0 +1,133 @@
+//! The plugin configuration, given as JSON in Envoy's `configuration` field. Parsed once in the root
+//! context; anything invalid makes the plugin refuse to start, because a silently permissive edge
+//! filter is worse than none.
+
+use std::fmt;
+
+use boltstream_shared::policy::{Policy, DEFAULT_PLAYLIST_MAX_AGE};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_max_age")]
+    playlist_max_age: u32,
+    #[serde(default)]
+    blocked_path_prefixes: Vec<String>,
+    #[serde(default)]
+    origin_path_prefix: String,
+}
+
+fn default_max_age() -> u32 {
+    DEFAULT_PLAYLIST_MAX_AGE
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// Header policy, including the playlist max-age.
+    pub policy: Policy,
+    /// Extra path prefixes refused at the edge (lowercased; compared case-insensitively).
+    pub blocked_path_prefixes: Vec<String>,
+    /// Prepended to canonical live paths when the origin is mounted below a prefix (`""` for none).
+    pub origin_path_prefix: String,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            blocked_path_prefixes: Vec::new(),
+            origin_path_prefix: String::new(),
+        }
+    }
+}
+
+/// Why a configuration was refused; logged by the plugin when it refuses to start.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid boltstream filter configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl FilterConfig {
+    /// Parses the plugin configuration; empty input means all defaults.
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| ConfigError(e.to_string()))?;
+        let policy = Policy::with_playlist_max_age(raw.playlist_max_age)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let mut blocked = Vec::with_capacity(raw.blocked_path_prefixes.len());
+        for prefix in raw.blocked_path_prefixes {
+            if !prefix.starts_with('/') || prefix.len() < 2 {
+                return Err(ConfigError(format!(
+                    "blocked_path_prefixes entry {prefix:?} must start with '/' and name a path"
+                )));
+            }
+            blocked.push(prefix.to_ascii_lowercase());
+        }
+        let origin = raw.origin_path_prefix;
+        if !origin.is_empty()
+            && (!origin.starts_with('/')
+                || origin.ends_with('/')
+                || origin.contains(['?', '#', '%', '\\'])
+                || origin.split('/').any(|s| s == "." || s == ".."))
+        {
+            return Err(ConfigError(format!(
+                "origin_path_prefix {origin:?} must look like \"/path\" (leading '/', no trailing '/', no '?', '#', '%', '\\\\', '.' or '..' segments)"
+            )));
+        }
+        Ok(Self {
+            policy,
+            blocked_path_prefixes: blocked,
+            origin_path_prefix: origin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_means_defaults() {
+        assert_eq!(FilterConfig::parse(b"").unwrap(), FilterConfig::default());
+        assert_eq!(FilterConfig::parse(b"{}").unwrap(), FilterConfig::default());
+    }
+
+    #[test]
+    fn full_config() {
+        let c = FilterConfig::parse(
+            br#"{"playlist_max_age": 2, "blocked_path_prefixes": ["/Admin"], "origin_path_prefix": "/origin"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.blocked_path_prefixes, vec!["/admin".to_string()]);
+        assert_eq!(c.origin_path_prefix, "/origin");
+        assert_eq!(c.policy, Policy::with_playlist_max_age(2).unwrap());
+    }
+
+    #[test]
+    fn refuses_bad_config() {
+        for bad in [
+            &br#"{"playlist_max_age": 99}"#[..],
+            br#"{"playlist_max_age": -1}"#,
+            br#"{"playlist_max_age": "1"}"#,
+            br#"{"unknown": 1}"#,
+            br#"{"blocked_path_prefixes": ["admin"]}"#,
+            br#"{"origin_path_prefix": "/o/"}"#,
+            br#"{"origin_path_prefix": "/o/../x"}"#,
+            b"not json",
+            b"[1,2]",
+        ] {
+            let err = FilterConfig::parse(bad).unwrap_err();
+            assert!(err.to_string().starts_with("invalid boltstream filter configuration"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! What the edge does with a request, and which headers a live response gets. Pure functions over
+//! `boltstream-shared`, so the native tests and the wasm host tests check the same code.
+
+use boltstream_shared::route::{classify, Route};
+use boltstream_shared::policy::ORIGIN_ONLY_HEADERS;
+
+use crate::config::FilterConfig;
+
+/// The verdict on a request's `:path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestDecision {
+    /// Forward untouched; the response needs no policy.
+    Pass,
+    /// Forward (rewriting `:path` when `rewrite` is set) and apply the live policy to the response.
+    Live {
+        /// The route, kept for the response phase so the path is parsed once.
+        route: Route,
+        /// The new `:path`, when it differs from the one received.
+        rewrite: Option<String>,
+    },
+    /// Answer locally with this status; nothing goes upstream.
+    Refuse(u16),
+}
+
+/// Decides what to do with a request whose `:path` is `target`.
+pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
+    let route = classify(target);
+    match route {
+        Route::KeyBearing | Route::Internal => RequestDecision::Refuse(403),
+        Route::Rejected(_) => RequestDecision::Refuse(400),
+        Route::Other => {
+            if is_blocked(target, &config.blocked_path_prefixes) {
+                RequestDecision::Refuse(403)
+            } else {
+                RequestDecision::Pass
+            }
+        }
+        Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
+            let canonical = route.canonical_path().unwrap_or_default();
+            let wanted = if config.origin_path_prefix.is_empty() {
+                canonical
+            } else {
+                format!("{}{canonical}", config.origin_path_prefix)
+            };
+            let rewrite = (wanted.as_bytes() != target).then_some(wanted);
+            RequestDecision::Live { route, rewrite }
+        }
+    }
+}
+
+fn is_blocked(target: &[u8], prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| {
+        target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    })
+}
+
+
+/// The header changes a live response with `status` gets at the edge, in order. Borrowing the
+/// policy's strings keeps this allocation-free apart from the returned vector.
+pub fn response_changes<'c>(route: &Route, status: u16, config: &'c FilterConfig) -> Vec<(&'static str, Option<&'c str>)> {
+    let policy = &config.policy;
+    let mut changes: Vec<(&'static str, Option<&'c str>)> = Vec::with_capacity(3 + ORIGIN_ONLY_HEADERS.len());
+    changes.push(("cache-control", policy.cache_control(route, status)));
+    if let Some(content_type) = policy.content_type(route, status) {
+        changes.push(("content-type", Some(content_type)));
+    }
+    if let Some((name, value)) = policy.cors(route) {
+        changes.push((name, Some(value)));
+    }
+    for name in ORIGIN_ONLY_HEADERS {
+        changes.push((name, None));
+    }
+    changes
+}
+
+/// The body of a local refusal; says why without echoing the request.
+pub fn refusal_body(status: u16) -> &'static [u8] {
+    match status {
+        400 => b"bad request\n",
+        _ => b"forbidden\n",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boltstream_shared::cases::{Expect, POLICY_CASES, ROUTE_CASES};
+
+    /// The shared table, through the filter's decisions: the same table the wasm host test runs.
+    #[test]
+    fn shared_route_table() {
+        let config = FilterConfig::default();
+        for case in ROUTE_CASES {
+            let got = decide_request(case.input, &config);
+            let ok = match (case.expect, &got) {
+                (Expect::Playlist(c) | Expect::Segment(c), RequestDecision::Live { rewrite, .. }) => {
+                    rewrite.as_deref().map(str::as_bytes).unwrap_or(case.input) == c.as_bytes()
+                }
+                (Expect::Internal | Expect::KeyBearing, RequestDecision::Refuse(403)) => true,
+                (Expect::Rejected, RequestDecision::Refuse(400)) => true,
+                (Expect::Other, RequestDecision::Pass) => true,
+                _ => false,
+            };
+            assert!(ok, "{:?}: expected {:?}, got {got:?}", String::from_utf8_lossy(case.input), case.expect);
+        }
+    }
+
+    #[test]
+    fn shared_policy_table() {
+        let config = FilterConfig::default();
+        for case in POLICY_CASES {
+            match decide_request(case.path.as_bytes(), &config) {
+                RequestDecision::Live { route, .. } => {
+                    let changes = response_changes(&route, case.status, &config);
+                    let get = |n: &str| changes.iter().find(|(k, _)| *k == n).and_then(|(_, v)| *v);
+                    assert_eq!(get("cache-control"), case.cache_control, "{case:?}");
+                    assert_eq!(get("content-type"), case.content_type, "{case:?}");
+                    assert_eq!(get("access-control-allow-origin").is_some(), case.cors, "{case:?}");
+                    assert!(changes.contains(&("server", None)));
+                }
+                other => assert!(case.cache_control.is_none(), "{case:?} decided {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn origin_prefix_and_blocked_prefixes() {
+        let config = FilterConfig::parse(br#"{"origin_path_prefix":"/o","blocked_path_prefixes":["/admin"]}"#).unwrap();
+        match decide_request(b"/live/Bob.m3u8", &config) {
+            RequestDecision::Live { rewrite, .. } => assert_eq!(rewrite.as_deref(), Some("/o/live/bob/index.m3u8")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decide_request(b"/ADMIN/users", &config), RequestDecision::Refuse(403));
+        assert_eq!(decide_request(b"/dashboard", &config), RequestDecision::Pass);
+    }
+
+    #[test]
+    fn canonical_paths_are_not_rewritten() {
+        match decide_request(b"/live/bob/index.m3u8", &FilterConfig::default()) {
+            RequestDecision::Live { rewrite, .. } => assert_eq!(rewrite, None),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_paths_are_refused_not_panicked() {
+        let huge = format!("/live/{}", "a".repeat(1 << 20));
+        assert_eq!(decide_request(huge.as_bytes(), &FilterConfig::default()), RequestDecision::Refuse(400));
+    }
+}

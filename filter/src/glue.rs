@@ -1,0 +1,101 @@
+//! proxy-wasm glue: the only code that talks to the host. Kept thin; see [`crate::decision`].
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::rc::Rc;
+
+use crate::config::FilterConfig;
+use crate::decision::{decide_request, refusal_body, response_changes, RequestDecision};
+use boltstream_shared::route::Route;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(EdgeRoot::default()) });
+}}
+
+/// Holds the configuration, parsed once per plugin (re)configuration.
+#[derive(Default)]
+struct EdgeRoot {
+    config: Rc<FilterConfig>,
+}
+
+impl Context for EdgeRoot {}
+
+impl RootContext for EdgeRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let raw = self.get_plugin_configuration().unwrap_or_default();
+        match FilterConfig::parse(&raw) {
+            Ok(config) => {
+                self.config = Rc::new(config);
+                true
+            }
+            Err(err) => {
+                proxy_wasm::hostcalls::log(LogLevel::Critical, &err.to_string()).ok();
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(EdgeRequest {
+            config: Rc::clone(&self.config),
+            live: None,
+            answered_locally: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct EdgeRequest {
+    config: Rc<FilterConfig>,
+    live: Option<Route>,
+    answered_locally: bool,
+}
+
+impl Context for EdgeRequest {}
+
+impl HttpContext for EdgeRequest {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let path = self.get_http_request_header_bytes(":path").unwrap_or_default();
+        match decide_request(&path, &self.config) {
+            RequestDecision::Pass => Action::Continue,
+            RequestDecision::Live { route, rewrite } => {
+                if let Some(path) = rewrite {
+                    self.set_http_request_header(":path", Some(&path));
+                }
+                self.live = Some(route);
+                Action::Continue
+            }
+            RequestDecision::Refuse(status) => {
+                self.answered_locally = true;
+                self.send_http_response(
+                    u32::from(status),
+                    vec![("cache-control", "no-store"), ("content-type", "text/plain")],
+                    Some(refusal_body(status)),
+                );
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        // Local refusals pass through here too: they must keep their own no-store header.
+        if self.answered_locally {
+            return Action::Continue;
+        }
+        let Some(route) = &self.live else {
+            return Action::Continue;
+        };
+        let status = self
+            .get_http_response_header(":status")
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(502);
+        for (name, value) in response_changes(route, status, &self.config) {
+            self.set_http_response_header(name, value);
+        }
+        Action::Continue
+    }
+}

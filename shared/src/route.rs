@@ -1,0 +1,267 @@
+//! Request path + query → [`Route`]. Both the origin (to pick a handler) and the edge (to rewrite,
+//! refuse or pass) call [`classify`], so what is a live object, what is internal and what carries a
+//! key is decided in exactly one place.
+//!
+//! The input is raw bytes because that is what arrives on the wire: invalid UTF-8, traversal and
+//! encoded slashes are routes of their own ([`Route::Rejected`]), never a panic.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use percent_encoding::percent_decode;
+
+use crate::key;
+use crate::username::Username;
+
+/// Longest path + query that is classified at all; anything longer is [`Rejection::TooLong`].
+pub const MAX_PATH_LEN: usize = 4096;
+/// Longest segment file name (without extension) the origin ever serves.
+pub const MAX_SEGMENT_NAME_LEN: usize = 64;
+/// Decoding rounds when looking for hidden keys, so `%256c…` (double encoding) is seen too.
+const KEY_DECODE_ROUNDS: usize = 3;
+
+/// What a request is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The live media playlist of a channel.
+    LivePlaylist {
+        /// The channel.
+        user: Username,
+    },
+    /// One MPEG-TS segment of a channel.
+    LiveSegment {
+        /// The channel.
+        user: Username,
+        /// The file name without extension, as the origin named it.
+        name: String,
+    },
+    /// Operator-only paths (`/internal/...`): health, metrics. Never served through an edge.
+    Internal,
+    /// A path segment or query value holds a well-formed stream key. Never answered with content.
+    KeyBearing,
+    /// Not a path a well-behaved client sends.
+    Rejected(Rejection),
+    /// Anything else (website, API, assets): passed through untouched by the edge.
+    Other,
+}
+
+/// Why a path was rejected outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// A `.` or `..` segment, or a backslash.
+    Traversal,
+    /// `%2F` or `%5C`: a slash hidden from path-based rules.
+    EncodedSlash,
+    /// Bytes that are not UTF-8 after percent-decoding.
+    InvalidUtf8,
+    /// Longer than [`MAX_PATH_LEN`].
+    TooLong,
+    /// Does not start with `/`, or holds control characters.
+    Malformed,
+}
+
+impl Route {
+    /// The one path under which this object is cached and served; `None` for non-live routes.
+    pub fn canonical_path(&self) -> Option<String> {
+        match self {
+            Route::LivePlaylist { user } => Some(format!("/live/{user}/index.m3u8")),
+            Route::LiveSegment { user, name } => Some(format!("/live/{user}/{name}.ts")),
+            _ => None,
+        }
+    }
+
+    /// True for routes that carry live media (and so get the media header policy).
+    pub fn is_live(&self) -> bool {
+        matches!(self, Route::LivePlaylist { .. } | Route::LiveSegment { .. })
+    }
+
+    /// A short label for logs and metrics: never the path itself, which may hold a secret.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::LivePlaylist { .. } => "live_playlist",
+            Route::LiveSegment { .. } => "live_segment",
+            Route::Internal => "internal",
+            Route::KeyBearing => "key_bearing",
+            Route::Rejected(_) => "rejected",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Classifies a request target (`:path`, i.e. path and optional query).
+pub fn classify(target: &[u8]) -> Route {
+    if carries_key(target) {
+        return Route::KeyBearing;
+    }
+    if target.len() > MAX_PATH_LEN {
+        return Route::Rejected(Rejection::TooLong);
+    }
+    let (raw_path, raw_query) = match target.iter().position(|&b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &[][..]),
+    };
+    if raw_path.first() != Some(&b'/') {
+        return Route::Rejected(Rejection::Malformed);
+    }
+    if contains_encoded_slash(raw_path) {
+        return Route::Rejected(Rejection::EncodedSlash);
+    }
+    let path: Cow<'_, [u8]> = percent_decode(raw_path).into();
+    let Ok(path) = core::str::from_utf8(&path) else {
+        return Route::Rejected(Rejection::InvalidUtf8);
+    };
+    let query: Cow<'_, [u8]> = percent_decode(raw_query).into();
+    if core::str::from_utf8(&query).is_err() {
+        return Route::Rejected(Rejection::InvalidUtf8);
+    }
+    if path.chars().any(char::is_control) {
+        return Route::Rejected(Rejection::Malformed);
+    }
+    if path.contains('\\') {
+        return Route::Rejected(Rejection::Traversal);
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return Route::Rejected(Rejection::Traversal);
+    }
+    classify_segments(&segments)
+}
+
+fn classify_segments(segments: &[&str]) -> Route {
+    let Some(first) = segments.first() else {
+        return Route::Other;
+    };
+    if first.eq_ignore_ascii_case("internal") {
+        return Route::Internal;
+    }
+    if !first.eq_ignore_ascii_case("live") {
+        return Route::Other;
+    }
+    match segments[1..] {
+        [alias] => match strip_suffix_ignore_case(alias, ".m3u8").map(Username::parse) {
+            Some(Ok(user)) => Route::LivePlaylist { user },
+            _ => Route::Other,
+        },
+        [user, file] => {
+            let Ok(user) = Username::parse(user) else {
+                return Route::Other;
+            };
+            if file.eq_ignore_ascii_case("index.m3u8") {
+                return Route::LivePlaylist { user };
+            }
+            // `.m4s`/`.mp4` (fMP4/CMAF) are reserved for a later packager and fall through to Other.
+            match strip_suffix_ignore_case(file, ".ts") {
+                Some(name) if is_segment_name(name) => Route::LiveSegment {
+                    user,
+                    name: String::from(name),
+                },
+                _ => Route::Other,
+            }
+        }
+        _ => Route::Other,
+    }
+}
+
+fn is_segment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SEGMENT_NAME_LEN
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
+    let split = s.len().checked_sub(suffix.len())?;
+    if !s.is_char_boundary(split) {
+        return None;
+    }
+    let (head, tail) = s.split_at(split);
+    tail.eq_ignore_ascii_case(suffix).then_some(head)
+}
+
+fn contains_encoded_slash(raw: &[u8]) -> bool {
+    raw.windows(3).any(|w| {
+        w[0] == b'%' && (w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f') || w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c'))
+    })
+}
+
+/// True when the target, raw or after up to three rounds of percent-decoding, holds a key.
+fn carries_key(target: &[u8]) -> bool {
+    let mut current: Cow<'_, [u8]> = Cow::Borrowed(target);
+    for _ in 0..KEY_DECODE_ROUNDS {
+        if key::contains_key(&current) {
+            return true;
+        }
+        if !current.contains(&b'%') {
+            return false;
+        }
+        let decoded: Vec<u8> = percent_decode(&current).collect();
+        if decoded.len() == current.len() {
+            return false;
+        }
+        current = Cow::Owned(decoded);
+    }
+    key::contains_key(&current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::{Expect, ROUTE_CASES};
+    use proptest::prelude::*;
+
+    #[test]
+    fn shared_case_table() {
+        for case in ROUTE_CASES {
+            let route = classify(case.input);
+            let ok = match (&case.expect, &route) {
+                (Expect::Playlist(c), Route::LivePlaylist { .. })
+                | (Expect::Segment(c), Route::LiveSegment { .. }) => {
+                    route.canonical_path().as_deref() == Some(*c)
+                }
+                (Expect::Internal, Route::Internal)
+                | (Expect::KeyBearing, Route::KeyBearing)
+                | (Expect::Rejected, Route::Rejected(_))
+                | (Expect::Other, Route::Other) => true,
+                _ => false,
+            };
+            assert!(ok, "{:?}: expected {:?}, got {:?}", String::from_utf8_lossy(case.input), case.expect, route);
+        }
+    }
+
+    #[test]
+    fn labels_never_hold_the_path() {
+        let route = classify(alloc::format!("/x/{}", crate::cases::EXAMPLE_KEY).as_bytes());
+        assert_eq!(route.label(), "key_bearing");
+    }
+
+    proptest! {
+        #[test]
+        fn classification_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = classify(&bytes);
+        }
+
+        #[test]
+        fn classification_never_panics_on_pathlike_input(s in "(/|live|LIVE|internal|[a-zA-Z0-9_]{1,30}|\\.|%2[fF]|%[0-9a-fA-F]{2}|index\\.m3u8|\\.ts|\\?|=|&)*") {
+            let _ = classify(s.as_bytes());
+        }
+
+        #[test]
+        fn canonicalisation_is_idempotent(
+            user in "[a-zA-Z0-9_]{3,25}",
+            seg in "[a-zA-Z0-9_-]{1,64}",
+            shape in 0..3u8,
+        ) {
+            let target = match shape {
+                0 => alloc::format!("/LIVE/{user}.M3U8"),
+                1 => alloc::format!("/live/{user}/Index.m3u8"),
+                _ => alloc::format!("/Live/{user}/{seg}.TS"),
+            };
+            let route = classify(target.as_bytes());
+            if let Some(canonical) = route.canonical_path() {
+                let again = classify(canonical.as_bytes());
+                prop_assert_eq!(&again, &route);
+                prop_assert_eq!(again.canonical_path(), Some(canonical));
+            }
+        }
+    }
+}

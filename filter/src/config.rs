@@ -23,7 +23,7 @@ fn default_max_age() -> u32 {
 }
 
 /// The validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilterConfig {
     /// Header policy, including the playlist max-age.
     pub policy: Policy,
@@ -31,16 +31,6 @@ pub struct FilterConfig {
     pub blocked_path_prefixes: Vec<String>,
     /// Prepended to canonical live paths when the origin is mounted below a prefix (`""` for none).
     pub origin_path_prefix: String,
-}
-
-impl Default for FilterConfig {
-    fn default() -> Self {
-        Self {
-            policy: Policy::default(),
-            blocked_path_prefixes: Vec::new(),
-            origin_path_prefix: String::new(),
-        }
-    }
 }
 
 /// Why a configuration was refused; logged by the plugin when it refuses to start.
@@ -61,7 +51,8 @@ impl FilterConfig {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| ConfigError(e.to_string()))?;
+        let raw: RawConfig =
+            serde_json::from_slice(json).map_err(|e| ConfigError(e.to_string()))?;
         let policy = Policy::with_playlist_max_age(raw.playlist_max_age)
             .map_err(|e| ConfigError(e.to_string()))?;
         let mut blocked = Vec::with_capacity(raw.blocked_path_prefixes.len());
@@ -127,7 +118,11 @@ mod tests {
             b"[1,2]",
         ] {
             let err = FilterConfig::parse(bad).unwrap_err();
-            assert!(err.to_string().starts_with("invalid boltstream filter configuration"), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("invalid boltstream filter configuration"),
+                "{err}"
+            );
         }
     }
 }

@@ -1,8 +1,8 @@
 //! What the edge does with a request, and which headers a live response gets. Pure functions over
 //! `boltstream-shared`, so the native tests and the wasm host tests check the same code.
 
-use boltstream_shared::route::{classify, Route};
 use boltstream_shared::policy::ORIGIN_ONLY_HEADERS;
+use boltstream_shared::route::{classify, Route};
 
 use crate::config::FilterConfig;
 
@@ -49,17 +49,21 @@ pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
 }
 
 fn is_blocked(target: &[u8], prefixes: &[String]) -> bool {
-    prefixes.iter().any(|p| {
-        target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-    })
+    prefixes
+        .iter()
+        .any(|p| target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
 }
-
 
 /// The header changes a live response with `status` gets at the edge, in order. Borrowing the
 /// policy's strings keeps this allocation-free apart from the returned vector.
-pub fn response_changes<'c>(route: &Route, status: u16, config: &'c FilterConfig) -> Vec<(&'static str, Option<&'c str>)> {
+pub fn response_changes<'c>(
+    route: &Route,
+    status: u16,
+    config: &'c FilterConfig,
+) -> Vec<(&'static str, Option<&'c str>)> {
     let policy = &config.policy;
-    let mut changes: Vec<(&'static str, Option<&'c str>)> = Vec::with_capacity(3 + ORIGIN_ONLY_HEADERS.len());
+    let mut changes: Vec<(&'static str, Option<&'c str>)> =
+        Vec::with_capacity(3 + ORIGIN_ONLY_HEADERS.len());
     changes.push(("cache-control", policy.cache_control(route, status)));
     if let Some(content_type) = policy.content_type(route, status) {
         changes.push(("content-type", Some(content_type)));
@@ -93,15 +97,21 @@ mod tests {
         for case in ROUTE_CASES {
             let got = decide_request(case.input, &config);
             let ok = match (case.expect, &got) {
-                (Expect::Playlist(c) | Expect::Segment(c), RequestDecision::Live { rewrite, .. }) => {
-                    rewrite.as_deref().map(str::as_bytes).unwrap_or(case.input) == c.as_bytes()
-                }
+                (
+                    Expect::Playlist(c) | Expect::Segment(c),
+                    RequestDecision::Live { rewrite, .. },
+                ) => rewrite.as_deref().map(str::as_bytes).unwrap_or(case.input) == c.as_bytes(),
                 (Expect::Internal | Expect::KeyBearing, RequestDecision::Refuse(403)) => true,
                 (Expect::Rejected, RequestDecision::Refuse(400)) => true,
                 (Expect::Other, RequestDecision::Pass) => true,
                 _ => false,
             };
-            assert!(ok, "{:?}: expected {:?}, got {got:?}", String::from_utf8_lossy(case.input), case.expect);
+            assert!(
+                ok,
+                "{:?}: expected {:?}, got {got:?}",
+                String::from_utf8_lossy(case.input),
+                case.expect
+            );
         }
     }
 
@@ -115,7 +125,11 @@ mod tests {
                     let get = |n: &str| changes.iter().find(|(k, _)| *k == n).and_then(|(_, v)| *v);
                     assert_eq!(get("cache-control"), case.cache_control, "{case:?}");
                     assert_eq!(get("content-type"), case.content_type, "{case:?}");
-                    assert_eq!(get("access-control-allow-origin").is_some(), case.cors, "{case:?}");
+                    assert_eq!(
+                        get("access-control-allow-origin").is_some(),
+                        case.cors,
+                        "{case:?}"
+                    );
                     assert!(changes.contains(&("server", None)));
                 }
                 other => assert!(case.cache_control.is_none(), "{case:?} decided {other:?}"),
@@ -125,13 +139,24 @@ mod tests {
 
     #[test]
     fn origin_prefix_and_blocked_prefixes() {
-        let config = FilterConfig::parse(br#"{"origin_path_prefix":"/o","blocked_path_prefixes":["/admin"]}"#).unwrap();
+        let config = FilterConfig::parse(
+            br#"{"origin_path_prefix":"/o","blocked_path_prefixes":["/admin"]}"#,
+        )
+        .unwrap();
         match decide_request(b"/live/Bob.m3u8", &config) {
-            RequestDecision::Live { rewrite, .. } => assert_eq!(rewrite.as_deref(), Some("/o/live/bob/index.m3u8")),
+            RequestDecision::Live { rewrite, .. } => {
+                assert_eq!(rewrite.as_deref(), Some("/o/live/bob/index.m3u8"))
+            }
             other => panic!("{other:?}"),
         }
-        assert_eq!(decide_request(b"/ADMIN/users", &config), RequestDecision::Refuse(403));
-        assert_eq!(decide_request(b"/dashboard", &config), RequestDecision::Pass);
+        assert_eq!(
+            decide_request(b"/ADMIN/users", &config),
+            RequestDecision::Refuse(403)
+        );
+        assert_eq!(
+            decide_request(b"/dashboard", &config),
+            RequestDecision::Pass
+        );
     }
 
     #[test]
@@ -145,6 +170,9 @@ mod tests {
     #[test]
     fn huge_paths_are_refused_not_panicked() {
         let huge = format!("/live/{}", "a".repeat(1 << 20));
-        assert_eq!(decide_request(huge.as_bytes(), &FilterConfig::default()), RequestDecision::Refuse(400));
+        assert_eq!(
+            decide_request(huge.as_bytes(), &FilterConfig::default()),
+            RequestDecision::Refuse(400)
+        );
     }
 }

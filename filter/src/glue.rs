@@ -59,7 +59,9 @@ impl Context for EdgeRequest {}
 
 impl HttpContext for EdgeRequest {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let path = self.get_http_request_header_bytes(":path").unwrap_or_default();
+        let path = self
+            .get_http_request_header_bytes(":path")
+            .unwrap_or_default();
         match decide_request(&path, &self.config) {
             RequestDecision::Pass => Action::Continue,
             RequestDecision::Live { route, rewrite } => {
@@ -73,7 +75,10 @@ impl HttpContext for EdgeRequest {
                 self.answered_locally = true;
                 self.send_http_response(
                     u32::from(status),
-                    vec![("cache-control", "no-store"), ("content-type", "text/plain")],
+                    vec![
+                        ("cache-control", "no-store"),
+                        ("content-type", "text/plain"),
+                    ],
                     Some(refusal_body(status)),
                 );
                 Action::Pause

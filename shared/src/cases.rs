@@ -40,19 +40,46 @@ pub struct RouteCase {
 }
 
 const fn case(input: &'static str, expect: Expect) -> RouteCase {
-    RouteCase { input: input.as_bytes(), expect }
+    RouteCase {
+        input: input.as_bytes(),
+        expect,
+    }
 }
 
 /// The route table.
 pub const ROUTE_CASES: &[RouteCase] = &[
-    case("/live/alice/index.m3u8", Expect::Playlist("/live/alice/index.m3u8")),
-    case("/live/alice.m3u8", Expect::Playlist("/live/alice/index.m3u8")),
-    case("/live/ALICE.M3U8", Expect::Playlist("/live/alice/index.m3u8")),
-    case("/LIVE/Alice/INDEX.m3u8", Expect::Playlist("/live/alice/index.m3u8")),
-    case("/live/alice/index.m3u8?_HLS_msn=3", Expect::Playlist("/live/alice/index.m3u8")),
-    case("/live/%61lice/index.m3u8", Expect::Playlist("/live/alice/index.m3u8")),
-    case("/live/alice/1764140000123.ts", Expect::Segment("/live/alice/1764140000123.ts")),
-    case("/live/Alice/seg_01-a.TS", Expect::Segment("/live/alice/seg_01-a.ts")),
+    case(
+        "/live/alice/index.m3u8",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "/live/alice.m3u8",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "/live/ALICE.M3U8",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "/LIVE/Alice/INDEX.m3u8",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "/live/alice/index.m3u8?_HLS_msn=3",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "/live/%61lice/index.m3u8",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "/live/alice/1764140000123.ts",
+        Expect::Segment("/live/alice/1764140000123.ts"),
+    ),
+    case(
+        "/live/Alice/seg_01-a.TS",
+        Expect::Segment("/live/alice/seg_01-a.ts"),
+    ),
     case("/live/alice/1.m4s", Expect::Other),
     case("/live/alice/init.mp4", Expect::Other),
     case("/live/alice/a.b.ts", Expect::Other),
@@ -69,13 +96,31 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     case("/internal/health", Expect::Internal),
     case("/Internal/metrics", Expect::Internal),
     case("/internal", Expect::Internal),
-    case(concat!("/live/", example_key!(), "/index.m3u8"), Expect::KeyBearing),
-    case(concat!("/live/", example_key!(), ".m3u8"), Expect::KeyBearing),
+    case(
+        concat!("/live/", example_key!(), "/index.m3u8"),
+        Expect::KeyBearing,
+    ),
+    case(
+        concat!("/live/", example_key!(), ".m3u8"),
+        Expect::KeyBearing,
+    ),
     case(concat!("/app/", example_key!()), Expect::KeyBearing),
-    case(concat!("/live/alice/index.m3u8?key=", example_key!()), Expect::KeyBearing),
-    case(concat!("/live/alice/x", example_key!(), ".ts"), Expect::KeyBearing),
-    case(concat!("/%6Cive_", "kmMvnFgYLLpJmTL4pZiB0U0YojB9R4BD08LZSi"), Expect::KeyBearing),
-    case(concat!("/%256Cive_", "kmMvnFgYLLpJmTL4pZiB0U0YojB9R4BD08LZSi"), Expect::KeyBearing),
+    case(
+        concat!("/live/alice/index.m3u8?key=", example_key!()),
+        Expect::KeyBearing,
+    ),
+    case(
+        concat!("/live/alice/x", example_key!(), ".ts"),
+        Expect::KeyBearing,
+    ),
+    case(
+        concat!("/%6Cive_", "kmMvnFgYLLpJmTL4pZiB0U0YojB9R4BD08LZSi"),
+        Expect::KeyBearing,
+    ),
+    case(
+        concat!("/%256Cive_", "kmMvnFgYLLpJmTL4pZiB0U0YojB9R4BD08LZSi"),
+        Expect::KeyBearing,
+    ),
     case(concat!("/../", example_key!()), Expect::KeyBearing),
     case("/live/alice/../bob/index.m3u8", Expect::Rejected),
     case("/live/./alice/index.m3u8", Expect::Rejected),
@@ -88,7 +133,10 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     case("/live/alice/%00.ts", Expect::Rejected),
     case("live/alice/index.m3u8", Expect::Rejected),
     case("", Expect::Rejected),
-    RouteCase { input: b"/live/\xff\xfe/index.m3u8", expect: Expect::Rejected },
+    RouteCase {
+        input: b"/live/\xff\xfe/index.m3u8",
+        expect: Expect::Rejected,
+    },
 ];
 
 /// One header-policy case, under the default policy.
@@ -113,7 +161,13 @@ const fn policy(
     content_type: Option<&'static str>,
     cors: bool,
 ) -> PolicyCase {
-    PolicyCase { path, status, cache_control, content_type, cors }
+    PolicyCase {
+        path,
+        status,
+        cache_control,
+        content_type,
+        cors,
+    }
 }
 
 const SEG_CC: Option<&str> = Some("public, max-age=31536000, immutable");

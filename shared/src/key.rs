@@ -77,7 +77,8 @@ pub fn contains_key(haystack: &[u8]) -> bool {
         return false;
     }
     (0..=haystack.len() - KEY_LEN).any(|start| {
-        haystack[start..].starts_with(prefix) && is_well_formed_bytes(&haystack[start..start + KEY_LEN])
+        haystack[start..].starts_with(prefix)
+            && is_well_formed_bytes(&haystack[start..start + KEY_LEN])
     })
 }
 
@@ -134,7 +135,9 @@ mod tests {
         let mut bad_alphabet = key.clone();
         bad_alphabet.replace_range(10..11, "-");
         assert!(!is_well_formed(&bad_alphabet));
-        assert!(!is_well_formed("live_00000000000000000000000000000000000000"));
+        assert!(!is_well_formed(
+            "live_00000000000000000000000000000000000000"
+        ));
         assert!(!is_well_formed(""));
     }
 

@@ -57,7 +57,9 @@ impl Policy {
     /// A policy whose live playlists may be cached `seconds` long.
     pub fn with_playlist_max_age(seconds: u32) -> Result<Self, PolicyError> {
         if seconds > MAX_PLAYLIST_MAX_AGE {
-            return Err(PolicyError { playlist_max_age: seconds });
+            return Err(PolicyError {
+                playlist_max_age: seconds,
+            });
         }
         Ok(Self {
             playlist_cache_control: format!("public, max-age={seconds}"),
@@ -70,7 +72,9 @@ impl Policy {
         let success = matches!(status, 200 | 206 | 304);
         match route {
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
-            Route::LivePlaylist { .. } if success && status != 206 => Some(&self.playlist_cache_control),
+            Route::LivePlaylist { .. } if success && status != 206 => {
+                Some(&self.playlist_cache_control)
+            }
             Route::LiveSegment { .. } | Route::LivePlaylist { .. } => Some(ERROR_CACHE_CONTROL),
             _ => None,
         }
@@ -105,8 +109,16 @@ mod tests {
         let policy = Policy::default();
         for case in POLICY_CASES {
             let route = classify(case.path.as_bytes());
-            assert_eq!(policy.cache_control(&route, case.status), case.cache_control, "{case:?}");
-            assert_eq!(policy.content_type(&route, case.status), case.content_type, "{case:?}");
+            assert_eq!(
+                policy.cache_control(&route, case.status),
+                case.cache_control,
+                "{case:?}"
+            );
+            assert_eq!(
+                policy.content_type(&route, case.status),
+                case.content_type,
+                "{case:?}"
+            );
             assert_eq!(policy.cors(&route).is_some(), case.cors, "{case:?}");
         }
     }
@@ -118,7 +130,9 @@ mod tests {
         assert_eq!(policy.cache_control(&route, 200), Some("public, max-age=3"));
         assert_eq!(
             Policy::with_playlist_max_age(11),
-            Err(PolicyError { playlist_max_age: 11 })
+            Err(PolicyError {
+                playlist_max_age: 11
+            })
         );
     }
 }

@@ -166,7 +166,9 @@ fn classify_segments(segments: &[&str]) -> Route {
 fn is_segment_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_SEGMENT_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
@@ -180,7 +182,9 @@ fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
 
 fn contains_encoded_slash(raw: &[u8]) -> bool {
     raw.windows(3).any(|w| {
-        w[0] == b'%' && (w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f') || w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c'))
+        w[0] == b'%'
+            && (w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
+                || w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c'))
     })
 }
 
@@ -224,7 +228,13 @@ mod tests {
                 | (Expect::Other, Route::Other) => true,
                 _ => false,
             };
-            assert!(ok, "{:?}: expected {:?}, got {:?}", String::from_utf8_lossy(case.input), case.expect, route);
+            assert!(
+                ok,
+                "{:?}: expected {:?}, got {:?}",
+                String::from_utf8_lossy(case.input),
+                case.expect,
+                route
+            );
         }
     }
 

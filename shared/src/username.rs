@@ -11,9 +11,31 @@ pub const MAX_LEN: usize = 25;
 
 /// Names that would collide with the site's own paths or read as official.
 pub const RESERVED: &[&str] = &[
-    "admin", "administrator", "api", "assets", "dashboard", "edge", "favicon_ico", "health", "hls",
-    "internal", "live", "login", "logout", "metrics", "moderator", "root", "rtmp", "settings",
-    "signup", "static", "staff", "status", "support", "system", "www",
+    "admin",
+    "administrator",
+    "api",
+    "assets",
+    "dashboard",
+    "edge",
+    "favicon_ico",
+    "health",
+    "hls",
+    "internal",
+    "live",
+    "login",
+    "logout",
+    "metrics",
+    "moderator",
+    "root",
+    "rtmp",
+    "settings",
+    "signup",
+    "static",
+    "staff",
+    "status",
+    "support",
+    "system",
+    "www",
 ];
 
 /// A validated, lowercased username.
@@ -95,7 +117,10 @@ mod tests {
         assert_eq!(Username::parse("ålice"), Err(UsernameError::Character));
         assert_eq!(Username::parse("ADMIN"), Err(UsernameError::Reserved));
         assert_eq!(Username::parse("live"), Err(UsernameError::Reserved));
-        assert_eq!(Username::parse(crate::cases::EXAMPLE_KEY), Err(UsernameError::Length));
+        assert_eq!(
+            Username::parse(crate::cases::EXAMPLE_KEY),
+            Err(UsernameError::Length)
+        );
     }
 
     proptest! {

@@ -1,0 +1,360 @@
+//! Settings. Each option comes, in order of precedence, from a command-line flag, a `BOLTSTREAM_*`
+//! environment variable, the optional TOML file (`--config`), or its default — so `boltstream serve`
+//! with nothing else works out of the box, and a deployment can pin everything in one file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use boltstream_shared::policy::{Policy, PolicyError};
+use serde::Deserialize;
+
+/// Options shared by every subcommand. Every field is optional here; [`Settings::resolve`] fills in
+/// the file and the defaults. The same struct is the TOML file's schema, so the two cannot drift.
+#[derive(clap::Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Data directory: the database and the HLS output live here [default: ./data]
+    #[arg(long, global = true, env = "BOLTSTREAM_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Address RTMP publishers connect to [default: 0.0.0.0:1935]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_RTMP_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// Address of the HTTP origin, website and API [default: 0.0.0.0:8080]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HTTP_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub http_listen: Option<SocketAddr>,
+    /// RTMP application name publishers use: rtmp://host/APP/<stream key> [default: app]
+    #[arg(long, global = true, env = "BOLTSTREAM_RTMP_APP", value_name = "NAME")]
+    pub rtmp_app: Option<String>,
+    /// Seconds a client has to complete the RTMP handshake and start publishing [default: 5]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HANDSHAKE_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub handshake_timeout: Option<u64>,
+    /// Seconds a publisher may send no media before it is dropped [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_IDLE_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub idle_timeout: Option<u64>,
+    /// Most RTMP connections at once [default: 1000]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_MAX_RTMP_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub max_rtmp_connections: Option<usize>,
+    /// Most connections (RTMP or HTTP, each) from one IP address [default: 200]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_MAX_CONNECTIONS_PER_IP",
+        value_name = "N"
+    )]
+    pub max_connections_per_ip: Option<usize>,
+    /// Most HTTP connections at once [default: 4096]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_MAX_HTTP_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub max_http_connections: Option<usize>,
+    /// Failed publishes from one IP address per minute before it is refused without a lookup [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_AUTH_FAILURES_PER_MINUTE",
+        value_name = "N"
+    )]
+    pub auth_failures_per_minute: Option<u32>,
+    /// HLS target segment duration in seconds; segments are cut at the first keyframe after it [default: 2]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_TARGET_DURATION",
+        value_name = "SECS"
+    )]
+    pub hls_target_duration: Option<u32>,
+    /// Segments listed in a live playlist [default: 6]
+    #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
+    pub hls_window: Option<usize>,
+    /// Seconds a finished stream's files are kept before removal [default: 60]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_CLEANUP_AFTER",
+        value_name = "SECS"
+    )]
+    pub hls_cleanup_after: Option<u64>,
+    /// Seconds a live playlist may be cached (Cache-Control max-age) [default: 1]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_PLAYLIST_MAX_AGE",
+        value_name = "SECS"
+    )]
+    pub playlist_max_age: Option<u32>,
+    /// Allow visitors to create accounts on the website [default: true]
+    #[arg(long, global = true, env = "BOLTSTREAM_SIGNUP", value_name = "BOOL")]
+    pub signup: Option<bool>,
+    /// Mark session cookies Secure (set when the site is served over HTTPS) [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_SECURE_COOKIES",
+        value_name = "BOOL"
+    )]
+    pub secure_cookies: Option<bool>,
+    /// Public RTMP URL shown to streamers on the dashboard [default: rtmp://<host of the page>/<app>]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_PUBLIC_RTMP_URL",
+        value_name = "URL"
+    )]
+    pub public_rtmp_url: Option<String>,
+}
+
+/// A configuration problem, reported as one line before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid or has unknown keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("invalid setting {name}: {message}")]
+    Invalid {
+        /// The option.
+        name: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Fully resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Data directory.
+    pub data: PathBuf,
+    /// RTMP listen address.
+    pub rtmp_listen: SocketAddr,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// RTMP application name.
+    pub rtmp_app: String,
+    /// Handshake-to-publish deadline.
+    pub handshake_timeout: Duration,
+    /// No-media deadline for a publisher.
+    pub idle_timeout: Duration,
+    /// RTMP connection cap.
+    pub max_rtmp_connections: usize,
+    /// Per-address connection cap.
+    pub max_connections_per_ip: usize,
+    /// HTTP connection cap.
+    pub max_http_connections: usize,
+    /// Failed publishes per address per minute before throttling.
+    pub auth_failures_per_minute: u32,
+    /// HLS target duration.
+    pub hls_target_duration: Duration,
+    /// Live playlist window.
+    pub hls_window: usize,
+    /// Delay before a finished stream's files are removed.
+    pub hls_cleanup_after: Duration,
+    /// Header policy (playlist max-age).
+    pub policy: Policy,
+    /// Website sign-up allowed.
+    pub signup: bool,
+    /// Secure cookies.
+    pub secure_cookies: bool,
+    /// RTMP URL shown on the dashboard, if fixed.
+    pub public_rtmp_url: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::resolve(Options::default(), None).expect("defaults are valid")
+    }
+}
+
+macro_rules! merge {
+    ($cli:ident, $file:ident; $($field:ident),*) => {
+        $( let $field = $cli.$field.or($file.$field); )*
+    };
+}
+
+impl Settings {
+    /// Resolves flags/environment (`cli`) over the optional TOML file at `config_file`.
+    pub fn resolve(cli: Options, config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = match config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<Options>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.message().to_string(),
+                })?
+            }
+            None => Options::default(),
+        };
+        merge!(cli, file; data, rtmp_listen, http_listen, rtmp_app, handshake_timeout, idle_timeout,
+            max_rtmp_connections, max_connections_per_ip, max_http_connections, auth_failures_per_minute,
+            hls_target_duration, hls_window, hls_cleanup_after, playlist_max_age, signup, secure_cookies,
+            public_rtmp_url);
+
+        let invalid = |name, message: &str| ConfigError::Invalid {
+            name,
+            message: message.to_string(),
+        };
+        let rtmp_app = rtmp_app.unwrap_or_else(|| "app".to_string());
+        if rtmp_app.is_empty()
+            || !rtmp_app
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid("rtmp_app", "use letters, digits, '-' and '_'"));
+        }
+        let target = hls_target_duration.unwrap_or(2);
+        if !(1..=10).contains(&target) {
+            return Err(invalid("hls_target_duration", "must be 1 to 10 seconds"));
+        }
+        let window = hls_window.unwrap_or(6);
+        if !(3..=30).contains(&window) {
+            return Err(invalid("hls_window", "must be 3 to 30 segments"));
+        }
+        let positive = |name, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+            0 => Err(invalid(name, "must be at least 1")),
+            v => Ok(Duration::from_secs(v)),
+        };
+        let count = |name, v: Option<usize>, default: usize| match v.unwrap_or(default) {
+            0 => Err(invalid(name, "must be at least 1")),
+            v => Ok(v),
+        };
+        let policy = Policy::with_playlist_max_age(playlist_max_age.unwrap_or(1))
+            .map_err(|e: PolicyError| invalid("playlist_max_age", &e.to_string()))?;
+        Ok(Settings {
+            data: data.unwrap_or_else(|| PathBuf::from("./data")),
+            rtmp_listen: rtmp_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1935))),
+            http_listen: http_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            rtmp_app,
+            handshake_timeout: positive("handshake_timeout", handshake_timeout, 5)?,
+            idle_timeout: positive("idle_timeout", idle_timeout, 10)?,
+            max_rtmp_connections: count("max_rtmp_connections", max_rtmp_connections, 1000)?,
+            max_connections_per_ip: count("max_connections_per_ip", max_connections_per_ip, 200)?,
+            max_http_connections: count("max_http_connections", max_http_connections, 4096)?,
+            auth_failures_per_minute: auth_failures_per_minute.unwrap_or(10).max(1),
+            hls_target_duration: Duration::from_secs(u64::from(target)),
+            hls_window: window,
+            hls_cleanup_after: positive("hls_cleanup_after", hls_cleanup_after, 60)?,
+            policy,
+            signup: signup.unwrap_or(true),
+            secure_cookies: secure_cookies.unwrap_or(false),
+            public_rtmp_url,
+        })
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data.join("boltstream.db")
+    }
+
+    /// Root of the HLS output; each channel gets `<hls_dir>/<username>/`.
+    pub fn hls_dir(&self) -> PathBuf {
+        self.data.join("hls")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_out_of_the_box() {
+        let s = Settings::default();
+        assert_eq!(s.rtmp_listen.port(), 1935);
+        assert_eq!(s.http_listen.port(), 8080);
+        assert_eq!(s.data, PathBuf::from("./data"));
+        assert_eq!(s.idle_timeout, Duration::from_secs(10));
+        assert_eq!(s.hls_window, 6);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(
+            &path,
+            "rtmp_app = \"live\"\nhls_window = 8\nidle_timeout = 3\n",
+        )
+        .unwrap();
+        let cli = Options {
+            hls_window: Some(5),
+            ..Options::default()
+        };
+        let s = Settings::resolve(cli, Some(&path)).unwrap();
+        assert_eq!(s.rtmp_app, "live");
+        assert_eq!(s.hls_window, 5);
+        assert_eq!(s.idle_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn bad_files_and_values_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "nonsense_key = 1\n").unwrap();
+        let err = Settings::resolve(Options::default(), Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid config file") && err.contains("nonsense_key"),
+            "{err}"
+        );
+        let err = Settings::resolve(Options::default(), Some(&dir.path().join("missing.toml")))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("cannot read config file"));
+        let cli = Options {
+            hls_window: Some(1),
+            ..Options::default()
+        };
+        assert!(Settings::resolve(cli, None)
+            .unwrap_err()
+            .to_string()
+            .contains("hls_window"));
+        let cli = Options {
+            playlist_max_age: Some(100),
+            ..Options::default()
+        };
+        assert!(Settings::resolve(cli, None).is_err());
+    }
+}

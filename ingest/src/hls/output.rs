@@ -1,0 +1,414 @@
+//! The HLS output: every channel's window in memory (the origin serves from here, never waiting on
+//! disk) and a writer task that mirrors it to `<data>/hls/<username>/` — playlists and segments
+//! written to a temporary name and renamed, so no reader of the directory sees a partial file.
+//!
+//! Disk trouble (read-only, full) is logged once and the stream continues from memory: a viewer of
+//! the origin notices nothing, and no other stream is affected.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use boltstream_shared::username::Username;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::packager::{Packager, Segment};
+use super::playlist::{Entry, PlaylistWindow};
+use crate::config::Settings;
+use crate::live::{Media, MediaError, MediaSink, SinkFactory};
+use crate::store::now_ms;
+
+/// Disk jobs queued beyond this are dropped (and logged): a stalled disk must not grow memory or
+/// slow a publisher.
+const WRITE_QUEUE: usize = 4096;
+
+/// A served playlist snapshot.
+#[derive(Clone, Debug)]
+pub struct PlaylistSnapshot {
+    /// The text.
+    pub body: Bytes,
+    /// Strong validator: changes whenever the body does.
+    pub etag: String,
+    /// Unix ms of the last change.
+    pub modified_ms: i64,
+}
+
+/// A served segment.
+#[derive(Clone, Debug)]
+pub struct SegmentSnapshot {
+    /// The bytes.
+    pub body: Bytes,
+    /// Unix ms it was completed.
+    pub modified_ms: i64,
+}
+
+struct ChannelState {
+    window: PlaylistWindow,
+    playlist: Option<PlaylistSnapshot>,
+    version: u64,
+    /// Segments that left the window, kept for players a little behind (and then deleted).
+    retired: VecDeque<(i64, Entry)>,
+    segment_modified: HashMap<String, i64>,
+    publishing: bool,
+    ended_at: Option<i64>,
+}
+
+/// One channel's output.
+pub struct Channel {
+    user: Username,
+    dir: PathBuf,
+    state: Mutex<ChannelState>,
+}
+
+impl Channel {
+    fn state(&self) -> std::sync::MutexGuard<'_, ChannelState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+enum Job {
+    Write {
+        dir: PathBuf,
+        name: String,
+        body: Bytes,
+        user: Username,
+    },
+    Delete {
+        path: PathBuf,
+    },
+    RemoveDir {
+        dir: PathBuf,
+    },
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// All channels' output.
+pub struct HlsOutput {
+    root: PathBuf,
+    target_s: u64,
+    window: usize,
+    retire_grace_ms: i64,
+    cleanup_after_ms: i64,
+    channels: Mutex<HashMap<Username, Arc<Channel>>>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HlsOutput {
+    /// Clears what an earlier run left (no stream can be live at start-up) and starts the writer
+    /// and the janitor.
+    pub fn start(
+        settings: &Settings,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> anyhow::Result<Arc<Self>> {
+        let root = settings.hls_dir();
+        if root.exists() {
+            for entry in std::fs::read_dir(&root)?.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        std::fs::create_dir_all(&root)
+            .map_err(|e| anyhow::anyhow!("cannot create HLS directory {}: {e}", root.display()))?;
+        let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
+        let target_s = settings.hls_target_duration.as_secs();
+        let output = Arc::new(Self {
+            root,
+            target_s,
+            window: settings.hls_window,
+            retire_grace_ms: (target_s * settings.hls_window as u64 * 1000) as i64,
+            cleanup_after_ms: settings.hls_cleanup_after.as_millis() as i64,
+            channels: Mutex::new(HashMap::new()),
+            jobs,
+        });
+        tracker.spawn(writer(rx));
+        tracker.spawn(janitor(Arc::clone(&output), shutdown));
+        Ok(output)
+    }
+
+    fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<Username, Arc<Channel>>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn channel(&self, user: &Username) -> Option<Arc<Channel>> {
+        self.channels().get(user).cloned()
+    }
+
+    /// The channel's playlist, once its first segment is complete.
+    pub fn playlist(&self, user: &Username) -> Option<PlaylistSnapshot> {
+        self.channel(user)?.state().playlist.clone()
+    }
+
+    /// A segment still in memory (listed, or recently retired).
+    pub fn segment(&self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
+        let channel = self.channel(user)?;
+        let state = channel.state();
+        let modified_ms = *state.segment_modified.get(name)?;
+        let body = match state.window.find(name) {
+            Some(entry) => entry.data.clone(),
+            None => state
+                .retired
+                .iter()
+                .find(|(_, e)| e.name == name)?
+                .1
+                .data
+                .clone(),
+        };
+        Some(SegmentSnapshot { body, modified_ms })
+    }
+
+    /// Where a channel's files are on disk (for segments that left memory but are still there).
+    pub fn segment_path(&self, user: &Username, name: &str) -> PathBuf {
+        self.root.join(user.as_str()).join(format!("{name}.ts"))
+    }
+
+    /// True while the channel has a publisher.
+    pub fn is_publishing(&self, user: &Username) -> bool {
+        self.channel(user).is_some_and(|c| c.state().publishing)
+    }
+
+    /// Waits until every queued disk job is done.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Job::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+    }
+
+    fn queue(&self, job: Job) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.jobs.try_send(job) {
+            warn!("HLS disk writer is behind; a file write was skipped (the origin still serves from memory)");
+        }
+    }
+
+    fn open_channel(&self, user: &Username) -> Arc<Channel> {
+        let mut channels = self.channels();
+        let channel = channels.entry(user.clone()).or_insert_with(|| {
+            Arc::new(Channel {
+                user: user.clone(),
+                dir: self.root.join(user.as_str()),
+                state: Mutex::new(ChannelState {
+                    window: PlaylistWindow::new(self.target_s, self.window),
+                    playlist: None,
+                    version: 0,
+                    retired: VecDeque::new(),
+                    segment_modified: HashMap::new(),
+                    publishing: false,
+                    ended_at: None,
+                }),
+            })
+        });
+        let mut state = channel.state();
+        state.window.begin_publish();
+        state.publishing = true;
+        state.ended_at = None;
+        drop(state);
+        Arc::clone(channel)
+    }
+
+    fn add_segment(&self, channel: &Channel, segment: Segment) {
+        let now = now_ms();
+        let mut state = channel.state();
+        let evicted = state.window.push(segment);
+        let entry = state.window.entries().last().expect("just pushed").clone();
+        state.segment_modified.insert(entry.name.clone(), now);
+        for gone in evicted {
+            state.retired.push_back((now, gone));
+        }
+        let playlist = self.render(&mut state, now);
+        drop(state);
+        self.queue(Job::Write {
+            dir: channel.dir.clone(),
+            name: format!("{}.ts", entry.name),
+            body: entry.data,
+            user: channel.user.clone(),
+        });
+        self.queue(Job::Write {
+            dir: channel.dir.clone(),
+            name: "index.m3u8".into(),
+            body: playlist,
+            user: channel.user.clone(),
+        });
+    }
+
+    fn render(&self, state: &mut ChannelState, now: i64) -> Bytes {
+        state.version += 1;
+        let body = Bytes::from(state.window.render());
+        state.playlist = Some(PlaylistSnapshot {
+            body: body.clone(),
+            etag: format!("\"{:x}-{}\"", now, state.version),
+            modified_ms: now,
+        });
+        body
+    }
+
+    fn end_publish(&self, channel: &Channel) {
+        let now = now_ms();
+        let mut state = channel.state();
+        state.publishing = false;
+        state.ended_at = Some(now);
+        state.window.end();
+        if state.window.is_empty() {
+            return;
+        }
+        let playlist = self.render(&mut state, now);
+        drop(state);
+        self.queue(Job::Write {
+            dir: channel.dir.clone(),
+            name: "index.m3u8".into(),
+            body: playlist,
+            user: channel.user.clone(),
+        });
+    }
+
+    /// Deletes retired segments after their grace period, and finished channels after the cleanup
+    /// delay (unless their user went live again).
+    fn tidy(&self, now: i64) {
+        let channels: Vec<Arc<Channel>> = self.channels().values().cloned().collect();
+        for channel in channels {
+            let mut state = channel.state();
+            while state
+                .retired
+                .front()
+                .is_some_and(|(at, _)| now - at >= self.retire_grace_ms)
+            {
+                let (_, entry) = state.retired.pop_front().expect("checked");
+                state.segment_modified.remove(&entry.name);
+                self.queue(Job::Delete {
+                    path: channel.dir.join(format!("{}.ts", entry.name)),
+                });
+            }
+            let expired = !state.publishing
+                && state
+                    .ended_at
+                    .is_some_and(|t| now - t >= self.cleanup_after_ms);
+            drop(state);
+            if expired {
+                let mut channels = self.channels();
+                // Re-check under the map lock: a publish may have reopened it meanwhile.
+                if channels
+                    .get(&channel.user)
+                    .is_some_and(|c| Arc::ptr_eq(c, &channel) && !c.state().publishing)
+                {
+                    channels.remove(&channel.user);
+                    self.queue(Job::RemoveDir {
+                        dir: channel.dir.clone(),
+                    });
+                    info!(user = %channel.user, "finished stream's HLS output removed");
+                }
+            }
+        }
+    }
+}
+
+async fn janitor(output: Arc<HlsOutput>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => output.tidy(now_ms()),
+        }
+    }
+}
+
+/// Runs disk jobs on the blocking pool, one batch at a time, logging a failing channel once until
+/// it recovers.
+async fn writer(mut rx: mpsc::Receiver<Job>) {
+    let mut failing: HashSet<Username> = HashSet::new();
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        let jobs = std::mem::take(&mut batch);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut results = Vec::new();
+            for job in jobs {
+                match job {
+                    Job::Write {
+                        dir,
+                        name,
+                        body,
+                        user,
+                    } => {
+                        let result = write_atomically(&dir, &name, &body);
+                        results.push((
+                            Some(user),
+                            result.map_err(|e| format!("{}: {e}", dir.join(&name).display())),
+                        ));
+                    }
+                    Job::Delete { path } => {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    Job::RemoveDir { dir } => {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            results
+        })
+        .await;
+        for (user, result) in outcome.unwrap_or_default() {
+            let Some(user) = user else { continue };
+            match result {
+                Ok(()) => {
+                    if failing.remove(&user) {
+                        info!(user = %user, "HLS files are being written to disk again");
+                    }
+                }
+                Err(err) => {
+                    if failing.insert(user.clone()) {
+                        warn!(user = %user, error = %err, "cannot write HLS files; serving this stream from memory only");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, body).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+/// The sink of one publish: packager in, channel out.
+struct HlsSink {
+    packager: Packager,
+    channel: Arc<Channel>,
+    output: Arc<HlsOutput>,
+}
+
+impl MediaSink for HlsSink {
+    fn push(&mut self, media: Media, wall_ms: i64) -> Result<(), MediaError> {
+        if let Some(segment) = self.packager.push(&media, wall_ms)? {
+            self.output.add_segment(&self.channel, segment);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _wall_ms: i64) {
+        if let Some(segment) = self.packager.finish() {
+            self.output.add_segment(&self.channel, segment);
+        }
+        self.output.end_publish(&self.channel);
+    }
+}
+
+impl SinkFactory for Arc<HlsOutput> {
+    fn open(&self, user: &Username) -> Box<dyn MediaSink> {
+        let channel = self.open_channel(user);
+        Box::new(HlsSink {
+            packager: Packager::new(self.target_s * 1000),
+            channel,
+            output: Arc::clone(self),
+        })
+    }
+}

@@ -1,0 +1,299 @@
+use super::*;
+use crate::hls::inspect::{check_segment, Continuity};
+use crate::live::Metadata;
+
+const RECORD: &[u8] = &[
+    0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, 0x1f, 0x01, 0x00, 0x03, 0x68,
+    0xeb, 0xe3,
+];
+const T0: i64 = 1_764_140_000_000;
+
+fn avc_config() -> Media {
+    let mut body = vec![0x17, 0x00, 0, 0, 0];
+    body.extend_from_slice(RECORD);
+    Media::Video {
+        timestamp: 0,
+        data: Bytes::from(body),
+    }
+}
+
+fn video(ts: u32, key: bool, cts: i32, size: usize) -> Media {
+    let mut body = vec![if key { 0x17 } else { 0x27 }, 0x01];
+    body.extend_from_slice(&cts.to_be_bytes()[1..]);
+    let nal_type = if key { 0x65 } else { 0x41 };
+    body.extend_from_slice(&(size as u32).to_be_bytes());
+    body.push(nal_type);
+    body.extend(std::iter::repeat_n(0xab, size - 1));
+    Media::Video {
+        timestamp: ts,
+        data: Bytes::from(body),
+    }
+}
+
+fn aac_config() -> Media {
+    Media::Audio {
+        timestamp: 0,
+        data: Bytes::from_static(&[0xaf, 0x00, 0x11, 0x90]),
+    }
+}
+
+fn audio(ts: u32) -> Media {
+    let mut body = vec![0xaf, 0x01];
+    body.extend(std::iter::repeat_n(0x21, 300));
+    Media::Audio {
+        timestamp: ts,
+        data: Bytes::from(body),
+    }
+}
+
+fn meta(video: bool, audio: bool) -> Media {
+    Media::Metadata(Metadata {
+        video_codec_id: video.then_some(7),
+        audio_codec_id: audio.then_some(10),
+        ..Metadata::default()
+    })
+}
+
+/// `seconds` of 30 fps video with a keyframe every `gop` frames, and 48 kHz AAC interleaved,
+/// starting at RTMP time `start` (wrapping allowed).
+fn av_stream(start: u32, seconds: u32, gop: u32, with_audio: bool, with_video: bool) -> Vec<Media> {
+    let mut out = vec![meta(with_video, with_audio)];
+    if with_video {
+        out.push(avc_config());
+    }
+    if with_audio {
+        out.push(aac_config());
+        // Audio arriving before the first keyframe: must be dropped.
+        out.push(audio(start.wrapping_sub(40)));
+    }
+    let frames = seconds * 30;
+    let mut audio_ms = 0f64;
+    for f in 0..frames {
+        let ms = f * 1000 / 30;
+        if with_video {
+            // B-frame style composition offsets: keyframes 66 ms, others alternate.
+            let cts = if f % gop == 0 {
+                66
+            } else if f % 2 == 0 {
+                100
+            } else {
+                0
+            };
+            out.push(video(start.wrapping_add(ms), f % gop == 0, cts, 2000));
+        }
+        while with_audio && audio_ms <= f64::from(ms) {
+            out.push(audio(start.wrapping_add(audio_ms as u32)));
+            audio_ms += 1024.0 * 1000.0 / 48000.0;
+        }
+    }
+    out
+}
+
+fn run(p: &mut Packager, media: &[Media]) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    for (i, m) in media.iter().enumerate() {
+        if let Some(s) = p.push(m, T0 + i as i64).unwrap() {
+            segments.push(s);
+        }
+    }
+    segments.extend(p.finish());
+    segments
+}
+
+fn check_all(segments: &[Segment]) -> Vec<crate::hls::inspect::SegmentReport> {
+    let mut cc = Continuity::new();
+    segments
+        .iter()
+        .map(|s| check_segment(&s.data, &mut cc).unwrap())
+        .collect()
+}
+
+#[test]
+fn cuts_at_keyframes_on_target_and_keeps_structure() {
+    let mut p = Packager::new(2000);
+    let segments = run(&mut p, &av_stream(0, 10, 60, true, true));
+    let durations: Vec<u64> = segments.iter().map(|s| s.duration_ms).collect();
+    assert_eq!(durations.len(), 5, "{durations:?}");
+    assert!(
+        durations.iter().all(|d| (1999..=2034).contains(d)),
+        "{durations:?}"
+    );
+    let total: u64 = durations.iter().sum();
+    assert!((9_900..=10_100).contains(&total), "{total}");
+    let reports = check_all(&segments);
+    for r in &reports {
+        assert!(r.starts_with_random_access);
+        assert_eq!(r.timestamps[0].0, VIDEO_PID, "segment starts with video");
+        assert!(r.pes_per_pid[&AUDIO_PID] > 80 && r.pes_per_pid[&VIDEO_PID] == 60);
+        // PCR ≤ DTS for the video PES it precedes, and ≤ 100 ms apart.
+        for pair in r.pcrs.windows(2) {
+            assert!(pair[1] - pair[0] <= 9000);
+        }
+    }
+    // B-frames: PTS = DTS + CTS.
+    let (_, pts, dts) = reports[0].timestamps[0];
+    assert_eq!(pts - dts, 66 * 90);
+    // Audio starts within a frame of video.
+    let first_audio = reports[0]
+        .timestamps
+        .iter()
+        .find(|t| t.0 == AUDIO_PID)
+        .unwrap();
+    assert!(
+        first_audio.2 >= reports[0].timestamps[0].2
+            && first_audio.2 - reports[0].timestamps[0].2 <= 90 * 33
+    );
+}
+
+#[test]
+fn long_gop_makes_longer_segments() {
+    let mut p = Packager::new(2000);
+    let segments = run(&mut p, &av_stream(0, 12, 120, true, true));
+    let durations: Vec<u64> = segments.iter().map(|s| s.duration_ms).collect();
+    assert_eq!(durations.len(), 3, "{durations:?}");
+    assert!(
+        durations.iter().all(|d| (3999..=4034).contains(d)),
+        "{durations:?}"
+    );
+    check_all(&segments);
+}
+
+#[test]
+fn timestamps_extend_across_the_32_bit_wrap() {
+    let mut p = Packager::new(2000);
+    let segments = run(&mut p, &av_stream(u32::MAX - 3_000, 10, 60, true, true));
+    assert_eq!(segments.len(), 5);
+    assert!(segments.iter().all(|s| !s.discontinuity));
+    let reports = check_all(&segments);
+    let dts: Vec<u64> = reports
+        .iter()
+        .flat_map(|r| {
+            r.timestamps
+                .iter()
+                .filter(|t| t.0 == VIDEO_PID)
+                .map(|t| t.2)
+        })
+        .collect();
+    assert!(
+        dts.windows(2).all(|w| w[1] > w[0]),
+        "video DTS strictly increasing across the wrap"
+    );
+}
+
+#[test]
+fn a_timestamp_reset_is_a_discontinuity() {
+    let mut p = Packager::new(2000);
+    let mut media = av_stream(500_000, 5, 60, true, true);
+    media.extend(av_stream(0, 5, 60, true, true).into_iter().skip(3));
+    let segments = run(&mut p, &media);
+    let flags: Vec<bool> = segments.iter().map(|s| s.discontinuity).collect();
+    assert_eq!(flags.iter().filter(|f| **f).count(), 1, "{flags:?}");
+    assert!(!flags[0]);
+    let reports = check_all(&segments);
+    let dts: Vec<u64> = reports
+        .iter()
+        .flat_map(|r| {
+            r.timestamps
+                .iter()
+                .filter(|t| t.0 == VIDEO_PID)
+                .map(|t| t.2)
+        })
+        .collect();
+    assert!(
+        dts.windows(2).all(|w| w[1] > w[0]),
+        "output timeline stays monotonic"
+    );
+}
+
+#[test]
+fn audio_only_cuts_by_time() {
+    let mut p = Packager::new(2000);
+    let segments = run(&mut p, &av_stream(0, 7, 60, true, false));
+    let durations: Vec<u64> = segments.iter().map(|s| s.duration_ms).collect();
+    assert_eq!(durations.len(), 4, "{durations:?}");
+    assert!(
+        durations[..3].iter().all(|d| (2000..=2022).contains(d)),
+        "{durations:?}"
+    );
+    for r in check_all(&segments) {
+        assert!(!r.pcrs.is_empty(), "PCR on the audio PID");
+        assert!(r.pes_per_pid.keys().all(|pid| *pid == AUDIO_PID));
+    }
+}
+
+#[test]
+fn video_only_works() {
+    let mut p = Packager::new(2000);
+    let segments = run(&mut p, &av_stream(0, 6, 60, false, true));
+    assert_eq!(segments.len(), 3);
+    for r in check_all(&segments) {
+        assert!(r.pes_per_pid.keys().all(|pid| *pid == VIDEO_PID));
+    }
+}
+
+#[test]
+fn byte_exact_first_packets() {
+    let mut p = Packager::new(2000);
+    p.push(&meta(true, false), T0).unwrap();
+    p.push(&avc_config(), T0).unwrap();
+    p.push(&video(0, true, 0, 8), T0).unwrap();
+    let seg = p.finish().unwrap();
+    assert_eq!(seg.data.len(), 3 * 188);
+    let pes = &seg.data[376..];
+    // Header: PUSI on PID 0x100, AF + payload, CC 0; AF: length, random access + PCR.
+    assert_eq!(&pes[..6], &[0x47, 0x41, 0x00, 0x30, 0x88, 0x50]);
+    // PCR base = (1000 - 700) ms * 90 = 27000.
+    assert_eq!(&pes[6..12], &[0x00, 0x00, 0x34, 0xbc, 0x7e, 0x00]);
+    // After 0x88 = 136 bytes of AF (flags, PCR, 129 stuffing): PES header with PTS only (DTS == PTS).
+    let body = &pes[5 + 136..];
+    assert_eq!(&body[..9], &[0, 0, 1, 0xe0, 0, 0, 0x84, 0x80, 5]);
+    // PTS = 90000 (1 s offset).
+    assert_eq!(&body[9..14], &[0x21, 0x00, 0x05, 0xbf, 0x21]);
+    // AUD, SPS, PPS, then the IDR slice.
+    assert_eq!(&body[14..20], &[0, 0, 0, 1, 0x09, 0xf0]);
+    assert_eq!(
+        &body[20..35],
+        &[0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0, 0, 0, 1, 0x68, 0xeb, 0xe3]
+    );
+    assert_eq!(&body[35..40], &[0, 0, 0, 1, 0x65]);
+}
+
+#[test]
+fn unsupported_codecs_are_refused() {
+    let mut p = Packager::new(2000);
+    let hevc = Media::Metadata(Metadata {
+        video_codec_id: Some(12),
+        ..Metadata::default()
+    });
+    assert!(matches!(
+        p.push(&hevc, T0),
+        Err(MediaError::UnsupportedCodec(_))
+    ));
+    let mut p = Packager::new(2000);
+    let mp3 = Media::Audio {
+        timestamp: 0,
+        data: Bytes::from_static(&[0x2f, 0x01, 0xff]),
+    };
+    assert!(matches!(
+        p.push(&mp3, T0),
+        Err(MediaError::UnsupportedCodec(_))
+    ));
+    let mut p = Packager::new(2000);
+    let enhanced = Media::Video {
+        timestamp: 0,
+        data: Bytes::from_static(b"\x90hvc1\x00"),
+    };
+    assert!(matches!(
+        p.push(&enhanced, T0),
+        Err(MediaError::UnsupportedCodec(_))
+    ));
+}
+
+#[test]
+fn frames_before_configuration_or_keyframe_are_dropped() {
+    let mut p = Packager::new(2000);
+    assert!(p.push(&video(0, true, 0, 10), T0).unwrap().is_none());
+    p.push(&avc_config(), T0).unwrap();
+    assert!(p.push(&video(33, false, 0, 10), T0).unwrap().is_none());
+    assert!(p.finish().is_none(), "no segment without a keyframe");
+}

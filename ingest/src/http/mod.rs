@@ -1,0 +1,167 @@
+//! The HTTP side: one hyper server that is the origin for the edges (`/live/...`), the website and
+//! the JSON API. Routing starts with `shared`'s classifier, so which paths are live media, internal
+//! or key-bearing is the same decision the edge filter makes.
+//!
+//! - [`origin`]: playlists and segments with the shared header policy and conditional GET.
+//! - [`respond`]: small response builders.
+
+pub mod origin;
+pub mod respond;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boltstream_shared::route::{classify, Route};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::config::Settings;
+use crate::hls::HlsOutput;
+use crate::limits::PerAddressLimit;
+use crate::live::Registry;
+use crate::store::Store;
+
+/// A slow client gets this long to send a request's headers (slowloris defence).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted; larger gets 431.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// The response type of every handler.
+pub type Resp = Response<Full<Bytes>>;
+
+/// What request handlers share.
+pub struct HttpContext {
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Database.
+    pub store: Arc<Store>,
+    /// Live publishes of this process.
+    pub registry: Arc<Registry>,
+    /// HLS output (playlists and segments in memory).
+    pub hls: Arc<HlsOutput>,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+    per_ip: Arc<PerAddressLimit>,
+    connections: Arc<Semaphore>,
+}
+
+impl HttpContext {
+    /// Builds the context.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Arc<Store>,
+        registry: Arc<Registry>,
+        hls: Arc<HlsOutput>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
+            connections: Arc::new(Semaphore::new(settings.max_http_connections)),
+            settings,
+            store,
+            registry,
+            hls,
+            shutdown,
+        }
+    }
+
+    /// Routes one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_owned();
+        let route = classify(target.as_bytes());
+        let response = match &route {
+            Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
+                origin::serve(&self, &route, &req).await
+            }
+            Route::KeyBearing => respond::text(
+                StatusCode::FORBIDDEN,
+                "forbidden: this path carries a stream key; keys are never used in URLs\n",
+            ),
+            Route::Rejected(_) => respond::text(StatusCode::BAD_REQUEST, "bad request path\n"),
+            Route::Internal => self.internal(req.uri().path()),
+            Route::Other => respond::text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        // Never the target itself: only the route kind, which cannot carry a key.
+        debug!(peer = %peer, method = %req.method(), route = route.label(), status = response.status().as_u16(), "http");
+        response
+    }
+
+    fn internal(&self, path: &str) -> Resp {
+        match path {
+            "/internal/health" => respond::text(StatusCode::OK, "ok\n"),
+            _ => respond::text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+/// Serves HTTP until shutdown.
+pub async fn listen(listener: TcpListener, ctx: Arc<HttpContext>, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                warn!(error = %err, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(slot) = ctx.per_ip.acquire(peer.ip()) else {
+            debug!(peer = %peer, "http connection refused: per-address cap reached");
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&ctx.connections).try_acquire_owned() else {
+            debug!(peer = %peer, "http connection refused: connection cap reached");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let ctx = Arc::clone(&ctx);
+        tracker.spawn(async move {
+            let _held = (slot, permit);
+            let service = {
+                let ctx = Arc::clone(&ctx);
+                service_fn(move |req| {
+                    let ctx = Arc::clone(&ctx);
+                    async move { Ok::<_, Infallible>(ctx.handle(req, peer).await) }
+                })
+            };
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(socket), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(err) = result {
+                        debug!(peer = %peer, error = %err, "http connection ended with an error");
+                    }
+                }
+                () = ctx.shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+    }
+}

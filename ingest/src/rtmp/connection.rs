@@ -1,0 +1,448 @@
+//! One RTMP connection: handshake, connect, the publish decision, then media into the stream's
+//! sink until the publisher stops, goes idle, is dropped by an operator, or the server shuts down.
+//! Everything a client sends is untrusted: every wait has a deadline, every parser call is
+//! contained, and whatever goes wrong ends this connection only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use boltstream_shared::key;
+use boltstream_shared::username::Username;
+use rml_rtmp::sessions::{ServerSessionEvent, ServerSessionResult, StreamMetadata};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant as TokioInstant};
+use tracing::{debug, info, warn};
+
+use super::auth::Verdict;
+use super::session::{HandshakeStep, ServerHandshake, Session, SessionError};
+use super::RtmpContext;
+use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
+use crate::store::{now_ms, PublishRefusal, StoreError};
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionEnd {
+    /// The client closed the socket.
+    #[error("client closed the connection")]
+    Closed,
+    /// A socket error.
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Invalid RTMP.
+    #[error(transparent)]
+    Protocol(#[from] SessionError),
+    /// Handshake or publish did not happen in time.
+    #[error("timed out before publishing")]
+    SetupTimeout,
+    /// A publisher sent no media for the idle timeout.
+    #[error("no media received for {0} s")]
+    Idle(u64),
+    /// We refused a request and closed.
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    /// The packager cannot handle the media.
+    #[error("media refused: {0}")]
+    Media(String),
+    /// An operator dropped the publisher (ban or stop).
+    #[error("dropped by an operator")]
+    Dropped,
+    /// The server is shutting down.
+    #[error("server shutting down")]
+    Shutdown,
+    /// The publisher ended its stream.
+    #[error("publisher finished")]
+    Finished,
+}
+
+/// An accepted publish. Dropping it without [`Publishing::end`] (a panic in this task) still takes
+/// the stream offline, from a blocking task.
+struct Publishing {
+    stream: Arc<LiveStream>,
+    sink: Box<dyn MediaSink>,
+    last_media: Instant,
+    last_keyframe: Option<u32>,
+    ctx: Arc<RtmpContext>,
+    ended: bool,
+}
+
+impl Publishing {
+    fn cleanup(&mut self) -> (Username, crate::store::PublishId) {
+        self.ended = true;
+        self.sink.finish(now_ms());
+        self.ctx
+            .registry
+            .remove(&self.stream.user, self.stream.publish_id);
+        (self.stream.user.clone(), self.stream.publish_id)
+    }
+
+    async fn end(mut self, reason: &ConnectionEnd) {
+        let (user, id) = self.cleanup();
+        let store = Arc::clone(&self.ctx.store);
+        let result = tokio::task::spawn_blocking(move || store.end_publish(&user, id)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                warn!(user = %self.stream.user, error = %err, "could not mark the stream offline")
+            }
+            Err(err) => {
+                warn!(user = %self.stream.user, error = %err, "could not mark the stream offline")
+            }
+        }
+        let c = &self.stream.counters;
+        info!(
+            user = %self.stream.user,
+            reason = %reason,
+            seconds = (now_ms() - self.stream.since_ms) / 1000,
+            video_frames = Counters::get(&c.video_frames),
+            audio_frames = Counters::get(&c.audio_frames),
+            bytes = Counters::get(&c.bytes),
+            "publish ended"
+        );
+    }
+}
+
+impl Drop for Publishing {
+    fn drop(&mut self) {
+        if !self.ended {
+            let (user, id) = self.cleanup();
+            let store = Arc::clone(&self.ctx.store);
+            tokio::task::spawn_blocking(move || store.end_publish(&user, id));
+        }
+    }
+}
+
+/// Serves one connection until it ends; never returns an error to the listener.
+pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
+    let mut conn = Connection {
+        socket,
+        peer,
+        ctx,
+        out: Vec::with_capacity(4096),
+        publishing: None,
+    };
+    let end = conn.run().await;
+    let end = end.err().unwrap_or(ConnectionEnd::Closed);
+    match conn.publishing.take() {
+        Some(publishing) => publishing.end(&end).await,
+        None => match &end {
+            ConnectionEnd::Closed | ConnectionEnd::Refused(_) => {
+                debug!(peer = %peer, reason = %end, "connection ended")
+            }
+            _ => info!(peer = %peer, reason = %end, "connection dropped"),
+        },
+    }
+    let _ = conn.socket.shutdown().await;
+}
+
+struct Connection {
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<RtmpContext>,
+    out: Vec<u8>,
+    publishing: Option<Publishing>,
+}
+
+/// What the event handler wants next.
+enum Flow {
+    Continue,
+    End(ConnectionEnd),
+}
+
+impl Connection {
+    async fn run(&mut self) -> Result<(), ConnectionEnd> {
+        let setup_deadline = TokioInstant::now() + self.ctx.settings.handshake_timeout;
+        let mut buf = vec![0u8; READ_BUFFER];
+        let mut handshake = ServerHandshake::default();
+        let remaining = loop {
+            let n = self.read(&mut buf, setup_deadline).await?;
+            match handshake.feed(&buf[..n])? {
+                HandshakeStep::Continue(response) => self.socket.write_all(&response).await?,
+                HandshakeStep::Done {
+                    response,
+                    remaining,
+                } => {
+                    self.socket.write_all(&response).await?;
+                    break remaining;
+                }
+            }
+        };
+        let (mut session, initial) = Session::new()?;
+        self.queue(initial);
+        self.flush().await?;
+        if let Flow::End(end) = self.feed(&mut session, &remaining).await? {
+            return Err(end);
+        }
+        let shutdown = self.ctx.shutdown.clone();
+        loop {
+            let deadline = match &self.publishing {
+                Some(p) => TokioInstant::from_std(p.last_media + self.ctx.settings.idle_timeout),
+                None => setup_deadline,
+            };
+            let cancel = self.publishing.as_ref().map(|p| p.stream.cancel.clone());
+            let n = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Err(ConnectionEnd::Shutdown),
+                () = async { match &cancel { Some(c) => c.cancelled().await, None => std::future::pending().await } } => {
+                    return Err(ConnectionEnd::Dropped)
+                }
+                n = self.read(&mut buf, deadline) => match n {
+                    Err(ConnectionEnd::SetupTimeout) if self.publishing.is_some() => {
+                        return Err(ConnectionEnd::Idle(self.ctx.settings.idle_timeout.as_secs()))
+                    }
+                    other => other?,
+                },
+            };
+            if let Flow::End(end) = self.feed(&mut session, &buf[..n]).await? {
+                return Err(end);
+            }
+        }
+    }
+
+    async fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: TokioInstant,
+    ) -> Result<usize, ConnectionEnd> {
+        match timeout_at(deadline, self.socket.read(buf)).await {
+            Err(_) => Err(ConnectionEnd::SetupTimeout),
+            Ok(Ok(0)) => Err(ConnectionEnd::Closed),
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    fn queue(&mut self, results: Vec<ServerSessionResult>) -> Vec<ServerSessionEvent> {
+        let mut events = Vec::new();
+        for result in results {
+            match result {
+                ServerSessionResult::OutboundResponse(packet) => {
+                    self.out.extend_from_slice(&packet.bytes)
+                }
+                ServerSessionResult::RaisedEvent(event) => events.push(event),
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        events
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectionEnd> {
+        if !self.out.is_empty() {
+            self.socket.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn feed(&mut self, session: &mut Session, bytes: &[u8]) -> Result<Flow, ConnectionEnd> {
+        if bytes.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let results = session.feed(bytes)?;
+        let events = self.queue(results);
+        for event in events {
+            let flow = self.on_event(session, event).await?;
+            if let Flow::End(end) = flow {
+                self.flush().await?;
+                return Ok(Flow::End(end));
+            }
+        }
+        self.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn refuse(
+        &mut self,
+        session: &mut Session,
+        request_id: u32,
+        code: &str,
+        why: &'static str,
+    ) -> Result<Flow, ConnectionEnd> {
+        let results = session.reject(request_id, code, why)?;
+        self.queue(results);
+        Ok(Flow::End(ConnectionEnd::Refused(why)))
+    }
+
+    async fn on_event(
+        &mut self,
+        session: &mut Session,
+        event: ServerSessionEvent,
+    ) -> Result<Flow, ConnectionEnd> {
+        match event {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
+                if app_name != self.ctx.settings.rtmp_app {
+                    info!(peer = %self.peer, app = %app_name.escape_debug(), outcome = "refused", reason = "unknown app", "connect");
+                    return self
+                        .refuse(
+                            session,
+                            request_id,
+                            "NetConnection.Connect.Rejected",
+                            "unknown app",
+                        )
+                        .await;
+                }
+                let results = session.accept(request_id)?;
+                self.queue(results);
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                stream_key,
+                ..
+            } => {
+                return self.on_publish(session, request_id, stream_key).await;
+            }
+            ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
+                info!(peer = %self.peer, outcome = "refused", "rtmp play refused: viewers watch over HLS");
+                return self
+                    .refuse(
+                        session,
+                        request_id,
+                        "NetStream.Play.Failed",
+                        "playback is not offered over RTMP",
+                    )
+                    .await;
+            }
+            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                self.media(Media::Metadata(convert_metadata(&metadata)))?;
+            }
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => {
+                self.media(Media::Video {
+                    timestamp: timestamp.value,
+                    data,
+                })?;
+            }
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => {
+                self.media(Media::Audio {
+                    timestamp: timestamp.value,
+                    data,
+                })?;
+            }
+            ServerSessionEvent::PublishStreamFinished { .. } if self.publishing.is_some() => {
+                return Ok(Flow::End(ConnectionEnd::Finished));
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn media(&mut self, media: Media) -> Result<(), ConnectionEnd> {
+        // rml_rtmp raises media only on a stream it accepted for publishing, which we only do
+        // after auth; anything else is ignored.
+        let Some(p) = self.publishing.as_mut() else {
+            return Ok(());
+        };
+        if !matches!(media, Media::Metadata(_)) {
+            p.last_media = Instant::now();
+        }
+        p.stream.counters.account(&media, &mut p.last_keyframe);
+        p.sink
+            .push(media, now_ms())
+            .map_err(|e| ConnectionEnd::Media(e.to_string()))
+    }
+
+    async fn on_publish(
+        &mut self,
+        session: &mut Session,
+        request_id: u32,
+        presented: String,
+    ) -> Result<Flow, ConnectionEnd> {
+        const BAD_NAME: &str = "NetStream.Publish.BadName";
+        let shown = key::redact(&presented);
+        if self.publishing.is_some() {
+            return self
+                .refuse(
+                    session,
+                    request_id,
+                    BAD_NAME,
+                    "already publishing on this connection",
+                )
+                .await;
+        }
+        let ip = self.peer.ip();
+        if let Verdict::Throttled { first } = self.ctx.throttle.check(ip, Instant::now()) {
+            if first {
+                warn!(peer = %self.peer, "publish attempts throttled: too many failures from this address in the last minute");
+            }
+            return self
+                .refuse(
+                    session,
+                    request_id,
+                    BAD_NAME,
+                    "too many failed attempts; try again later",
+                )
+                .await;
+        }
+        let store = Arc::clone(&self.ctx.store);
+        let decision = tokio::task::spawn_blocking(move || store.begin_publish(&presented))
+            .await
+            .unwrap_or(Err(StoreError::Locked));
+        let (user, publish_id) = match decision {
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(refusal)) => {
+                if refusal == PublishRefusal::UnknownKey {
+                    self.ctx.throttle.failed(ip, Instant::now());
+                }
+                info!(peer = %self.peer, key = %shown, outcome = "refused", reason = %refusal, "publish");
+                let why = match refusal {
+                    PublishRefusal::UnknownKey => "invalid stream key",
+                    PublishRefusal::Banned => "this account may not publish",
+                    PublishRefusal::AlreadyLive => "this stream is already live",
+                };
+                return self.refuse(session, request_id, BAD_NAME, why).await;
+            }
+            Err(err) => {
+                warn!(peer = %self.peer, key = %shown, outcome = "error", error = %err, "publish");
+                return self
+                    .refuse(session, request_id, BAD_NAME, "server error; try again")
+                    .await;
+            }
+        };
+        let stream = Arc::new(LiveStream {
+            user: user.clone(),
+            publish_id,
+            since_ms: now_ms(),
+            cancel: self.ctx.shutdown.child_token(),
+            counters: Counters::default(),
+        });
+        self.ctx.registry.insert(Arc::clone(&stream));
+        let sink = self.ctx.sinks.open(&user);
+        self.publishing = Some(Publishing {
+            stream,
+            sink,
+            last_media: Instant::now(),
+            last_keyframe: None,
+            ctx: Arc::clone(&self.ctx),
+            ended: false,
+        });
+        let results = session.accept(request_id)?;
+        let events = self.queue(results);
+        info!(peer = %self.peer, user = %user, outcome = "accepted", "publish");
+        for event in events {
+            if let Flow::End(end) = Box::pin(self.on_event(session, event)).await? {
+                return Ok(Flow::End(end));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+fn convert_metadata(m: &StreamMetadata) -> Metadata {
+    Metadata {
+        width: m.video_width,
+        height: m.video_height,
+        video_codec_id: m.video_codec_id,
+        audio_codec_id: m.audio_codec_id,
+        frame_rate: m.video_frame_rate,
+        audio_sample_rate: m.audio_sample_rate,
+    }
+}

@@ -1,0 +1,259 @@
+//! Wires the store, the RTMP listener, the HLS output and the HTTP side into one running server, with
+//! the background duties (operator drops, stats) and an orderly stop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::hls::HlsOutput;
+use crate::http;
+use crate::limits::PerAddressLimit;
+use crate::live::{Counters, Registry};
+use crate::rtmp::{self, RtmpContext};
+use crate::store::{Store, StreamStats};
+
+/// How often the server looks for bans and stop requests made by other processes.
+const DROP_POLL: Duration = Duration::from_millis(300);
+/// How often live statistics are written to the database.
+const STATS_INTERVAL: Duration = Duration::from_secs(2);
+/// How long shutdown waits for connections to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A started server.
+pub struct RunningServer {
+    rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    store: Arc<Store>,
+    hls: Arc<HlsOutput>,
+}
+
+impl RunningServer {
+    /// Opens the database, resets streams a crash left live, binds both listeners and starts serving.
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        std::fs::create_dir_all(&settings.data)
+            .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
+        let db_path = settings.database_path();
+        let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+            .await?
+            .with_context(|| {
+                format!(
+                    "cannot open database {}",
+                    settings.database_path().display()
+                )
+            })?;
+        let store = Arc::new(store);
+        let reset = store.reset_live()?;
+        if reset > 0 {
+            info!(
+                streams = reset,
+                "streams left live by an unclean stop were reset"
+            );
+        }
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let registry = Arc::new(Registry::default());
+        let hls = HlsOutput::start(&settings, shutdown.clone(), &tracker)?;
+
+        let rtmp_listener = TcpListener::bind(settings.rtmp_listen)
+            .await
+            .with_context(|| format!("cannot listen for RTMP on {}", settings.rtmp_listen))?;
+        let http_listener = TcpListener::bind(settings.http_listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", settings.http_listen))?;
+        let rtmp_addr = rtmp_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let rtmp_ctx = Arc::new(RtmpContext {
+            settings: Arc::clone(&settings),
+            store: Arc::clone(&store),
+            registry: Arc::clone(&registry),
+            sinks: Arc::new(Arc::clone(&hls)),
+            throttle: rtmp::auth::Throttle::new(settings.auth_failures_per_minute),
+            shutdown: shutdown.clone(),
+            per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
+            connections: Arc::new(Semaphore::new(settings.max_rtmp_connections)),
+        });
+        tracker.spawn(rtmp::listen(rtmp_listener, rtmp_ctx, tracker.clone()));
+
+        let http_ctx = Arc::new(http::HttpContext::new(
+            Arc::clone(&settings),
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            Arc::clone(&hls),
+            shutdown.clone(),
+        ));
+        tracker.spawn(http::listen(http_listener, http_ctx, tracker.clone()));
+        tracker.spawn(drop_watch(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            shutdown.clone(),
+        ));
+        tracker.spawn(stats_reporter(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            shutdown.clone(),
+        ));
+
+        info!(rtmp = %rtmp_addr, http = %http_addr, data = %settings.data.display(), app = %settings.rtmp_app, "boltstream serving");
+        Ok(Self {
+            rtmp_addr,
+            http_addr,
+            shutdown,
+            tracker,
+            store,
+            hls,
+        })
+    }
+
+    /// Where RTMP publishers connect.
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp_addr
+    }
+
+    /// Where the HTTP side listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The database (for tests and the in-process CLI).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The HLS output (for tests).
+    pub fn hls(&self) -> &Arc<HlsOutput> {
+        &self.hls
+    }
+
+    /// The token whose cancellation stops the server.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the shutdown token, then stops: publishers are disconnected and their playlists
+    /// ended, the database is left with nothing live.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        self.stop().await
+    }
+
+    /// Stops now.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not end within the grace period");
+        }
+        self.hls.flush().await;
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.reset_live()).await??;
+        info!("boltstream stopped");
+        Ok(())
+    }
+}
+
+/// Drops publishers whose user was banned or whose stop was requested, possibly by another process
+/// (the CLI) sharing the database.
+async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(DROP_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if registry.list().is_empty() {
+            continue;
+        }
+        let store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store.live_users_to_drop()).await {
+            Ok(Ok(drops)) => {
+                for (user, id) in drops {
+                    if registry.cancel(&user, id) {
+                        info!(user = %user, "dropping publisher at an operator's request");
+                    }
+                }
+            }
+            Ok(Err(err)) => warn!(error = %err, "drop watch could not read the database"),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Writes bitrate, fps and codecs of live streams to the database for the CLI and the dashboard.
+async fn stats_reporter(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut previous: HashMap<i64, (Instant, u64, u64)> = HashMap::new();
+    let mut tick = tokio::time::interval(STATS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        let mut seen = HashMap::new();
+        for stream in registry.list() {
+            let c = &stream.counters;
+            let (bytes, frames) = (Counters::get(&c.bytes), Counters::get(&c.video_frames));
+            let key = stream.publish_id.0;
+            if let Some((at, b0, f0)) = previous.get(&key) {
+                let secs = now.duration_since(*at).as_secs_f64().max(0.001);
+                let meta = c.metadata.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                batch.push((
+                    stream.publish_id,
+                    StreamStats {
+                        video_codec: codec_name(meta.video_codec_id, true),
+                        audio_codec: codec_name(meta.audio_codec_id, false),
+                        width: meta.width.unwrap_or(0),
+                        height: meta.height.unwrap_or(0),
+                        fps: ((frames - f0) as f64 / secs * 10.0).round() / 10.0,
+                        bitrate_kbps: ((bytes - b0) as f64 * 8.0 / 1000.0 / secs) as u64,
+                    },
+                ));
+            }
+            seen.insert(key, (now, bytes, frames));
+        }
+        previous = seen;
+        if batch.is_empty() {
+            continue;
+        }
+        let store = Arc::clone(&store);
+        let _ = tokio::task::spawn_blocking(move || {
+            for (id, stats) in batch {
+                if let Err(err) = store.record_stats(id, &stats) {
+                    warn!(error = %err, "could not record stream statistics");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// FLV codec ids as names people know.
+pub fn codec_name(id: Option<u32>, video: bool) -> String {
+    match (id, video) {
+        (None, _) => String::new(),
+        (Some(7), true) => "h264".into(),
+        (Some(12), true) => "hevc".into(),
+        (Some(10), false) => "aac".into(),
+        (Some(2), false) => "mp3".into(),
+        (Some(other), true) => format!("video codec {other}"),
+        (Some(other), false) => format!("audio codec {other}"),
+    }
+}

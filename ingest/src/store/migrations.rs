@@ -1,0 +1,60 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`. Each step runs in its own
+//! transaction, so a crash mid-upgrade leaves the previous version intact. Append only: a released
+//! step is never edited.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const STEPS: &[&str] = &[
+    // 1: users and their single stream (the Django design's User + Stream, with the key hashed).
+    "CREATE TABLE users (
+        id          INTEGER PRIMARY KEY,
+        username    TEXT NOT NULL UNIQUE,
+        is_admin    INTEGER NOT NULL DEFAULT 0,
+        banned      INTEGER NOT NULL DEFAULT 0,
+        created_ms  INTEGER NOT NULL
+     );
+     CREATE TABLE streams (
+        user_id        INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        key_hash       TEXT NOT NULL UNIQUE,
+        started_ms     INTEGER,
+        publish_id     INTEGER,
+        stop_requested INTEGER NOT NULL DEFAULT 0
+     );",
+    // 2: ingest statistics, so the CLI in another process can show them.
+    "ALTER TABLE streams ADD COLUMN video_codec TEXT NOT NULL DEFAULT '';
+     ALTER TABLE streams ADD COLUMN audio_codec TEXT NOT NULL DEFAULT '';
+     ALTER TABLE streams ADD COLUMN width INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE streams ADD COLUMN height INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE streams ADD COLUMN fps REAL NOT NULL DEFAULT 0;
+     ALTER TABLE streams ADD COLUMN bitrate_kbps INTEGER NOT NULL DEFAULT 0;
+     -- a publish that ends clears its stop request
+     CREATE TRIGGER streams_clear_stop AFTER UPDATE OF started_ms ON streams
+       WHEN NEW.started_ms IS NULL BEGIN
+         UPDATE streams SET stop_requested = 0 WHERE user_id = NEW.user_id;
+       END;",
+];
+
+/// The newest schema version this binary knows.
+pub const LATEST: i64 = STEPS.len() as i64;
+
+/// Brings the database to [`LATEST`].
+pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > LATEST {
+            return Err(StoreError::TooNew {
+                found: version,
+                known: LATEST,
+            });
+        }
+        if version == LATEST {
+            return Ok(());
+        }
+        tx.execute_batch(STEPS[version as usize])?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}

@@ -36,7 +36,9 @@ fn serve(settings: boltstream_ingest::config::Settings) -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_env("BOLTSTREAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     install_panic_logger();
     let runtime = tokio::runtime::Builder::new_multi_thread()

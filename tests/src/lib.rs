@@ -1,1 +1,59 @@
-//! Harness for the end-to-end tests: starts the real components and always cleans up.
+//! Harness for the end-to-end tests: starts the real `boltstream` binary, real ffmpeg publishers and
+//! (in later files) Envoy and Chromium, always on loopback, and always cleans up (children are
+//! killed on drop). Every wait is bounded.
+//!
+//! - [`server`]: a `boltstream serve` child with its own data directory and log file.
+//! - [`media`]: test clips (made once per run with ffmpeg) and publishers.
+//! - [`http`]: a raw HTTP/1.1 client that sends any bytes as the path.
+//! - [`rtmp`]: a raw RTMP client for hostile-input tests.
+
+pub mod http;
+pub mod media;
+pub mod rtmp;
+pub mod server;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where tests put logs, clips and screenshots: `target/e2e/`.
+pub fn out_dir() -> PathBuf {
+    let dir = workspace().join("target").join("e2e");
+    std::fs::create_dir_all(&dir).expect("create target/e2e");
+    dir
+}
+
+/// Fails (never skips) when a tool the test command should have installed is missing.
+pub fn require_tool(name: &str) {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is not installed: run ./scripts/test (it installs the tools the tests need)"
+    );
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

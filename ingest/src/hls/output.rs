@@ -125,7 +125,8 @@ impl HlsOutput {
             channels: Mutex::new(HashMap::new()),
             jobs,
         });
-        tracker.spawn(writer(rx));
+        // Not on the tracker: it drains until the last sender is gone, after connections ended.
+        tokio::spawn(writer(rx));
         tracker.spawn(janitor(Arc::clone(&output), shutdown));
         Ok(output)
     }

@@ -1,0 +1,217 @@
+//! A `boltstream serve` child process on loopback ports chosen by the OS, with its own data
+//! directory; its log goes to `target/e2e/logs/` (the secret scan reads every one of them).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{out_dir, wait_for, workspace};
+
+/// The `boltstream` binary under test.
+pub fn binary() -> PathBuf {
+    let path = std::env::var_os("BOLTSTREAM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target").join("debug").join("boltstream"));
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (./scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    /// RTMP address.
+    pub rtmp: SocketAddr,
+    /// HTTP address.
+    pub http: SocketAddr,
+    log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Starts a server with a fresh data directory and `extra` flags.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("boltstream-e2e-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().to_path_buf();
+        let mut server = Self::spawn(data, extra.iter().map(|s| s.to_string()).collect(), None);
+        server._dir = Some(dir);
+        server
+    }
+
+    fn spawn(data: PathBuf, extra: Vec<String>, ports: Option<(SocketAddr, SocketAddr)>) -> Self {
+        let log =
+            out_dir()
+                .join("logs")
+                .join(format!("server-{}-{}.log", std::process::id(), unique()));
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        let (rtmp, http) = ports.map_or(
+            ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
+            |(r, h)| (r.to_string(), h.to_string()),
+        );
+        let child = Command::new(binary())
+            .arg("--data")
+            .arg(&data)
+            .args(["--rtmp-listen", &rtmp, "--http-listen", &http])
+            .args(&extra)
+            .arg("serve")
+            .env("BOLTSTREAM_LOG", "info,boltstream_ingest=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn boltstream");
+        let mut server = Self {
+            child: Some(child),
+            data,
+            _dir: None,
+            rtmp: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
+            log,
+            extra,
+        };
+        let addrs = wait_for(Duration::from_secs(15), || {
+            let log = server.log();
+            let line = log.lines().find(|l| l.contains("boltstream serving"))?;
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .and_then(|v| v.parse::<SocketAddr>().ok())
+            };
+            Some((field("rtmp=")?, field("http=")?))
+        });
+        let Some((rtmp, http)) = addrs else {
+            let status = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            panic!(
+                "boltstream did not start (exit: {status:?}):\n{}",
+                server.log()
+            );
+        };
+        server.rtmp = rtmp;
+        server.http = http;
+        server
+    }
+
+    /// Restarts on the same data directory and ports (after a kill).
+    pub fn restart(&mut self) {
+        let dir = self._dir.take();
+        let mut next = Self::spawn(
+            self.data.clone(),
+            self.extra.clone(),
+            Some((self.rtmp, self.http)),
+        );
+        next._dir = dir;
+        std::mem::swap(self, &mut next);
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `boltstream --data <data> args...` (the operator CLI on the same database).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary())
+            .arg("--data")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("run boltstream cli")
+    }
+
+    /// Adds a user and returns its stream key.
+    pub fn add_user(&self, name: &str) -> String {
+        let out = self.cli(&["user", "add", name]);
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let key = text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .to_string();
+        assert!(boltstream_shared::key::is_well_formed(&key));
+        key
+    }
+
+    /// `rtmp://.../app/<key>`.
+    pub fn publish_url(&self, key: &str) -> String {
+        format!("rtmp://{}/app/{key}", self.rtmp)
+    }
+
+    /// The usernames `boltstream streams` lists as live.
+    pub fn live_users(&self) -> Vec<String> {
+        let out = self.cli(&["streams"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with("no live"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        wait_for(timeout, || child.try_wait().ok().flatten())
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

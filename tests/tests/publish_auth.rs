@@ -1,0 +1,352 @@
+//! Issue: RTMP publishing with stream-key auth, against the real binary and Debian's ffmpeg.
+
+use std::time::Duration;
+
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::rtmp::RawRtmp;
+use boltstream_tests::server::Server;
+use boltstream_tests::wait_for;
+use rml_rtmp::rml_amf0::Amf0Value;
+
+/// A refused ffmpeg must exit non-zero promptly, printing why.
+fn assert_refused(mut publisher: Publisher, why: &str) {
+    let status = publisher
+        .wait(Duration::from_secs(5))
+        .expect("a refused ffmpeg exits within seconds");
+    assert!(!status.success(), "refused ffmpeg exited 0");
+    let stderr = publisher.stderr();
+    assert!(stderr.contains(why), "ffmpeg said: {stderr}");
+}
+
+#[test]
+fn accepted_key_goes_live_then_offline() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let mut publisher = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(
+        wait_for(Duration::from_secs(5), || server
+            .live_users()
+            .contains(&"alice".to_string())
+            .then_some(()))
+        .is_some(),
+        "alice never went live"
+    );
+    let status = publisher
+        .wait(Duration::from_secs(20))
+        .expect("ffmpeg finishes");
+    assert!(status.success(), "{}", publisher.stderr());
+    assert!(
+        wait_for(Duration::from_secs(3), || server
+            .live_users()
+            .is_empty()
+            .then_some(()))
+        .is_some(),
+        "still live after ffmpeg ended"
+    );
+    let log = server.log();
+    assert!(log.contains("user=alice outcome=\"accepted\""), "{log}");
+    assert!(
+        log.contains("publish ended") && log.contains("video_frames=120"),
+        "every frame sent is received: {log}"
+    );
+}
+
+#[test]
+fn unknown_and_malformed_keys_are_refused() {
+    let server = Server::start(&[]);
+    server.add_user("alice");
+    let forged = boltstream_shared::cases::EXAMPLE_KEY; // well-formed, never issued
+    assert_refused(
+        Publisher::start(Clip::Short, &server.publish_url(forged), false),
+        "invalid stream key",
+    );
+    assert_refused(
+        Publisher::start(Clip::Short, &server.publish_url("alice"), false),
+        "invalid stream key",
+    );
+    assert!(server.live_users().is_empty());
+    let log = server.log();
+    assert!(
+        !log.contains(forged),
+        "the presented key must only be logged redacted"
+    );
+    assert!(log.contains("key=live_…LZSi"), "{log}");
+}
+
+#[test]
+fn banned_user_is_refused_and_ban_drops_a_live_publisher() {
+    let server = Server::start(&[]);
+    let key = server.add_user("mallory");
+    let mut live = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    assert!(
+        wait_for(Duration::from_secs(5), || (!server.live_users().is_empty())
+            .then_some(()))
+        .is_some()
+    );
+    assert!(server.cli(&["user", "ban", "mallory"]).status.success());
+    let status = live
+        .wait(Duration::from_secs(3))
+        .expect("a banned user's publisher is dropped within a second or so");
+    assert!(!status.success() || !live.running());
+    assert!(wait_for(Duration::from_secs(3), || server
+        .live_users()
+        .is_empty()
+        .then_some(()))
+    .is_some());
+    assert_refused(
+        Publisher::start(Clip::Short, &server.publish_url(&key), false),
+        "this account may not publish",
+    );
+    assert!(server.cli(&["user", "unban", "mallory"]).status.success());
+    let mut again = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(
+        again.wait(Duration::from_secs(20)).unwrap().success(),
+        "{}",
+        again.stderr()
+    );
+}
+
+#[test]
+fn duplicate_publish_is_refused_without_disturbing_the_first() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let mut first = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(
+        wait_for(Duration::from_secs(5), || (!server.live_users().is_empty())
+            .then_some(()))
+        .is_some()
+    );
+    assert_refused(
+        Publisher::start(Clip::Short, &server.publish_url(&key), false),
+        "already live",
+    );
+    let status = first.wait(Duration::from_secs(20)).unwrap();
+    assert!(
+        status.success(),
+        "the first publisher was disturbed: {}",
+        first.stderr()
+    );
+    assert!(server.log().contains("video_frames=120"));
+}
+
+#[test]
+fn wrong_app_and_rtmp_play_are_refused() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let url = format!("rtmp://{}/other/{key}", server.rtmp);
+    assert_refused(Publisher::start(Clip::Short, &url, false), "unknown app");
+    let (ok, _, stderr) = boltstream_tests::media::run(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            &server.publish_url(&key),
+            "-t",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("playback is not offered over RTMP"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rotated_key_stops_working_at_once() {
+    let server = Server::start(&[]);
+    let old = server.add_user("alice");
+    let out = server.cli(&["key", "rotate", "alice"]);
+    let new = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_refused(
+        Publisher::start(Clip::Short, &server.publish_url(&old), false),
+        "invalid stream key",
+    );
+    let mut ok = Publisher::start(Clip::Short, &server.publish_url(&new), false);
+    assert!(
+        ok.wait(Duration::from_secs(20)).unwrap().success(),
+        "{}",
+        ok.stderr()
+    );
+}
+
+#[test]
+fn idle_publisher_is_dropped() {
+    let server = Server::start(&["--idle-timeout", "2"]);
+    let key = server.add_user("alice");
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.handshake();
+    let connect = raw.command(
+        "connect",
+        1.0,
+        Amf0Value::Object([("app".to_string(), Amf0Value::Utf8String("app".into()))].into()),
+        vec![],
+    );
+    raw.send(&connect);
+    let create = raw.command("createStream", 2.0, Amf0Value::Null, vec![]);
+    raw.send(&create);
+    std::thread::sleep(Duration::from_millis(300));
+    let publish = raw.command_on(
+        1,
+        "publish",
+        3.0,
+        Amf0Value::Null,
+        vec![
+            Amf0Value::Utf8String(key),
+            Amf0Value::Utf8String("live".into()),
+        ],
+    );
+    raw.send(&publish);
+    assert!(
+        wait_for(Duration::from_secs(3), || (!server.live_users().is_empty())
+            .then_some(()))
+        .is_some(),
+        "publish via raw client: {}",
+        server.log()
+    );
+    assert!(
+        raw.closed_within(Duration::from_secs(5)),
+        "an idle publisher must be dropped"
+    );
+    assert!(wait_for(Duration::from_secs(3), || server
+        .live_users()
+        .is_empty()
+        .then_some(()))
+    .is_some());
+    assert!(server.log().contains("no media received for 2 s"));
+}
+
+#[test]
+fn hostile_input_ends_only_the_offending_connection() {
+    let server = Server::start(&["--handshake-timeout", "2"]);
+    let key = server.add_user("alice");
+    let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    assert!(
+        wait_for(Duration::from_secs(5), || (!server.live_users().is_empty())
+            .then_some(()))
+        .is_some()
+    );
+
+    // Random bytes instead of a handshake.
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.send(&[0x42; 3000]);
+    assert!(raw.closed_within(Duration::from_secs(4)), "random bytes");
+
+    // A truncated handshake, then silence: the handshake timeout ends it.
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.send(&[0x03; 700]);
+    assert!(
+        raw.closed_within(Duration::from_secs(5)),
+        "truncated handshake"
+    );
+
+    // An oversized chunk size, then a message that uses it.
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.handshake();
+    let huge = raw.set_chunk_size(0x7fff_ffff);
+    raw.send(&huge);
+    raw.send(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 0x14, 0, 0, 0, 0]);
+    raw.send(&[0x55; 64 * 1024]);
+    drop(raw);
+
+    // Malformed AMF: a command message whose body is garbage.
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.handshake();
+    raw.send(&[0x03, 0, 0, 0, 0, 0, 0x10, 0x14, 0, 0, 0, 0]);
+    raw.send(&[
+        0x02, 0xff, 0xff, 0x05, 0x05, 0x05, 0x09, 0x09, 0x00, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+        0x17,
+    ]);
+    assert!(raw.closed_within(Duration::from_secs(4)), "malformed AMF");
+
+    // Publish before connect.
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.handshake();
+    let publish = raw.command(
+        "publish",
+        3.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Utf8String(key.clone())],
+    );
+    raw.send(&publish);
+    assert!(
+        raw.closed_within(Duration::from_secs(5)),
+        "publish before connect"
+    );
+
+    // Interleaved chunk streams: the input that panics rml_rtmp's deserializer.
+    let mut raw = RawRtmp::connect(server.rtmp);
+    raw.handshake();
+    let mut hostile = vec![0x04, 0, 0, 0, 0x00, 0x10, 0x00, 0x09, 1, 0, 0, 0];
+    hostile.extend_from_slice(&[0xAB; 128]);
+    hostile.extend_from_slice(&[0x05, 0, 0, 0, 0x00, 0x00, 0x10, 0x08, 1, 0, 0, 0]);
+    hostile.extend_from_slice(&[0xCD; 16]);
+    hostile.extend_from_slice(&[0xC4]);
+    hostile.extend_from_slice(&[0xEF; 4096]);
+    raw.send(&hostile);
+    drop(raw);
+
+    // A flood of connections that never speak.
+    let flood: Vec<RawRtmp> = (0..150).map(|_| RawRtmp::connect(server.rtmp)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+
+    // Through all of it the real publisher kept streaming and a new one can still publish.
+    assert!(
+        publisher.running(),
+        "the real publisher was disturbed: {}",
+        publisher.stderr()
+    );
+    assert_eq!(server.live_users(), vec!["alice".to_string()]);
+    let bob = server.add_user("bob");
+    let mut second = Publisher::start(Clip::Short, &server.publish_url(&bob), false);
+    assert!(
+        second.wait(Duration::from_secs(20)).unwrap().success(),
+        "{}",
+        second.stderr()
+    );
+    let log = server.log();
+    assert!(
+        !log.contains(&key) && !log.contains(&bob),
+        "keys leaked into the log"
+    );
+}
+
+#[test]
+fn key_guessing_is_throttled_per_address() {
+    let server = Server::start(&["--auth-failures-per-minute", "3"]);
+    let key = server.add_user("alice");
+    for _ in 0..3 {
+        assert_refused(
+            Publisher::start(
+                Clip::Short,
+                &server.publish_url(boltstream_shared::cases::EXAMPLE_KEY),
+                false,
+            ),
+            "invalid stream key",
+        );
+    }
+    // The fourth attempt from this address is refused without a lookup, even with the right key.
+    assert_refused(
+        Publisher::start(Clip::Short, &server.publish_url(&key), false),
+        "too many failed attempts",
+    );
+    let log = server.log();
+    assert_eq!(
+        log.matches("publish attempts throttled").count(),
+        1,
+        "logged once per window"
+    );
+}

@@ -24,7 +24,14 @@ pub enum RequestDecision {
 
 /// Decides what to do with a request whose `:path` is `target`.
 pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
-    let route = classify(target);
+    // Behind the origin prefix (the upstream copy of this filter sees rewritten paths) the route is
+    // what follows the prefix.
+    let prefix = config.origin_path_prefix.as_bytes();
+    let unprefixed = match target.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() && rest.first() == Some(&b'/') => rest,
+        _ => target,
+    };
+    let route = classify(unprefixed);
     match route {
         Route::KeyBearing | Route::Internal => RequestDecision::Refuse(403),
         Route::Rejected(_) => RequestDecision::Refuse(400),

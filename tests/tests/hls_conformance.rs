@@ -19,7 +19,14 @@ struct Playlist {
 }
 
 fn parse(text: &str) -> Playlist {
-    let mut p = Playlist { target: 0.0, durations: vec![], names: vec![], ended: false, discontinuities: 0, text: text.to_string() };
+    let mut p = Playlist {
+        target: 0.0,
+        durations: vec![],
+        names: vec![],
+        ended: false,
+        discontinuities: 0,
+        text: text.to_string(),
+    };
     for line in text.lines() {
         if let Some(t) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
             p.target = t.parse().unwrap();
@@ -48,19 +55,40 @@ fn publish_and_check(clip: Clip, expected_seconds: f64, window: &str) -> (Server
     let key = server.add_user("alice");
     let started = Instant::now();
     let mut publisher = Publisher::start(clip, &server.publish_url(&key), false);
-    let first = wait_for(Duration::from_secs(10), || playlist(&server, "alice")).expect("a playlist appears");
+    let first = wait_for(Duration::from_secs(10), || playlist(&server, "alice"))
+        .expect("a playlist appears");
     let playable_after = started.elapsed();
-    assert_eq!(first.names.len(), 1, "the playlist appears with the first segment");
-    assert!(playable_after < Duration::from_secs(6), "publish → playable took {playable_after:?}");
-    let status = publisher.wait(Duration::from_secs(30)).expect("ffmpeg finishes");
+    assert_eq!(
+        first.names.len(),
+        1,
+        "the playlist appears with the first segment"
+    );
+    assert!(
+        playable_after < Duration::from_secs(6),
+        "publish → playable took {playable_after:?}"
+    );
+    let status = publisher
+        .wait(Duration::from_secs(30))
+        .expect("ffmpeg finishes");
     assert!(status.success(), "{}", publisher.stderr());
-    let last = wait_for(Duration::from_secs(5), || playlist(&server, "alice").filter(|p| p.ended)).expect("EXT-X-ENDLIST after the publisher stops");
+    let last = wait_for(Duration::from_secs(5), || {
+        playlist(&server, "alice").filter(|p| p.ended)
+    })
+    .expect("EXT-X-ENDLIST after the publisher stops");
 
     let total: f64 = last.durations.iter().sum();
     let longest = last.durations.iter().cloned().fold(0.0, f64::max);
-    assert!((total - expected_seconds).abs() <= longest, "summed EXTINF {total} vs published {expected_seconds}\n{}", last.text);
+    assert!(
+        (total - expected_seconds).abs() <= longest,
+        "summed EXTINF {total} vs published {expected_seconds}\n{}",
+        last.text
+    );
     for d in &last.durations {
-        assert!(d.round() <= last.target, "EXTINF {d} exceeds target {}", last.target);
+        assert!(
+            d.round() <= last.target,
+            "EXTINF {d} exceeds target {}",
+            last.target
+        );
     }
     // Structure: every segment, in order, continuity carried across segments.
     let mut cc = Continuity::new();
@@ -68,12 +96,22 @@ fn publish_and_check(clip: Clip, expected_seconds: f64, window: &str) -> (Server
         let seg = get(server.http, &format!("/live/alice/{name}"));
         assert_eq!(seg.status, 200);
         let report = check_segment(&seg.body, &mut cc).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(report.starts_with_random_access, "{name} starts at a random access point");
+        assert!(
+            report.starts_with_random_access,
+            "{name} starts at a random access point"
+        );
     }
     // A full decode through the origin prints no error.
     let url = format!("http://{}/live/alice/index.m3u8", server.http);
-    let (ok, _, stderr) = run("ffmpeg", &["-hide_banner", "-v", "error", "-i", &url, "-f", "null", "-"], Duration::from_secs(60));
-    assert!(ok && stderr.trim().is_empty(), "ffmpeg decode errors: {stderr}");
+    let (ok, _, stderr) = run(
+        "ffmpeg",
+        &["-hide_banner", "-v", "error", "-i", &url, "-f", "null", "-"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok && stderr.trim().is_empty(),
+        "ffmpeg decode errors: {stderr}"
+    );
     (server, last)
 }
 
@@ -81,16 +119,31 @@ fn probe(server: &Server) -> Vec<(String, String)> {
     let url = format!("http://{}/live/alice/index.m3u8", server.http);
     let (ok, out, err) = run(
         "ffprobe",
-        &["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height,sample_rate,start_time", "-of", "flat", &url],
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,sample_rate,start_time",
+            "-of",
+            "flat",
+            &url,
+        ],
         Duration::from_secs(30),
     );
     assert!(ok, "{err}");
-    out.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string())).collect()
+    out.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
 }
 
 fn field(fields: &[(String, String)], stream: usize, name: &str) -> String {
     let key = format!("streams.stream.{stream}.{name}");
-    fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap_or_default()
+    fields
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -98,7 +151,11 @@ fn audio_video_720p_with_b_frames() {
     let (server, last) = publish_and_check(Clip::AudioVideo, 10.0, "10");
     assert_eq!(last.target, 2.0);
     let fields = probe(&server);
-    let (v, a) = if field(&fields, 0, "codec_type") == "video" { (0, 1) } else { (1, 0) };
+    let (v, a) = if field(&fields, 0, "codec_type") == "video" {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
     assert_eq!(field(&fields, v, "codec_name"), "h264");
     assert_eq!(field(&fields, v, "width"), "1280");
     assert_eq!(field(&fields, v, "height"), "720");
@@ -106,11 +163,17 @@ fn audio_video_720p_with_b_frames() {
     assert_eq!(field(&fields, a, "sample_rate"), "48000");
     let vs: f64 = field(&fields, v, "start_time").parse().unwrap();
     let as_: f64 = field(&fields, a, "start_time").parse().unwrap();
-    assert!((vs - as_).abs() <= 0.1, "audio and video start {vs} vs {as_}");
+    assert!(
+        (vs - as_).abs() <= 0.1,
+        "audio and video start {vs} vs {as_}"
+    );
     // On disk, under the username, never the key.
     let dir = server.data().join("hls").join("alice");
     let on_disk = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
-    assert_eq!(on_disk, last.text, "the disk mirror equals what the origin serves");
+    assert_eq!(
+        on_disk, last.text,
+        "the disk mirror equals what the origin serves"
+    );
     for name in &last.names {
         assert!(dir.join(name).exists());
     }
@@ -138,7 +201,11 @@ fn audio_only() {
 fn a_gop_longer_than_the_target_gives_longer_segments() {
     let (_, last) = publish_and_check(Clip::LongGop, 12.0, "6");
     assert_eq!(last.target, 4.0, "{}", last.text);
-    assert!(last.durations.iter().all(|d| (3.9..=4.1).contains(d)), "{}", last.text);
+    assert!(
+        last.durations.iter().all(|d| (3.9..=4.1).contains(d)),
+        "{}",
+        last.text
+    );
 }
 
 #[test]
@@ -147,16 +214,26 @@ fn republish_continues_the_playlist_after_a_discontinuity() {
     let key = server.add_user("alice");
     let mut first = Publisher::start(Clip::Short, &server.publish_url(&key), false);
     assert!(first.wait(Duration::from_secs(20)).unwrap().success());
-    let before = wait_for(Duration::from_secs(5), || playlist(&server, "alice").filter(|p| p.ended)).unwrap();
+    let before = wait_for(Duration::from_secs(5), || {
+        playlist(&server, "alice").filter(|p| p.ended)
+    })
+    .unwrap();
     let mut second = Publisher::start(Clip::Short, &server.publish_url(&key), false);
     assert!(second.wait(Duration::from_secs(20)).unwrap().success());
-    let after = wait_for(Duration::from_secs(5), || playlist(&server, "alice").filter(|p| p.ended && p.names.len() > before.names.len())).unwrap();
+    let after = wait_for(Duration::from_secs(5), || {
+        playlist(&server, "alice").filter(|p| p.ended && p.names.len() > before.names.len())
+    })
+    .unwrap();
     assert_eq!(after.discontinuities, 1, "{}", after.text);
     let mut names = after.names.clone();
     names.dedup();
     assert_eq!(names.len(), after.names.len(), "segment names never repeat");
     assert!(after.names.windows(2).all(|w| w[0] < w[1]));
     let url = format!("http://{}/live/alice/index.m3u8", server.http);
-    let (ok, _, stderr) = run("ffmpeg", &["-hide_banner", "-v", "error", "-i", &url, "-f", "null", "-"], Duration::from_secs(60));
+    let (ok, _, stderr) = run(
+        "ffmpeg",
+        &["-hide_banner", "-v", "error", "-i", &url, "-f", "null", "-"],
+        Duration::from_secs(60),
+    );
     assert!(ok && stderr.trim().is_empty(), "{stderr}");
 }

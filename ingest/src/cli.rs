@@ -65,6 +65,11 @@ pub enum UserCommand {
         /// Username
         name: String,
     },
+    /// Set a user's website password, read from the first line of standard input
+    Password {
+        /// Username
+        name: String,
+    },
 }
 
 /// `boltstream key ...`
@@ -144,6 +149,14 @@ pub fn run_command(
         Command::User(UserCommand::Unban { name }) => {
             open()?.set_banned(name, false)?;
             writeln!(out, "unbanned {}", name.to_ascii_lowercase())?;
+        }
+        Command::User(UserCommand::Password { name }) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            open()?.set_password(name, line.trim_end_matches(['\r', '\n']))?;
+            writeln!(out, "password set for {}", name.to_ascii_lowercase())?;
         }
         Command::Key(KeyCommand::Rotate { name }) => {
             let key = open()?.rotate_key(name)?;

@@ -7,7 +7,8 @@
 //! - [`rtmp`]: the RTMP listener, one task per connection, and the publish decision.
 //! - [`live`]: the registry of live publishes and the interface media flows through.
 //! - [`hls`]: the sans-IO packager (FLV payloads → MPEG-TS segments and playlists) and its output.
-//! - [`http`]: the HTTP origin, website and JSON API.
+//! - [`http`]: the HTTP server and the origin for live media.
+//! - [`web`]: the website and the JSON API.
 //! - [`cli`]: the operator commands on the same database.
 //! - [`server`]: wires the listeners together; [`shutdown`]: the graceful-stop signal;
 //!   [`limits`]: per-address connection caps.
@@ -22,3 +23,4 @@ pub mod rtmp;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod web;

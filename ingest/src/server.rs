@@ -80,7 +80,7 @@ impl RunningServer {
             store: Arc::clone(&store),
             registry: Arc::clone(&registry),
             sinks: Arc::new(Arc::clone(&hls)),
-            throttle: rtmp::auth::Throttle::new(settings.auth_failures_per_minute),
+            throttle: crate::limits::Throttle::new(settings.auth_failures_per_minute),
             shutdown: shutdown.clone(),
             per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
             connections: Arc::new(Semaphore::new(settings.max_rtmp_connections)),
@@ -93,6 +93,7 @@ impl RunningServer {
             Arc::clone(&registry),
             Arc::clone(&hls),
             shutdown.clone(),
+            rtmp_addr.port(),
         ));
         tracker.spawn(http::listen(http_listener, http_ctx, tracker.clone()));
         tracker.spawn(drop_watch(

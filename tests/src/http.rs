@@ -11,7 +11,7 @@ use std::time::Duration;
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Headers, names lowercased (last value wins).
+    /// Headers, names lowercased (repeats folded with \", \").
     pub headers: HashMap<String, String>,
     /// Body.
     pub body: Vec<u8>,
@@ -53,8 +53,32 @@ pub fn request(
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);
     stream.write_all(&req)?;
+    // Read the head, then exactly Content-Length bytes (some servers ignore `connection: close`),
+    // or to EOF when there is no length.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let no_body = method == "HEAD"
+                || head.starts_with("http/1.1 304")
+                || head.starts_with("http/1.1 204");
+            match length {
+                _ if no_body => break,
+                Some(len) if raw.len() >= end + 4 + len => break,
+                _ => {}
+            }
+        }
+    }
     parse(&raw, method == "HEAD")
 }
 
@@ -78,10 +102,14 @@ fn parse(raw: &[u8], head: bool) -> std::io::Result<Response> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("bad status line"))?;
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        // Repeated headers (Set-Cookie) are folded with ", ".
+        headers
+            .entry(k.trim().to_ascii_lowercase())
+            .and_modify(|e| *e = format!("{e}, {}", v.trim()))
+            .or_insert_with(|| v.trim().to_string());
+    }
     let mut body = raw[split + 4..].to_vec();
     if head {
         body.clear();

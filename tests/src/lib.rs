@@ -4,11 +4,13 @@
 //!
 //! - [`server`]: a `boltstream serve` child with its own data directory and log file.
 //! - [`media`]: test clips (made once per run with ffmpeg) and publishers.
+//! - [`browser`]: headless Chromium over WebDriver.
 //! - [`envoy`]: a real Envoy edge with the filter.
 //! - [`http`]: a raw HTTP/1.1 client that sends any bytes as the path.
 //! - [`rtmp`]: a raw RTMP client for hostile-input tests.
 //! - [`wasm_host`]: a proxy-wasm host on wasmtime for the edge filter.
 
+pub mod browser;
 pub mod envoy;
 pub mod http;
 pub mod media;

@@ -135,6 +135,27 @@ impl Server {
             .expect("run boltstream cli")
     }
 
+    /// Runs the CLI with `input` on standard input.
+    pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(binary())
+            .arg("--data")
+            .arg(&self.data)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run boltstream cli");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// Adds a user and returns its stream key.
     pub fn add_user(&self, name: &str) -> String {
         let out = self.cli(&["user", "add", name]);

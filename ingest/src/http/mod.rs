@@ -30,7 +30,7 @@ use tracing::{debug, warn};
 
 use crate::config::Settings;
 use crate::hls::HlsOutput;
-use crate::limits::PerAddressLimit;
+use crate::limits::{PerAddressLimit, Throttle};
 use crate::live::Registry;
 use crate::store::Store;
 
@@ -54,6 +54,10 @@ pub struct HttpContext {
     pub hls: Arc<HlsOutput>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// The RTMP port actually bound (shown to streamers).
+    pub rtmp_port: u16,
+    /// Failed log-ins per address.
+    pub login_throttle: Throttle,
     per_ip: Arc<PerAddressLimit>,
     connections: Arc<Semaphore>,
     /// Requests served, by route kind (in [`ROUTE_LABELS`] order).
@@ -79,9 +83,12 @@ impl HttpContext {
         registry: Arc<Registry>,
         hls: Arc<HlsOutput>,
         shutdown: CancellationToken,
+        rtmp_port: u16,
     ) -> Self {
         Self {
+            rtmp_port,
             requests: Default::default(),
+            login_throttle: Throttle::new(5),
             per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
             connections: Arc::new(Semaphore::new(settings.max_http_connections)),
             settings,
@@ -104,6 +111,7 @@ impl HttpContext {
         if let Some(i) = ROUTE_LABELS.iter().position(|l| *l == route.label()) {
             self.requests[i].fetch_add(1, Ordering::Relaxed);
         }
+        let (method, label) = (req.method().clone(), route.label());
         let response = match &route {
             Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
                 origin::serve(&self, &route, &req).await
@@ -114,10 +122,10 @@ impl HttpContext {
             ),
             Route::Rejected(_) => respond::text(StatusCode::BAD_REQUEST, "bad request path\n"),
             Route::Internal => self.internal(req.uri().path()),
-            Route::Other => respond::text(StatusCode::NOT_FOUND, "not found\n"),
+            Route::Other => crate::web::handle(&self, req, peer).await,
         };
         // Never the target itself: only the route kind, which cannot carry a key.
-        debug!(peer = %peer, method = %req.method(), route = route.label(), status = response.status().as_u16(), "http");
+        debug!(peer = %peer, method = %method, route = label, status = response.status().as_u16(), "http");
         response
     }
 

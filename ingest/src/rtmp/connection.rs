@@ -15,9 +15,9 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant as TokioInstant};
 use tracing::{debug, info, warn};
 
-use super::auth::Verdict;
 use super::session::{HandshakeStep, ServerHandshake, Session, SessionError};
 use super::RtmpContext;
+use crate::limits::Verdict;
 use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
 use crate::store::{now_ms, PublishRefusal, StoreError};
 

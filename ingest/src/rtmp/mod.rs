@@ -2,10 +2,8 @@
 //! ([`connection`]) so a misbehaving client can only ever end its own connection.
 //!
 //! - [`session`]: rml_rtmp behind a panic wall.
-//! - [`auth`]: the per-address throttle for failed publishes.
 //! - [`connection`]: the per-connection state machine.
 
-pub mod auth;
 pub mod connection;
 pub mod session;
 
@@ -19,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::config::Settings;
-use crate::limits::PerAddressLimit;
+use crate::limits::{PerAddressLimit, Throttle};
 use crate::live::{Registry, SinkFactory};
 use crate::store::Store;
 
@@ -34,7 +32,7 @@ pub struct RtmpContext {
     /// Where accepted media goes.
     pub sinks: Arc<dyn SinkFactory>,
     /// Failed-publish throttle.
-    pub throttle: auth::Throttle,
+    pub throttle: Throttle,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
     /// Per-address connection cap.

@@ -34,6 +34,19 @@ const STEPS: &[&str] = &[
        WHEN NEW.started_ms IS NULL BEGIN
          UPDATE streams SET stop_requested = 0 WHERE user_id = NEW.user_id;
        END;",
+    // 3: website accounts: passwords (argon2 PHC strings), sessions and API tokens (hashed).
+    "ALTER TABLE users ADD COLUMN password_hash TEXT;
+     CREATE TABLE sessions (
+        token_hash  TEXT PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf        TEXT NOT NULL,
+        expires_ms  INTEGER NOT NULL
+     );
+     CREATE TABLE api_tokens (
+        token_hash  TEXT PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_ms  INTEGER NOT NULL
+     );",
 ];
 
 /// The newest schema version this binary knows.

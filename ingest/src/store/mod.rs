@@ -5,6 +5,8 @@
 //! Calls are blocking; async callers run them on `spawn_blocking`. WAL mode lets the CLI read while
 //! the server writes; the busy timeout makes a briefly locked database a wait, not an error.
 
+mod accounts;
+pub use accounts::{random_token, SessionUser, MIN_PASSWORD, SESSION_MS};
 mod migrations;
 
 use std::path::Path;
@@ -43,6 +45,9 @@ pub enum StoreError {
         /// Newest version this binary knows.
         known: i64,
     },
+    /// A password that cannot be set or hashed.
+    #[error("{0}")]
+    Password(String),
     /// Anything else from SQLite (disk full, read-only, corrupt file).
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),

@@ -1,0 +1,249 @@
+//! Website accounts: passwords, sessions and API tokens. Secrets are stored hashed — passwords with
+//! argon2 (slow on purpose: they are low-entropy), session and API tokens with SHA-256 (they are 256
+//! random bits, so a fast hash allows an indexed lookup and leaks nothing).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use boltstream_shared::key::storage_hash;
+use boltstream_shared::username::Username;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use rusqlite::{params, OptionalExtension};
+
+use super::{now_ms, Store, StoreError, UserRow};
+
+/// How long a session lasts.
+pub const SESSION_MS: i64 = 14 * 24 * 3600 * 1000;
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+
+/// A logged-in user as the website sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionUser {
+    /// The user.
+    pub user: UserRow,
+    /// The session's CSRF token (for forms and the `x-csrf-token` header).
+    pub csrf: String,
+}
+
+/// A random URL-safe token of 32 bytes.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash_password(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Password(e.to_string()))
+}
+
+const USER_COLUMNS: &str = "u.username, u.is_admin, u.banned, s.started_ms, u.created_ms";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        username: r.get(0)?,
+        is_admin: r.get(1)?,
+        banned: r.get(2)?,
+        live_since_ms: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+
+impl Store {
+    /// Sets (or replaces) a user's password.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
+        if password.chars().count() < MIN_PASSWORD {
+            return Err(StoreError::Password(format!(
+                "a password has at least {MIN_PASSWORD} characters"
+            )));
+        }
+        let user = Username::parse(name).map_err(|_| StoreError::UnknownUser(name.to_string()))?;
+        let hash = hash_password(password)?;
+        let changed = self.with(|c| {
+            Ok(c.execute(
+                "UPDATE users SET password_hash = ?1 WHERE username = ?2",
+                params![hash, user.as_str()],
+            )?)
+        })?;
+        if changed == 0 {
+            return Err(StoreError::UnknownUser(user.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Checks a password; `None` when the user is unknown, banned, has no password or it is wrong.
+    /// Runs argon2 even for unknown users, so timing does not tell which names exist.
+    pub fn verify_password(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let found: Option<(UserRow, Option<String>)> = match Username::parse(name) {
+            Ok(user) => self.with(|c| {
+                Ok(c.query_row(
+                    &format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN streams s ON s.user_id = u.id WHERE u.username = ?1"),
+                    [user.as_str()],
+                    |r| Ok((user_row(r)?, r.get(5)?)),
+                )
+                .optional()?)
+            })?,
+            Err(_) => None,
+        };
+        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Ww3Vn1t4WZfqZ8Xz2C0p8p6N5S2iAq6Xh0WQmTq3Zxk";
+        let stored = found
+            .as_ref()
+            .and_then(|(_, h)| h.clone())
+            .unwrap_or_else(|| DUMMY.to_string());
+        let ok = PasswordHash::new(&stored).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        });
+        Ok(match found {
+            Some((user, Some(_))) if ok && !user.banned => Some(user),
+            _ => None,
+        })
+    }
+
+    /// Starts a session; returns (cookie token, CSRF token).
+    pub fn create_session(&self, name: &str) -> Result<(String, String), StoreError> {
+        let (token, csrf) = (random_token(), random_token());
+        self.with(|c| {
+            c.execute("DELETE FROM sessions WHERE expires_ms < ?1", [now_ms()])?;
+            let inserted = c.execute(
+                "INSERT INTO sessions (token_hash, user_id, csrf, expires_ms)
+                 SELECT ?1, id, ?2, ?3 FROM users WHERE username = ?4",
+                params![storage_hash(&token), csrf, now_ms() + SESSION_MS, name],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::UnknownUser(name.to_string()));
+            }
+            Ok(())
+        })?;
+        Ok((token, csrf))
+    }
+
+    /// The user of a session cookie, if it is valid, unexpired and the user is not banned.
+    pub fn session(&self, token: &str) -> Result<Option<SessionUser>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {USER_COLUMNS}, x.csrf FROM sessions x JOIN users u ON u.id = x.user_id
+                     JOIN streams s ON s.user_id = u.id WHERE x.token_hash = ?1 AND x.expires_ms > ?2 AND u.banned = 0"
+                ),
+                params![storage_hash(token), now_ms()],
+                |r| Ok(SessionUser { user: user_row(r)?, csrf: r.get(5)? }),
+            )
+            .optional()?)
+        })
+    }
+
+    /// Ends a session.
+    pub fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                [storage_hash(token)],
+            )
+            .map(|_| ())?)
+        })
+    }
+
+    /// Creates an API token for a user; the plain token is returned once.
+    pub fn create_api_token(&self, name: &str) -> Result<String, StoreError> {
+        let token = format!("bst_{}", random_token());
+        let inserted = self.with(|c| {
+            Ok(c.execute(
+                "INSERT INTO api_tokens (token_hash, user_id, created_ms) SELECT ?1, id, ?2 FROM users WHERE username = ?3",
+                params![storage_hash(&token), now_ms(), name],
+            )?)
+        })?;
+        if inserted == 0 {
+            return Err(StoreError::UnknownUser(name.to_string()));
+        }
+        Ok(token)
+    }
+
+    /// The user of an API token (not banned).
+    pub fn api_token_user(&self, token: &str) -> Result<Option<UserRow>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+                     JOIN streams s ON s.user_id = u.id WHERE t.token_hash = ?1 AND u.banned = 0"
+                ),
+                [storage_hash(token)],
+                user_row,
+            )
+            .optional()?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_sessions_and_tokens() {
+        let store = Store::open_in_memory().unwrap();
+        store.add_user("alice", false).unwrap();
+        assert!(matches!(
+            store.set_password("alice", "short"),
+            Err(StoreError::Password(_))
+        ));
+        store.set_password("alice", "correct horse").unwrap();
+        assert!(store
+            .verify_password("alice", "wrong horse")
+            .unwrap()
+            .is_none());
+        assert!(store
+            .verify_password("nobody", "correct horse")
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store
+                .verify_password("ALICE", "correct horse")
+                .unwrap()
+                .unwrap()
+                .username,
+            "alice"
+        );
+
+        let (token, csrf) = store.create_session("alice").unwrap();
+        let session = store.session(&token).unwrap().unwrap();
+        assert_eq!(
+            (session.user.username.as_str(), session.csrf.as_str()),
+            ("alice", csrf.as_str())
+        );
+        assert!(store.session("not-a-token").unwrap().is_none());
+        let stored: String = store
+            .with(|c| Ok(c.query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))?))
+            .unwrap();
+        assert_ne!(stored, token, "session tokens are stored hashed");
+
+        let api = store.create_api_token("alice").unwrap();
+        assert_eq!(
+            store.api_token_user(&api).unwrap().unwrap().username,
+            "alice"
+        );
+
+        store.set_banned("alice", true).unwrap();
+        assert!(
+            store.session(&token).unwrap().is_none(),
+            "banned users lose their sessions"
+        );
+        assert!(store.api_token_user(&api).unwrap().is_none());
+        assert!(store
+            .verify_password("alice", "correct horse")
+            .unwrap()
+            .is_none());
+        store.set_banned("alice", false).unwrap();
+        store.delete_session(&token).unwrap();
+        assert!(store.session(&token).unwrap().is_none());
+    }
+}

@@ -1,0 +1,121 @@
+//! Static assets embedded in the binary, so a release binary is self-contained: hls.js (vendored
+//! from npm, see `scripts/refresh-hlsjs`), the player glue and the stylesheet.
+
+/// hls.js, minified, as pinned by `ingest/assets/package-lock.json`.
+pub const HLS_JS: &[u8] = include_bytes!("../../assets/hls.min.js");
+/// The SHA-256 recorded when hls.js was vendored.
+pub const HLS_JS_SHA256: &str = include_str!("../../assets/hls.min.js.sha256");
+/// hls.js's licence, served next to it.
+pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
+
+/// The channel page's script: attaches hls.js (or native HLS on Safari) and keeps the live state
+/// current by polling the channel API.
+pub const PLAYER_JS: &str = r#"(function () {
+  var root = document.querySelector('[data-channel]');
+  if (!root) return;
+  var user = root.getAttribute('data-channel');
+  var video = document.getElementById('player');
+  var state = document.getElementById('state');
+  var uptime = document.getElementById('uptime');
+  var offline = document.getElementById('offline');
+  var src = '/live/' + user + '/index.m3u8';
+  var hls = null, since = null;
+  window.boltstreamErrors = [];
+  function start() {
+    if (hls || video.getAttribute('data-playing')) return;
+    video.setAttribute('data-playing', '1');
+    video.muted = true;
+    if (window.Hls && Hls.isSupported()) {
+      hls = new Hls({ liveSyncDurationCount: 3 });
+      hls.on(Hls.Events.ERROR, function (_, d) {
+        window.boltstreamErrors.push(d.details + (d.fatal ? ' (fatal)' : ''));
+        if (d.fatal) { hls.destroy(); hls = null; video.removeAttribute('data-playing'); }
+      });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = src;
+    }
+    var p = video.play(); if (p && p.catch) p.catch(function () {});
+  }
+  function stop() {
+    if (hls) { hls.destroy(); hls = null; }
+    video.removeAttribute('data-playing');
+  }
+  function fmt(s) {
+    var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, x = Math.floor(s % 60);
+    return (h ? h + 'h ' : '') + m + 'm ' + (x < 10 ? '0' : '') + x + 's';
+  }
+  function render(c) {
+    root.setAttribute('data-live', c.live ? 'true' : 'false');
+    state.textContent = c.live ? 'LIVE' : 'OFFLINE';
+    state.className = c.live ? 'badge live' : 'badge';
+    since = c.live ? c.since_ms : null;
+    offline.hidden = !!c.live;
+    video.hidden = !c.live;
+    if (c.live && c.playable) start();
+    if (!c.live) stop();
+  }
+  function poll() {
+    fetch('/api/v1/channels/' + user, { cache: 'no-store' })
+      .then(function (r) { return r.json(); }).then(render).catch(function () {});
+  }
+  setInterval(function () { uptime.textContent = since ? 'live for ' + fmt((Date.now() - since) / 1000) : ''; }, 1000);
+  setInterval(poll, 2000);
+  poll();
+})();
+"#;
+
+/// The stylesheet: small, readable, works on a phone.
+pub const STYLE_CSS: &str = r#":root{--bg:#0e0e10;--panel:#18181b;--line:#2f2f35;--text:#efeff1;--muted:#adadb8;--accent:#9147ff;--live:#eb0400}
+*{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--text);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}
+a{color:#bf94ff;text-decoration:none}a:hover{text-decoration:underline}
+header{display:flex;align-items:center;gap:1rem;padding:.75rem 1.25rem;background:var(--panel);border-bottom:1px solid var(--line);flex-wrap:wrap}
+header .brand{font-weight:800;font-size:1.2rem;color:var(--text);letter-spacing:.02em}header .brand span{color:var(--accent)}
+header nav{margin-left:auto;display:flex;gap:1rem;align-items:center}
+main{max-width:1100px;margin:0 auto;padding:1.5rem 1.25rem}
+h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .75rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:1rem}
+.card{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:1rem}
+.card.channel{display:block;color:var(--text)}.card.channel:hover{border-color:var(--accent);text-decoration:none}
+.thumb{aspect-ratio:16/9;border-radius:6px;background:linear-gradient(135deg,#2a1f47,#111);display:flex;align-items:center;justify-content:center;font-size:2rem;font-weight:800;color:#fff;margin-bottom:.6rem}
+.muted{color:var(--muted)}.small{font-size:.875rem}
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:4px;background:#3a3a3d;color:#fff;font-size:.75rem;font-weight:700;letter-spacing:.05em}
+.badge.live{background:var(--live)}
+.player{background:#000;border-radius:10px;overflow:hidden;aspect-ratio:16/9;display:flex;align-items:center;justify-content:center}
+.player video{width:100%;height:100%;background:#000}
+.offline{text-align:center;padding:2rem}.offline .big{font-size:1.4rem;font-weight:700}
+.mt{margin-top:1rem}
+.row{display:flex;gap:.75rem;align-items:center;flex-wrap:wrap}
+form.inline{display:inline}
+input[type=text],input[type=password]{width:100%;padding:.6rem .7rem;border-radius:6px;border:1px solid var(--line);background:#0e0e10;color:var(--text);font-size:1rem}
+label{display:block;margin:.75rem 0 .25rem;color:var(--muted);font-size:.9rem}
+button,.button{background:var(--accent);color:#fff;border:0;border-radius:6px;padding:.55rem 1rem;font-weight:700;cursor:pointer;font-size:.95rem}
+button.secondary{background:#3a3a3d}button.danger{background:#b3261e}
+.narrow{max-width:420px;margin:2rem auto}
+code,.secret{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;background:#0e0e10;border:1px solid var(--line);border-radius:6px;padding:.15rem .4rem;word-break:break-all}
+.secret{display:block;padding:.6rem;margin:.5rem 0;border-color:var(--accent)}
+.notice{border-left:4px solid var(--accent);padding:.75rem 1rem;background:#1f1a2e;border-radius:6px;margin:1rem 0}
+.error{border-left-color:#b3261e;background:#2e1a1a}
+table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.5rem;border-bottom:1px solid var(--line)}th{color:var(--muted);font-weight:600;font-size:.85rem}
+.stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:.75rem}.stats div{background:#0e0e10;border:1px solid var(--line);border-radius:8px;padding:.6rem}.stats b{display:block;font-size:1.1rem}
+@media (max-width:600px){main{padding:1rem .75rem}h1{font-size:1.3rem}header nav{margin-left:0}}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn embedded_hls_js_matches_its_recorded_checksum() {
+        let digest = Sha256::digest(HLS_JS);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let recorded = HLS_JS_SHA256.split_whitespace().next().unwrap();
+        assert_eq!(
+            hex, recorded,
+            "ingest/assets/hls.min.js changed without scripts/refresh-hlsjs"
+        );
+        assert!(HLS_JS_LICENSE.contains("Apache License") || HLS_JS_LICENSE.contains("Copyright"));
+    }
+}

@@ -1,0 +1,729 @@
+//! Server-rendered pages. Small on purpose: a directory, channel pages with the player, sign-up and
+//! log-in, a streamer dashboard and an admin page. Every form is CSRF-protected; every page sends a
+//! strict Content-Security-Policy (scripts only from this origin, no inline script).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use boltstream_shared::username::Username;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+
+use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
+use super::{read_form, BodyError};
+use crate::hls::playlist::format_date_time;
+use crate::http::{respond, HttpContext, Resp};
+use crate::limits::Verdict;
+use crate::store::{now_ms, random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
+
+/// HTML-escapes text for element content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn layout(title: &str, user: Option<&SessionUser>, body: &str) -> String {
+    let nav = match user {
+        Some(s) => format!(
+            "<a href=\"/dashboard\">Dashboard</a>{admin}<span class=\"muted small\">{name}</span>\
+             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Log out</button></form>",
+            admin = if s.user.is_admin { "<a href=\"/admin\">Admin</a>" } else { "" },
+            name = esc(&s.user.username),
+            csrf = esc(&s.csrf),
+        ),
+        None => "<a href=\"/login\">Log in</a><a class=\"button\" href=\"/signup\">Sign up</a>".to_string(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · Boltstream</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>\
+         <body><header><a class=\"brand\" href=\"/\">Bolt<span>stream</span></a><nav>{nav}</nav></header><main>{body}</main></body></html>",
+        title = esc(title),
+    )
+}
+
+fn html(status: StatusCode, page: String) -> Resp {
+    let mut r = respond::body(status, "text/html; charset=utf-8", page);
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+fn redirect(to: &'static str) -> Resp {
+    let mut r = respond::text(StatusCode::SEE_OTHER, "see other\n");
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(to));
+    r
+}
+
+fn error_page(status: StatusCode, user: Option<&SessionUser>, title: &str, message: &str) -> Resp {
+    let body = format!("<div class=\"narrow card\"><h1>{}</h1><p class=\"muted\">{}</p><p><a href=\"/\">Back to live channels</a></p></div>", esc(title), esc(message));
+    html(status, layout(title, user, &body))
+}
+
+fn body_error(e: BodyError, user: Option<&SessionUser>) -> Resp {
+    match e {
+        BodyError::TooLarge => error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            user,
+            "Too large",
+            "That form was larger than this site accepts.",
+        ),
+        BodyError::Invalid => error_page(
+            StatusCode::BAD_REQUEST,
+            user,
+            "Bad request",
+            "That form could not be read.",
+        ),
+    }
+}
+
+fn server_error(user: Option<&SessionUser>, err: &StoreError) -> Resp {
+    tracing::warn!(error = %err, "website request failed");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        user,
+        "Try again",
+        "The server is busy; please try again in a moment.",
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("store call panicked")
+}
+
+/// Routes a page request.
+pub async fn handle(
+    ctx: &Arc<HttpContext>,
+    req: Request<Incoming>,
+    path: &str,
+    peer: SocketAddr,
+) -> Resp {
+    let signed_in = session::from_cookie(&ctx.store, req.headers()).await;
+    let user = signed_in.as_ref().map(|(_, s)| s);
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, [""]) => directory(ctx, user).await,
+        (&Method::GET, ["signup"]) => auth_form(ctx, user, Form::Signup, None),
+        (&Method::POST, ["signup"]) => signup(ctx, req).await,
+        (&Method::GET, ["login"]) => auth_form(ctx, user, Form::Login, None),
+        (&Method::POST, ["login"]) => login(ctx, req, peer).await,
+        (&Method::POST, ["logout"]) => logout(ctx, req, signed_in).await,
+        (&Method::GET, ["dashboard"]) => match user {
+            Some(u) => dashboard(ctx, &req, u, None).await,
+            None => redirect("/login"),
+        },
+        (&Method::POST, ["dashboard", action]) => {
+            let action = action.to_string();
+            dashboard_action(ctx, req, signed_in, &action).await
+        }
+        (&Method::GET, ["admin"]) => match user {
+            Some(u) if u.user.is_admin => admin(ctx, u, None).await,
+            Some(u) => error_page(
+                StatusCode::FORBIDDEN,
+                Some(u),
+                "Admins only",
+                "This page is for administrators.",
+            ),
+            None => redirect("/login"),
+        },
+        (&Method::POST, ["admin", kind, name, action]) => {
+            let (kind, name, action) = (kind.to_string(), name.to_string(), action.to_string());
+            admin_action(ctx, req, signed_in, &kind, &name, &action).await
+        }
+        (&Method::GET, [name]) => channel(ctx, user, name).await,
+        (&Method::GET | &Method::HEAD, _) => error_page(
+            StatusCode::NOT_FOUND,
+            user,
+            "Not found",
+            "There is nothing at this address.",
+        ),
+        _ => {
+            let mut r = error_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                user,
+                "Not allowed",
+                "That method is not allowed here.",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            r
+        }
+    }
+}
+
+async fn directory(ctx: &Arc<HttpContext>, user: Option<&SessionUser>) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let live = match blocking(move || store.live_streams()).await {
+        Ok(l) => l,
+        Err(e) => return server_error(user, &e),
+    };
+    let body = if live.is_empty() {
+        "<h1>Live channels</h1><div class=\"card offline\"><div class=\"big\">Nobody is live right now</div>\
+         <p class=\"muted\">Channels show up here the moment their streamer goes live. Streaming yourself? \
+         <a href=\"/signup\">Create an account</a> and point OBS at this server.</p></div>"
+            .to_string()
+    } else {
+        let cards: String = live.iter().map(channel_card).collect();
+        format!("<h1>Live channels <span class=\"muted small\">{} live</span></h1><div class=\"grid\">{cards}</div>", live.len())
+    };
+    html(StatusCode::OK, layout("Live channels", user, &body))
+}
+
+fn channel_card(row: &LiveRow) -> String {
+    let initial = row
+        .username
+        .chars()
+        .next()
+        .unwrap_or('?')
+        .to_ascii_uppercase();
+    let res = if row.stats.height > 0 {
+        format!(" · {}p", row.stats.height)
+    } else {
+        String::new()
+    };
+    format!(
+        "<a class=\"card channel\" href=\"/{u}\"><div class=\"thumb\">{initial}</div><div class=\"row\"><span class=\"badge live\">LIVE</span><b>{u}</b></div>\
+         <div class=\"muted small\">live since {since}{res}</div></a>",
+        u = esc(&row.username),
+        since = esc(&format_date_time(row.since_ms)[11..19]),
+    )
+}
+
+async fn channel(ctx: &Arc<HttpContext>, user: Option<&SessionUser>, name: &str) -> Resp {
+    let Ok(username) = Username::parse(name) else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            user,
+            "No such channel",
+            "There is no channel with that name.",
+        );
+    };
+    let store = Arc::clone(&ctx.store);
+    let lookup = username.to_string();
+    let row = match blocking(move || store.user(&lookup)).await {
+        Ok(Some(row)) if !row.banned => row,
+        Ok(_) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                user,
+                "No such channel",
+                "There is no channel with that name.",
+            )
+        }
+        Err(e) => return server_error(user, &e),
+    };
+    let live = row.live_since_ms.is_some();
+    let body = format!(
+        "<div data-channel=\"{u}\" data-live=\"{live}\"><div class=\"row\"><h1>{u}</h1><span id=\"state\" class=\"badge{cls}\">{state}</span><span id=\"uptime\" class=\"muted small\"></span></div>\
+         <div class=\"player\"><video id=\"player\" controls playsinline muted{hidden}></video>\
+         <div id=\"offline\" class=\"offline\"{offline_hidden}><div class=\"big\">{u} is offline</div><p class=\"muted\">This page switches to the stream as soon as it starts. No need to reload.</p></div></div></div>\
+         <script src=\"/static/hls.min.js\"></script><script src=\"/static/player.js\"></script>",
+        u = esc(username.as_str()),
+        cls = if live { " live" } else { "" },
+        state = if live { "LIVE" } else { "OFFLINE" },
+        hidden = if live { "" } else { " hidden" },
+        offline_hidden = if live { " hidden" } else { "" },
+    );
+    html(StatusCode::OK, layout(username.as_str(), user, &body))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Signup,
+    Login,
+}
+
+fn auth_form(
+    ctx: &Arc<HttpContext>,
+    user: Option<&SessionUser>,
+    form: Form,
+    error: Option<&str>,
+) -> Resp {
+    if user.is_some() {
+        return redirect("/dashboard");
+    }
+    if form == Form::Signup && !ctx.settings.signup {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "Sign-up is closed",
+            "This server does not accept new accounts. Ask its operator for one.",
+        );
+    }
+    let csrf = random_token();
+    let (title, action, button, hint) = match form {
+        Form::Signup => (
+            "Create your channel",
+            "/signup",
+            "Sign up",
+            "3–25 characters: a–z, 0–9 and _. This is your channel's address.",
+        ),
+        Form::Login => ("Log in", "/login", "Log in", ""),
+    };
+    let error = error
+        .map(|e| format!("<div class=\"notice error\">{}</div>", esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"narrow card\"><h1>{title}</h1>{error}<form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"username\">Username</label><input id=\"username\" type=\"text\" name=\"username\" autocomplete=\"username\" required maxlength=\"25\">\
+         <p class=\"muted small\">{hint}</p>\
+         <label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"{ac}\" required>\
+         <p><button type=\"submit\">{button}</button></p></form></div>",
+        ac = if form == Form::Signup { "new-password" } else { "current-password" },
+    );
+    let mut r = html(
+        if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        },
+        layout(title, None, &body),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(CSRF_COOKIE, &csrf, 3600, ctx.settings.secure_cookies),
+    );
+    r
+}
+
+/// Checks the double-submit CSRF token of a pre-session form.
+fn pre_session_csrf_ok(
+    req_cookie: Option<&str>,
+    form: &std::collections::HashMap<String, String>,
+) -> bool {
+    matches!((req_cookie, form.get("csrf")), (Some(c), Some(f)) if session::same(c, f))
+}
+
+fn signed_in_response(ctx: &Arc<HttpContext>, token: &str, mut r: Resp) -> Resp {
+    let h = r.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        session::set_cookie(
+            SESSION_COOKIE,
+            token,
+            SESSION_MS / 1000,
+            ctx.settings.secure_cookies,
+        ),
+    );
+    h.append(
+        header::SET_COOKIE,
+        session::set_cookie(CSRF_COOKIE, "", 0, ctx.settings.secure_cookies),
+    );
+    r
+}
+
+fn host_shell<B>(req: &Request<B>) -> Request<()> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("this-server"));
+    Request::builder()
+        .header(header::HOST, host)
+        .body(())
+        .expect("valid request")
+}
+
+async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>) -> Resp {
+    if !ctx.settings.signup {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "Sign-up is closed",
+            "This server does not accept new accounts.",
+        );
+    }
+    let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
+    let shell = host_shell(&req);
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(e) => return body_error(e, None),
+    };
+    if !pre_session_csrf_ok(cookie.as_deref(), &form) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "Form expired",
+            "Please reload the sign-up page and try again.",
+        );
+    }
+    let name = form.get("username").cloned().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    if password.chars().count() < crate::store::MIN_PASSWORD {
+        return auth_form(
+            ctx,
+            None,
+            Form::Signup,
+            Some("Choose a password of at least 8 characters."),
+        );
+    }
+    let store = Arc::clone(&ctx.store);
+    let created = blocking(
+        move || -> Result<(String, String, String, String), StoreError> {
+            let (user, key) = store.add_user(&name, false)?;
+            store.set_password(user.as_str(), &password)?;
+            let (token, _) = store.create_session(user.as_str())?;
+            Ok((user.to_string(), key, token, String::new()))
+        },
+    )
+    .await;
+    match created {
+        Ok((user, key, token, _)) => {
+            let store = Arc::clone(&ctx.store);
+            let session = blocking({
+                let token = token.clone();
+                move || store.session(&token)
+            })
+            .await;
+            match session {
+                Ok(Some(s)) => {
+                    tracing::info!(user = %user, "account created");
+                    let page = dashboard(ctx, &shell, &s, Some(&key)).await;
+                    signed_in_response(ctx, &token, page)
+                }
+                _ => redirect("/login"),
+            }
+        }
+        Err(StoreError::UserExists(_)) => {
+            auth_form(ctx, None, Form::Signup, Some("That username is taken."))
+        }
+        Err(StoreError::InvalidUsername(e)) => {
+            auth_form(ctx, None, Form::Signup, Some(&e.to_string()))
+        }
+        Err(e) => server_error(None, &e),
+    }
+}
+
+async fn login(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(e) => return body_error(e, None),
+    };
+    if !pre_session_csrf_ok(cookie.as_deref(), &form) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "Form expired",
+            "Please reload the log-in page and try again.",
+        );
+    }
+    if let Verdict::Throttled { first } = ctx.login_throttle.check(peer.ip(), Instant::now()) {
+        if first {
+            tracing::warn!(peer = %peer, "log-in attempts throttled: too many failures from this address");
+        }
+        let mut r = auth_form(
+            ctx,
+            None,
+            Form::Login,
+            Some("Too many failed attempts. Wait a minute and try again."),
+        );
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return r;
+    }
+    let name = form.get("username").cloned().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let store = Arc::clone(&ctx.store);
+    let result = blocking(move || -> Result<Option<(String, String)>, StoreError> {
+        match store.verify_password(&name, &password)? {
+            Some(user) => Ok(Some((
+                user.username.clone(),
+                store.create_session(&user.username)?.0,
+            ))),
+            None => Ok(None),
+        }
+    })
+    .await;
+    match result {
+        Ok(Some((user, token))) => {
+            tracing::info!(user = %user, peer = %peer, "logged in");
+            signed_in_response(ctx, &token, redirect("/dashboard"))
+        }
+        Ok(None) => {
+            ctx.login_throttle.failed(peer.ip(), Instant::now());
+            auth_form(ctx, None, Form::Login, Some("Wrong username or password."))
+        }
+        Err(e) => server_error(None, &e),
+    }
+}
+
+async fn logout(
+    ctx: &Arc<HttpContext>,
+    req: Request<Incoming>,
+    signed_in: Option<(String, SessionUser)>,
+) -> Resp {
+    let Some((token, s)) = signed_in else {
+        return redirect("/");
+    };
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(e) => return body_error(e, Some(&s)),
+    };
+    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            Some(&s),
+            "Form expired",
+            "Please reload the page and try again.",
+        );
+    }
+    let store = Arc::clone(&ctx.store);
+    let _ = blocking(move || store.delete_session(&token)).await;
+    let mut r = redirect("/");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, "", 0, ctx.settings.secure_cookies),
+    );
+    r
+}
+
+/// The RTMP URL to show: configured, or this site's host with the RTMP port and app.
+fn rtmp_url<B>(ctx: &HttpContext, req: &Request<B>) -> String {
+    if let Some(url) = &ctx.settings.public_rtmp_url {
+        return url.clone();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        })
+        .unwrap_or("this-server");
+    format!("rtmp://{host}:{}/{}", ctx.rtmp_port, ctx.settings.rtmp_app)
+}
+
+async fn dashboard<B>(
+    ctx: &Arc<HttpContext>,
+    req: &Request<B>,
+    s: &SessionUser,
+    fresh: Option<&str>,
+) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let name = s.user.username.clone();
+    let live = blocking(move || {
+        store
+            .live_streams()
+            .map(|l| l.into_iter().find(|r| r.username == name))
+    })
+    .await;
+    let live = match live {
+        Ok(l) => l,
+        Err(e) => return server_error(Some(s), &e),
+    };
+    let secret = match fresh {
+        Some(k) if k.starts_with("bst_") => format!(
+            "<div class=\"notice\"><b>Your new API token</b> — shown only now. Use it as <code>Authorization: Bearer …</code>.<span class=\"secret\">{}</span></div>",
+            esc(k)
+        ),
+        Some(k) => format!(
+            "<div class=\"notice\"><b>Your stream key</b> — shown only now. Paste it into OBS (Settings → Stream → Stream Key) and keep it secret.<span class=\"secret\" id=\"stream-key\">{}</span></div>",
+            esc(k)
+        ),
+        None => String::new(),
+    };
+    let status = match &live {
+        Some(row) => {
+            let up = (now_ms() - row.since_ms).max(0) / 1000;
+            let st = &row.stats;
+            let codecs = [st.video_codec.as_str(), st.audio_codec.as_str()].iter().filter(|c| !c.is_empty()).copied().collect::<Vec<_>>().join(" + ");
+            format!(
+                "<div class=\"row\"><span class=\"badge live\">LIVE</span><a href=\"/{u}\">Watch your channel</a></div><div class=\"stats mt\">\
+                 <div><span class=\"muted small\">Uptime</span><b>{h}:{m:02}:{sec:02}</b></div><div><span class=\"muted small\">Codecs</span><b>{codecs}</b></div>\
+                 <div><span class=\"muted small\">Resolution</span><b>{w}×{ht}</b></div><div><span class=\"muted small\">Frame rate</span><b>{fps} fps</b></div>\
+                 <div><span class=\"muted small\">Bitrate</span><b>{kbps} kb/s</b></div></div>",
+                u = esc(&row.username),
+                h = up / 3600,
+                m = up / 60 % 60,
+                sec = up % 60,
+                codecs = esc(if codecs.is_empty() { "—" } else { &codecs }),
+                w = st.width,
+                ht = st.height,
+                fps = st.fps,
+                kbps = st.bitrate_kbps,
+            )
+        }
+        None => "<div class=\"row\"><span class=\"badge\">OFFLINE</span><span class=\"muted\">Start streaming from OBS and this turns live within seconds.</span></div>".to_string(),
+    };
+    let body = format!(
+        "<h1>Dashboard</h1>{secret}<div class=\"card\"><h2>Stream</h2>{status}</div>\
+         <div class=\"card mt\"><h2>Streaming setup</h2><label>Server</label><code>{rtmp}</code>\
+         <label>Stream key</label><p class=\"muted small\">Shown only when it is created or rotated. Lost it, or think someone saw it? Rotate it: the old key stops working at once.</p>\
+         <form method=\"post\" action=\"/dashboard/rotate\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"danger\" type=\"submit\">Rotate stream key</button></form></div>\
+         <div class=\"card mt\"><h2>API</h2><p class=\"muted small\">Tokens for <code>/api/v1/</code>, shown once.</p>\
+         <form method=\"post\" action=\"/dashboard/token\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Create API token</button></form></div>",
+        rtmp = esc(&rtmp_url(ctx, req)),
+        csrf = esc(&s.csrf),
+    );
+    html(StatusCode::OK, layout("Dashboard", Some(s), &body))
+}
+
+async fn dashboard_action(
+    ctx: &Arc<HttpContext>,
+    req: Request<Incoming>,
+    signed_in: Option<(String, SessionUser)>,
+    action: &str,
+) -> Resp {
+    let Some((_, s)) = signed_in else {
+        return redirect("/login");
+    };
+    let shell = host_shell(&req);
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(e) => return body_error(e, Some(&s)),
+    };
+    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            Some(&s),
+            "Form expired",
+            "Please reload the page and try again.",
+        );
+    }
+    let store = Arc::clone(&ctx.store);
+    let name = s.user.username.clone();
+    let secret = match action {
+        "rotate" => blocking(move || store.rotate_key(&name)).await,
+        "token" => blocking(move || store.create_api_token(&name)).await,
+        _ => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                Some(&s),
+                "Not found",
+                "There is nothing at this address.",
+            )
+        }
+    };
+    match secret {
+        Ok(secret) => {
+            tracing::info!(user = %s.user.username, action = action, "dashboard action");
+            dashboard(ctx, &shell, &s, Some(&secret)).await
+        }
+        Err(e) => server_error(Some(&s), &e),
+    }
+}
+
+async fn admin(ctx: &Arc<HttpContext>, s: &SessionUser, notice: Option<&str>) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let data = blocking(
+        move || -> Result<(Vec<UserRow>, Vec<LiveRow>), StoreError> {
+            Ok((store.list_users()?, store.live_streams()?))
+        },
+    )
+    .await;
+    let (users, live) = match data {
+        Ok(d) => d,
+        Err(e) => return server_error(Some(s), &e),
+    };
+    let csrf = esc(&s.csrf);
+    let button = |kind: &str, name: &str, action: &str, label: &str, class: &str| {
+        format!(
+            "<form class=\"inline\" method=\"post\" action=\"/admin/{kind}/{n}/{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"{class}\" type=\"submit\">{label}</button></form> ",
+            n = esc(name)
+        )
+    };
+    let live_rows: String = live
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr><td><a href=\"/{u}\">{u}</a></td><td>{since}</td><td>{kbps} kb/s</td><td>{stop}</td></tr>",
+                u = esc(&r.username),
+                since = esc(&format_date_time(r.since_ms)),
+                kbps = r.stats.bitrate_kbps,
+                stop = button("streams", &r.username, "stop", "Stop stream", "danger"),
+            )
+        })
+        .collect();
+    let user_rows: String = users
+        .iter()
+        .map(|u| {
+            let mut actions = if u.banned { button("users", &u.username, "unban", "Unban", "secondary") } else { button("users", &u.username, "ban", "Ban", "danger") };
+            actions += &if u.is_admin { button("users", &u.username, "unadmin", "Remove admin", "secondary") } else { button("users", &u.username, "admin", "Make admin", "secondary") };
+            format!(
+                "<tr><td>{n}</td><td>{admin}</td><td>{banned}</td><td>{live}</td><td>{actions}</td></tr>",
+                n = esc(&u.username),
+                admin = if u.is_admin { "admin" } else { "" },
+                banned = if u.banned { "<span class=\"badge\">BANNED</span>" } else { "" },
+                live = if u.live_since_ms.is_some() { "<span class=\"badge live\">LIVE</span>" } else { "" },
+            )
+        })
+        .collect();
+    let notice = notice
+        .map(|n| format!("<div class=\"notice\">{}</div>", esc(n)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Admin</h1>{notice}<div class=\"card\"><h2>Live streams</h2>{live}</div><div class=\"card mt\"><h2>Users</h2>\
+         <table><tr><th>User</th><th>Role</th><th>Status</th><th>Live</th><th></th></tr>{user_rows}</table></div>",
+        live = if live.is_empty() { "<p class=\"muted\">Nobody is live.</p>".to_string() } else { format!("<table><tr><th>Channel</th><th>Since</th><th>Bitrate</th><th></th></tr>{live_rows}</table>") },
+    );
+    html(StatusCode::OK, layout("Admin", Some(s), &body))
+}
+
+async fn admin_action(
+    ctx: &Arc<HttpContext>,
+    req: Request<Incoming>,
+    signed_in: Option<(String, SessionUser)>,
+    kind: &str,
+    name: &str,
+    action: &str,
+) -> Resp {
+    let Some((_, s)) = signed_in else {
+        return redirect("/login");
+    };
+    if !s.user.is_admin {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            Some(&s),
+            "Admins only",
+            "This action is for administrators.",
+        );
+    }
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(e) => return body_error(e, Some(&s)),
+    };
+    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            Some(&s),
+            "Form expired",
+            "Please reload the page and try again.",
+        );
+    }
+    match super::api::admin_operation(ctx, kind, name, action, &s.user.username).await {
+        Ok(message) => admin(ctx, &s, Some(&message)).await,
+        Err((status, message)) => error_page(status, Some(&s), "Could not do that", &message),
+    }
+}

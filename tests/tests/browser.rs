@@ -1,0 +1,125 @@
+//! Issue: the website in a real browser. Headless Chromium plays the channel with hls.js while
+//! ffmpeg publishes; the page follows live/offline without a reload. Screenshots go to
+//! `target/e2e/screenshots/`.
+
+use std::time::Duration;
+
+use boltstream_tests::browser::Browser;
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::{out_dir, wait_for};
+
+#[test]
+fn channel_plays_in_chromium_and_follows_live_state() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let base = format!("http://{}", server.http);
+    let browser = Browser::start();
+
+    // Offline first: the offline card, no reload needed later.
+    browser.goto(&format!("{base}/alice"));
+    assert_eq!(
+        browser.eval("return document.getElementById('state').textContent"),
+        "OFFLINE"
+    );
+
+    let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let played = wait_for(Duration::from_secs(40), || {
+        let t = browser
+            .eval("var v = document.getElementById('player'); return v ? v.currentTime : 0")
+            .as_f64()
+            .unwrap_or(0.0);
+        (t > 3.0).then_some(t)
+    });
+    let errors = browser.eval("return window.boltstreamErrors || []");
+    assert!(
+        played.is_some(),
+        "the video never passed 3 s; player errors: {errors}"
+    );
+    let fatal: Vec<_> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.as_str().unwrap_or("").contains("fatal"))
+        .collect();
+    assert!(fatal.is_empty(), "fatal player errors: {errors}");
+    assert_eq!(
+        browser.eval("return document.getElementById('state').textContent"),
+        "LIVE"
+    );
+    let width = browser.eval("return document.getElementById('player').videoWidth");
+    assert_eq!(width, 1280);
+    browser.screenshot(&out_dir().join("screenshots/channel.png"));
+
+    // The directory lists the channel.
+    browser.goto(&format!("{base}/"));
+    let text = browser
+        .eval("return document.body.innerText")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("alice") && text.contains("LIVE"), "{text}");
+    let link = browser.eval(
+        "var a = document.querySelector('a.channel'); return a ? a.getAttribute('href') : null",
+    );
+    assert_eq!(link, "/alice");
+    browser.screenshot(&out_dir().join("screenshots/directory.png"));
+
+    // After the publisher stops, the channel page shows offline by itself.
+    browser.goto(&format!("{base}/alice"));
+    assert!(wait_for(Duration::from_secs(10), || (browser
+        .eval("return document.getElementById('state').textContent")
+        == "LIVE")
+        .then_some(()))
+    .is_some());
+    publisher.kill();
+    let offline = wait_for(Duration::from_secs(20), || {
+        (browser.eval("return document.getElementById('state').textContent") == "OFFLINE"
+            && browser.eval("return document.getElementById('offline').hidden") == false)
+            .then_some(())
+    });
+    assert!(offline.is_some(), "the page did not switch to offline");
+}
+
+#[test]
+fn signup_and_dashboard_in_the_browser() {
+    let server = Server::start(&[]);
+    let base = format!("http://{}", server.http);
+    let browser = Browser::start();
+    browser.goto(&format!("{base}/signup"));
+    browser.eval(
+        "document.getElementById('username').value = 'newstreamer';
+         document.getElementById('password').value = 'a long enough password';
+         document.querySelector('form[action=\"/signup\"]').submit(); return true",
+    );
+    let key = wait_for(Duration::from_secs(15), || {
+        let k = browser
+            .eval("var e = document.getElementById('stream-key'); return e ? e.textContent : null");
+        k.as_str().map(str::to_string)
+    })
+    .expect("the dashboard shows the new stream key once");
+    assert!(boltstream_shared::key::is_well_formed(&key));
+    let text = browser
+        .eval("return document.body.innerText")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("rtmp://127.0.0.1:") && text.contains("Rotate stream key"),
+        "{text}"
+    );
+    browser.screenshot(&out_dir().join("screenshots/dashboard.png"));
+    // A reload no longer shows the key.
+    browser.goto(&format!("{base}/dashboard"));
+    assert_eq!(
+        browser.eval("return document.getElementById('stream-key')"),
+        serde_json::Value::Null
+    );
+    // And the key works.
+    let mut publisher = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(
+        publisher.wait(Duration::from_secs(20)).unwrap().success(),
+        "{}",
+        publisher.stderr()
+    );
+}

@@ -1,0 +1,511 @@
+//! Issue: the HTTP origin, website and API — every route, with bad input: the right 4xx, never a
+//! 500, nothing leaked.
+
+use std::time::Duration;
+
+use boltstream_tests::http::{get, request, Response};
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::wait_for;
+
+fn csrf_from(page: &Response) -> String {
+    let text = page.text();
+    let start = text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    text[start..start + 64].to_string()
+}
+
+fn cookie(r: &Response, name: &str) -> Option<String> {
+    // The raw client keeps the last Set-Cookie; the tests read cookies one at a time.
+    r.header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .and_then(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// Logs in through the form and returns the session cookie.
+fn log_in(server: &Server, user: &str, password: &str) -> String {
+    let form = get(server.http, "/login");
+    let csrf = csrf_from(&form);
+    let body = format!("csrf={csrf}&username={user}&password={password}");
+    let r = request(
+        server.http,
+        "POST",
+        b"/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &format!("bs_csrf={csrf}")),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 303, "{}", r.text());
+    // Both cookies are folded into one header value; find the session one.
+    let all = r.headers.get("set-cookie").cloned().unwrap_or_default();
+    let token = all
+        .split([';', ','])
+        .find_map(|p| p.trim().strip_prefix("bs_session="))
+        .map(str::to_string);
+    token.unwrap_or_else(|| panic!("no session cookie in {all}"))
+}
+
+#[test]
+fn origin_headers_conditional_get_and_head() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let _p = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let playlist = wait_for(Duration::from_secs(10), || {
+        Some(get(server.http, "/live/alice/index.m3u8")).filter(|r| r.status == 200)
+    })
+    .unwrap();
+    assert_eq!(
+        playlist.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(playlist.header("cache-control"), Some("public, max-age=1"));
+    assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        playlist.header("content-length").unwrap(),
+        playlist.body.len().to_string()
+    );
+    let etag = playlist.header("etag").unwrap().to_string();
+    let lm = playlist.header("last-modified").unwrap().to_string();
+    let again = request(
+        server.http,
+        "GET",
+        b"/live/alice/index.m3u8",
+        &[("if-none-match", &etag)],
+        b"",
+    )
+    .unwrap();
+    assert!(
+        again.status == 304 || again.header("etag") != Some(etag.as_str()),
+        "304 unless the playlist changed"
+    );
+    let seg = playlist
+        .text()
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let seg_path = format!("/live/alice/{seg}");
+    let s = get(server.http, &seg_path);
+    assert_eq!(s.status, 200);
+    assert_eq!(s.header("content-type"), Some("video/mp2t"));
+    assert_eq!(
+        s.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let setag = s.header("etag").unwrap().to_string();
+    let not_modified = request(
+        server.http,
+        "GET",
+        seg_path.as_bytes(),
+        &[("if-none-match", &setag)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    let since = request(
+        server.http,
+        "GET",
+        seg_path.as_bytes(),
+        &[("if-modified-since", &lm)],
+        b"",
+    )
+    .unwrap();
+    assert!(since.status == 304 || since.status == 200);
+    let head = request(server.http, "HEAD", seg_path.as_bytes(), &[], b"").unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length").unwrap(),
+        s.body.len().to_string()
+    );
+    let post = request(server.http, "POST", seg_path.as_bytes(), &[], b"x").unwrap();
+    assert_eq!(post.status, 405);
+    // Unknown or offline users, unknown segments.
+    for path in [
+        "/live/nobody/index.m3u8",
+        "/live/alice/1.ts",
+        "/live/bob.m3u8",
+    ] {
+        let r = get(server.http, path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+    }
+}
+
+#[test]
+fn bad_paths_are_4xx_never_500_and_leak_nothing() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"/live/../internal/health".to_vec(), 400),
+        (b"/live/%2e%2e/internal/health".to_vec(), 400),
+        (b"/live/alice%2Findex.m3u8".to_vec(), 400),
+        (b"/live/\xff\xfe/index.m3u8".to_vec(), 400),
+        (b"/%ff".to_vec(), 400),
+        (format!("/live/{key}/index.m3u8").into_bytes(), 403),
+        (format!("/app/{key}").into_bytes(), 403),
+        (
+            format!("/live/alice/index.m3u8?key={key}").into_bytes(),
+            403,
+        ),
+        (format!("/{key}").into_bytes(), 403),
+        (b"/nobody_here".to_vec(), 404),
+        (b"/admin/users/x/ban".to_vec(), 404),
+        (b"/a/b/c/d/e".to_vec(), 404),
+    ];
+    for (path, want) in cases {
+        let r = request(server.http, "GET", &path, &[], b"")
+            .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&path)));
+        // hyper itself refuses some raw bytes in the request line with 400; both are fine.
+        assert_eq!(r.status, want, "{}", String::from_utf8_lossy(&path));
+        assert!(!r.text().contains(&key), "a response echoed the key");
+    }
+    let log = server.log();
+    assert!(!log.contains(&key), "the key reached the log");
+    assert!(!log.contains("panic"), "{log}");
+}
+
+#[test]
+fn oversized_headers_and_bodies() {
+    let server = Server::start(&[]);
+    let huge = "x".repeat(64 * 1024);
+    let r = request(server.http, "GET", b"/", &[("x-big", &huge)], b"").unwrap();
+    assert_eq!(r.status, 431);
+    let form = get(server.http, "/login");
+    let csrf = csrf_from(&form);
+    let body = format!(
+        "csrf={csrf}&username=alice&password={}",
+        "p".repeat(100 * 1024)
+    );
+    let r = request(
+        server.http,
+        "POST",
+        b"/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &format!("bs_csrf={csrf}")),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 413);
+    // The server is fine afterwards.
+    assert_eq!(get(server.http, "/internal/health").status, 200);
+}
+
+#[test]
+fn accounts_csrf_cookies_and_throttle() {
+    let server = Server::start(&[]);
+    server.add_user("alice");
+    let mut pw = server.cli_with_stdin(&["user", "password", "alice"], "correct horse battery\n");
+    assert!(
+        pw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pw.stderr)
+    );
+    pw.stdout.clear();
+
+    // Missing CSRF → 403; wrong content type → 400.
+    let r = request(
+        server.http,
+        "POST",
+        b"/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"username=alice&password=correct+horse+battery",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+    let r = request(
+        server.http,
+        "POST",
+        b"/login",
+        &[("content-type", "text/plain")],
+        b"x",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+
+    let session = log_in(&server, "alice", "correct+horse+battery");
+    let dash = request(
+        server.http,
+        "GET",
+        b"/dashboard",
+        &[("cookie", &format!("bs_session={session}"))],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(dash.status, 200);
+    assert!(dash.text().contains("Rotate stream key"));
+    assert!(
+        !dash.text().contains("id=\"stream-key\""),
+        "the key is not shown again"
+    );
+    // A bad or expired cookie is simply signed out.
+    for bad in [
+        "bs_session=deadbeef",
+        "bs_session=",
+        "bs_session=%ff%00",
+        "bs_session=a;b;c",
+    ] {
+        let r = request(server.http, "GET", b"/dashboard", &[("cookie", bad)], b"").unwrap();
+        assert_eq!(r.status, 303, "{bad}");
+    }
+    // Rotate without CSRF → 403; with → the new key, once.
+    let r = request(
+        server.http,
+        "POST",
+        b"/dashboard/rotate",
+        &[
+            ("cookie", &format!("bs_session={session}")),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        b"csrf=nope",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+    let csrf = csrf_from(&dash);
+    let r = request(
+        server.http,
+        "POST",
+        b"/dashboard/rotate",
+        &[
+            ("cookie", &format!("bs_session={session}")),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("id=\"stream-key\""));
+    // Cookies are HttpOnly and SameSite=Lax.
+    let form = get(server.http, "/login");
+    let set = form.header("set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+
+    // Throttled log-ins: after 5 failures from this address, refused even with the right password.
+    for _ in 0..5 {
+        let form = get(server.http, "/login");
+        let c = csrf_from(&form);
+        let r = request(
+            server.http,
+            "POST",
+            b"/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", &format!("bs_csrf={c}")),
+            ],
+            format!("csrf={c}&username=alice&password=wrong").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 400);
+    }
+    let form = get(server.http, "/login");
+    let c = csrf_from(&form);
+    let r = request(
+        server.http,
+        "POST",
+        b"/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &format!("bs_csrf={c}")),
+        ],
+        format!("csrf={c}&username=alice&password=correct+horse+battery").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 429);
+    assert!(
+        !r.headers
+            .get("set-cookie")
+            .is_some_and(|c| c.contains("bs_session=")),
+        "no session while throttled"
+    );
+}
+
+#[test]
+fn signup_can_be_turned_off() {
+    let server = Server::start(&["--signup", "false"]);
+    assert_eq!(get(server.http, "/signup").status, 403);
+}
+
+#[test]
+fn json_api() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    server.cli(&["user", "add", "boss", "--admin"]);
+    let pw = server.cli_with_stdin(&["user", "password", "boss"], "boss password 1\n");
+    assert!(pw.status.success());
+    let json = |r: &Response| {
+        serde_json::from_slice::<serde_json::Value>(&r.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", r.text()))
+    };
+
+    let r = get(server.http, "/api/v1/channels");
+    assert_eq!(r.status, 200);
+    assert_eq!(json(&r)["channels"], serde_json::json!([]));
+    let r = get(server.http, "/api/v1/channels/alice");
+    assert_eq!(json(&r)["live"], false);
+    let r = get(server.http, "/api/v1/channels/nobody");
+    assert_eq!(r.status, 404);
+    assert_eq!(json(&r)["error"], "no such channel");
+    let r = get(server.http, "/api/v1/me");
+    assert_eq!(r.status, 401);
+    assert!(json(&r)["error"].is_string());
+    let r = get(server.http, "/api/v1/nope");
+    assert_eq!(r.status, 404);
+
+    // Session + CSRF header, then an API token.
+    let session = log_in(&server, "boss", "boss+password+1");
+    let cookie = format!("bs_session={session}");
+    let r = request(
+        server.http,
+        "GET",
+        b"/api/v1/me",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(json(&r)["is_admin"], true);
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/me/rotate-key",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "a cookie alone cannot change state (CSRF)");
+    let dash = request(
+        server.http,
+        "GET",
+        b"/dashboard",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    let csrf = csrf_from(&dash);
+    let r = request(
+        server.http,
+        "POST",
+        b"/dashboard/token",
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .unwrap();
+    let text = r.text();
+    let token = text[text.find("bst_").unwrap()..]
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+
+    // Admin stop and ban through the API drop a live publisher.
+    let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    assert!(wait_for(Duration::from_secs(8), || (json(&get(
+        server.http,
+        "/api/v1/channels/alice"
+    ))["playable"]
+        == true)
+        .then_some(()))
+    .is_some());
+    let r = get(server.http, "/api/v1/channels");
+    assert_eq!(json(&r)["channels"][0]["username"], "alice");
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/admin/streams/alice/stop",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        publisher.wait(Duration::from_secs(3)).is_some(),
+        "stop drops the publisher"
+    );
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/admin/streams/alice/stop",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 409);
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/admin/users/alice/ban",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(get(server.http, "/api/v1/channels/alice").status, 404);
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/admin/users/nobody/ban",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 404);
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/admin/users/alice/ban",
+        &[("authorization", "Bearer bst_wrong")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    // A non-admin cannot.
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/me/rotate-key",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    let new_key = json(&r)["stream_key"].as_str().unwrap().to_string();
+    assert!(boltstream_shared::key::is_well_formed(&new_key));
+}
+
+#[test]
+fn pages_render() {
+    let server = Server::start(&[]);
+    server.add_user("alice");
+    for (path, status, needle) in [
+        ("/", 200, "Nobody is live right now"),
+        ("/alice", 200, "alice is offline"),
+        ("/ALICE", 200, "data-channel=\"alice\""),
+        ("/nobody", 404, "No such channel"),
+        ("/login", 200, "Log in"),
+        ("/signup", 200, "Create your channel"),
+        ("/dashboard", 303, ""),
+        ("/admin", 303, ""),
+        ("/static/hls.min.js", 200, "Hls"),
+        ("/static/player.js", 200, "boltstreamErrors"),
+        ("/static/style.css", 200, "--accent"),
+    ] {
+        let r = get(server.http, path);
+        assert_eq!(r.status, status, "{path}");
+        assert!(r.text().contains(needle), "{path}");
+    }
+    let home = get(server.http, "/");
+    assert!(home
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src 'self'"));
+}

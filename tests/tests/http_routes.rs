@@ -14,14 +14,6 @@ fn csrf_from(page: &Response) -> String {
     text[start..start + 64].to_string()
 }
 
-fn cookie(r: &Response, name: &str) -> Option<String> {
-    // The raw client keeps the last Set-Cookie; the tests read cookies one at a time.
-    r.header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .and_then(|kv| kv.strip_prefix(&format!("{name}=")))
-        .map(str::to_string)
-}
-
 /// Logs in through the form and returns the session cookie.
 fn log_in(server: &Server, user: &str, password: &str) -> String {
     let form = get(server.http, "/login");

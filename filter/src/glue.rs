@@ -1,3 +1,4 @@
+#![cfg_attr(feature = "noop", allow(dead_code))]
 //! proxy-wasm glue: the only code that talks to the host. Kept thin; see [`crate::decision`].
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -8,10 +9,44 @@ use crate::config::FilterConfig;
 use crate::decision::{decide_request, refusal_body, response_changes, RequestDecision};
 use boltstream_shared::route::Route;
 
+#[cfg(not(feature = "noop"))]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(EdgeRoot::default()) });
 }}
+
+#[cfg(feature = "noop")]
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(NoopRoot) });
+}}
+
+/// The benchmark floor: an HTTP filter whose callbacks return at once, with no host calls.
+#[cfg(feature = "noop")]
+struct NoopRoot;
+
+#[cfg(feature = "noop")]
+impl Context for NoopRoot {}
+
+#[cfg(feature = "noop")]
+impl RootContext for NoopRoot {
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(NoopRequest))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+#[cfg(feature = "noop")]
+struct NoopRequest;
+
+#[cfg(feature = "noop")]
+impl Context for NoopRequest {}
+
+#[cfg(feature = "noop")]
+impl HttpContext for NoopRequest {}
 
 /// Holds the configuration, parsed once per plugin (re)configuration.
 #[derive(Default)]

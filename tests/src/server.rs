@@ -214,6 +214,11 @@ impl Server {
         wait_for(timeout, || child.try_wait().ok().flatten())
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
         self.child

@@ -1,0 +1,104 @@
+//! Edge filter cost in a real Envoy: no wasm filter, a do-nothing wasm filter (the floor of the
+//! proxy-wasm call), and Boltstream's filter, on a segment and a playlist, in one run.
+//!
+//! Run through `bench/run edge` (builds everything first).
+
+use std::time::Duration;
+
+use boltstream_bench::{cpu_seconds, wrk};
+use boltstream_tests::envoy::Envoy;
+use boltstream_tests::http::get;
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::{wait_for, workspace};
+
+/// Removes every `- name: boltstream` filter entry (listener and upstream) from the YAML.
+fn without_wasm(yaml: String) -> String {
+    let mut out = Vec::new();
+    let mut skipping: Option<usize> = None;
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(level) = skipping {
+            if indent > level || (indent == level && !line.trim_start().starts_with("- ")) {
+                continue;
+            }
+            skipping = None;
+        }
+        if line.trim_start() == "- name: boltstream" {
+            skipping = Some(indent);
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let playlist = wait_for(Duration::from_secs(15), || {
+        Some(get(server.http, "/live/alice/index.m3u8")).filter(|r| r.status == 200)
+    })
+    .expect("live");
+    let segment = playlist
+        .text()
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let noop = workspace().join("target/noop/wasm32-wasip1/release/boltstream_filter.wasm");
+    let ours = boltstream_tests::wasm_host::wasm_path();
+    assert!(
+        noop.exists() && ours.exists(),
+        "build both filters first (bench/run does)"
+    );
+
+    println!("| variant | object | req/s | p99 ms | Envoy CPU µs/request | added CPU µs/request vs no wasm |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for object in [
+        format!("/live/alice/{segment}"),
+        "/live/alice/index.m3u8".to_string(),
+    ] {
+        let mut base_cpu = 0.0;
+        for variant in ["no wasm", "do-nothing wasm", "boltstream filter"] {
+            let (noop, ours) = (noop.clone(), ours.clone());
+            let envoy = Envoy::start_with(server.http, r#"{"playlist_max_age": 1}"#, move |yaml| {
+                match variant {
+                    "no wasm" => without_wasm(yaml),
+                    "do-nothing wasm" => {
+                        yaml.replace(&ours.display().to_string(), &noop.display().to_string())
+                    }
+                    _ => yaml,
+                }
+            });
+            let url = format!("http://{}{object}", envoy.addr);
+            // Warm the cache and the VM.
+            let _ = wrk(&url, 4, Duration::from_secs(1));
+            let before = cpu_seconds(envoy.pid());
+            let r = wrk(&url, 16, Duration::from_secs(seconds));
+            let cpu = cpu_seconds(envoy.pid()) - before;
+            let per_request = cpu / r.requests.max(1.0) * 1e6;
+            if variant == "no wasm" {
+                base_cpu = per_request;
+            }
+            let kind = if object.ends_with(".ts") {
+                "segment"
+            } else {
+                "playlist"
+            };
+            println!(
+                "| {variant} | {kind} | {:.0} | {:.2} | {:.1} | {:.1} |",
+                r.rps,
+                r.p99_ms,
+                per_request,
+                per_request - base_cpu
+            );
+            assert_eq!(r.errors, 0.0, "{variant} answered errors");
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Boltstream next to the stack it replaces — nginx + nginx-rtmp-module (`app` with
+//! `on_publish`/`on_publish_done` callbacks and `push` to an `hls` application, `hls_nested on`,
+//! `hls_fragment_naming system`) — fed the same clip, measured the same way, in one run.
+//!
+//! Run through `bench/run stack` (installs and builds everything first). Prints one markdown table.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use boltstream_bench::{children, cpu_seconds, median, peak_rss_mib, wrk};
+use boltstream_ingest::hls::inspect::{check_segment, Continuity};
+use boltstream_tests::http::get;
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::{out_dir, wait_for};
+
+const TARGET_S: u64 = 2;
+
+/// The callback app of the original design (the Django `start_stream`/`stop_stream` views):
+/// `on_publish` gets the key as `name` and answers a redirect to the username, or 403.
+struct CallbackApp {
+    addr: SocketAddr,
+    keys: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl CallbackApp {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let keys: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let table = Arc::clone(&keys);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let table = Arc::clone(&table);
+                std::thread::spawn(move || answer(stream, &table));
+            }
+        });
+        Self { addr, keys }
+    }
+}
+
+fn answer(mut stream: std::net::TcpStream, keys: &Mutex<HashMap<String, String>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read the head and a form body of Content-Length bytes.
+    loop {
+        let Ok(n) = stream.read(&mut chunk) else {
+            return;
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let response = if head.starts_with("POST /start") {
+        let name = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("name="))
+            .unwrap_or("");
+        match keys.lock().unwrap().get(name) {
+            Some(user) => format!("HTTP/1.1 302 Found\r\nLocation: {user}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            None => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+        }
+    } else {
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+    };
+    let _ = stream.write_all(response.as_bytes());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx + nginx-rtmp with its own prefix and config, never the system one.
+struct Nginx {
+    child: Child,
+    rtmp: SocketAddr,
+    http: SocketAddr,
+    app: CallbackApp,
+    next_key: usize,
+}
+
+impl Nginx {
+    fn start() -> Self {
+        let app = CallbackApp::start();
+        let prefix = out_dir().join("bench/nginx");
+        let _ = std::fs::remove_dir_all(&prefix);
+        std::fs::create_dir_all(prefix.join("hls")).unwrap();
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let (rtmp, http) = (free_port(), free_port());
+        let module = [
+            "/usr/lib/nginx/modules/ngx_rtmp_module.so",
+            "/usr/share/nginx/modules/ngx_rtmp_module.so",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("libnginx-mod-rtmp is installed (bench/run installs it)");
+        let conf = format!(
+            r#"load_module {module};
+daemon off;
+master_process on;
+worker_processes 1;
+error_log {p}/logs/error.log warn;
+pid {p}/nginx.pid;
+events {{ worker_connections 4096; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{rtmp};
+    chunk_size 4096;
+    application app {{
+      live on;
+      deny play all;
+      on_publish http://{cb}/start;
+      on_publish_done http://{cb}/stop;
+      push rtmp://127.0.0.1:{rtmp}/hls;
+    }}
+    application hls {{
+      live on;
+      allow publish 127.0.0.1;
+      deny publish all;
+      deny play all;
+      hls on;
+      hls_path {p}/hls;
+      hls_nested on;
+      hls_fragment {TARGET_S}s;
+      hls_playlist_length {pl}s;
+      hls_fragment_naming system;
+    }}
+  }}
+}}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{http};
+    location /live/ {{
+      alias {p}/hls/;
+      types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+      add_header Cache-Control no-cache;
+    }}
+  }}
+}}
+"#,
+            p = prefix.display(),
+            cb = app.addr,
+            pl = TARGET_S * 6,
+        );
+        let conf_path = prefix.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let nginx = Self {
+            child,
+            rtmp: format!("127.0.0.1:{rtmp}").parse().unwrap(),
+            http: format!("127.0.0.1:{http}").parse().unwrap(),
+            app,
+            next_key: 0,
+        };
+        assert!(
+            wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(
+                nginx.rtmp
+            )
+            .ok())
+            .is_some(),
+            "nginx did not start"
+        );
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-QUIT")
+            .arg(self.child.id().to_string())
+            .status();
+        if wait_for(Duration::from_secs(5), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .is_none()
+        {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// What the measurements need from a stack.
+trait Stack {
+    fn add_user(&mut self, user: &str) -> String;
+    fn publish_url(&self, key: &str) -> String;
+    fn http(&self) -> SocketAddr;
+    fn pids(&self) -> Vec<u32>;
+    /// Seconds to subtract from a TS timestamp to get the publisher's timeline.
+    fn pts_origin_s(&self) -> f64;
+}
+
+impl Stack for Server {
+    fn add_user(&mut self, user: &str) -> String {
+        Server::add_user(self, user)
+    }
+    fn publish_url(&self, key: &str) -> String {
+        Server::publish_url(self, key)
+    }
+    fn http(&self) -> SocketAddr {
+        self.http
+    }
+    fn pids(&self) -> Vec<u32> {
+        vec![self.pid()]
+    }
+    fn pts_origin_s(&self) -> f64 {
+        1.0 // the packager's TIMESTAMP_OFFSET_MS: PTS = (publisher ms + 1000) * 90
+    }
+}
+
+impl Stack for Nginx {
+    fn add_user(&mut self, user: &str) -> String {
+        self.next_key += 1;
+        let key = format!("key{:04}x{}", self.next_key, user.len());
+        self.app
+            .keys
+            .lock()
+            .unwrap()
+            .insert(key.clone(), user.to_string());
+        key
+    }
+    fn publish_url(&self, key: &str) -> String {
+        format!("rtmp://{}/app/{key}", self.rtmp)
+    }
+    fn http(&self) -> SocketAddr {
+        self.http
+    }
+    fn pids(&self) -> Vec<u32> {
+        let master = self.child.id();
+        let mut pids = vec![master];
+        pids.extend(children(master));
+        pids
+    }
+    fn pts_origin_s(&self) -> f64 {
+        0.0 // ngx_rtmp_hls_module: PTS = RTMP ms * 90
+    }
+}
+
+fn newest_segment(stack: &dyn Stack, user: &str) -> Option<String> {
+    let r = get(stack.http(), &format!("/live/{user}/index.m3u8"));
+    (r.status == 200)
+        .then(|| {
+            r.text()
+                .lines()
+                .rev()
+                .find(|l| l.ends_with(".ts"))
+                .map(str::to_string)
+        })
+        .flatten()
+}
+
+/// Median seconds from the publisher's start until the playlist lists a segment that can be fetched.
+fn publish_to_playable(stack: &mut dyn Stack, runs: usize) -> f64 {
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        let user = format!("play{i}");
+        let key = stack.add_user(&user);
+        let t0 = Instant::now();
+        let publisher = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
+        let ready = wait_for(Duration::from_secs(20), || {
+            let seg = newest_segment(stack, &user)?;
+            (get(stack.http(), &format!("/live/{user}/{seg}")).status == 200).then(|| t0.elapsed())
+        });
+        drop(publisher);
+        if let Some(d) = ready {
+            samples.push(d.as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    median(samples)
+}
+
+/// Live-edge delay: for each new segment, when it appeared in the playlist minus when the
+/// publisher (real-time, `-re`) had finished sending its last frame. The segment's end on the
+/// publisher's timeline comes from its own last PTS (both stacks carry RTMP timestamps into PTS
+/// at a fixed, known offset), so the method is the same for both stacks and needs no clock in the
+/// media. Includes ffmpeg's start-up time equally for both.
+fn live_edge_delay(stack: &mut dyn Stack, seconds: u64) -> (f64, f64) {
+    let key = stack.add_user("delay");
+    let t0 = Instant::now();
+    let _publisher = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
+    let mut seen: Vec<String> = Vec::new();
+    let mut lags = Vec::new();
+    let mut first_pts = None;
+    let deadline = t0 + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if let Some(seg) = newest_segment(stack, "delay") {
+            if !seen.contains(&seg) {
+                let appeared = t0.elapsed().as_secs_f64();
+                seen.push(seg.clone());
+                let body = get(stack.http(), &format!("/live/delay/{seg}")).body;
+                if let Ok(report) = check_segment(&body, &mut Continuity::new()) {
+                    let video: Vec<u64> = report
+                        .timestamps
+                        .iter()
+                        .filter(|t| t.0 == 0x100)
+                        .map(|t| t.1)
+                        .collect();
+                    if let (Some(min), Some(max)) = (video.iter().min(), video.iter().max()) {
+                        first_pts.get_or_insert(*min as f64 / 90_000.0 - stack.pts_origin_s());
+                        let end = (*max as f64 + 3000.0) / 90_000.0 - stack.pts_origin_s();
+                        if seen.len() > 2 {
+                            lags.push(appeared - end);
+                        }
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (median(lags), first_pts.unwrap_or(f64::NAN))
+}
+
+struct Scale {
+    n: usize,
+    cpu_percent: f64,
+    cpu_per_stream_ms_s: f64,
+    peak_rss: f64,
+    fresh: usize,
+    failed: usize,
+    publisher_cpu_percent: f64,
+}
+
+/// N publishers held for `hold`: server CPU, peak RSS, fresh playlists, failed publishers.
+fn scale(stack: &mut dyn Stack, n: usize, hold: Duration, round: usize) -> Scale {
+    let users: Vec<String> = (0..n).map(|i| format!("s{round}_{i}")).collect();
+    let mut publishers = Vec::new();
+    for user in &users {
+        let key = stack.add_user(user);
+        publishers.push(Publisher::start(
+            Clip::AudioVideo,
+            &stack.publish_url(&key),
+            true,
+        ));
+        std::thread::sleep(Duration::from_millis(40)); // staggered starts
+    }
+    std::thread::sleep(Duration::from_secs(3 * TARGET_S + 2));
+    let pids = stack.pids();
+    let pub_pids: Vec<u32> = publishers.iter().map(|p| p.pid()).collect();
+    let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+    let (s0, p0, t0) = (cpu(&pids), cpu(&pub_pids), Instant::now());
+    std::thread::sleep(hold);
+    let (s1, p1, secs) = (
+        cpu(&stack.pids()),
+        cpu(&pub_pids),
+        t0.elapsed().as_secs_f64(),
+    );
+    let now = SystemTime::now();
+    let fresh = users
+        .iter()
+        .filter(|u| {
+            let r = get(stack.http(), &format!("/live/{u}/index.m3u8"));
+            r.status == 200
+                && r.header("last-modified")
+                    .and_then(|lm| httpdate::parse_http_date(lm).ok())
+                    .is_some_and(|lm| {
+                        now.duration_since(lm).unwrap_or_default()
+                            <= Duration::from_secs(2 * TARGET_S)
+                    })
+        })
+        .count();
+    let failed = publishers
+        .iter_mut()
+        .map(|p| !p.running())
+        .filter(|dead| *dead)
+        .count();
+    let peak_rss = stack.pids().iter().map(|p| peak_rss_mib(*p)).sum();
+    drop(publishers);
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu_percent = (s1 - s0) / secs * 100.0;
+    Scale {
+        n,
+        cpu_percent,
+        cpu_per_stream_ms_s: (s1 - s0) / secs * 1000.0 / n as f64,
+        peak_rss,
+        fresh,
+        failed,
+        publisher_cpu_percent: (p1 - p0) / secs * 100.0,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let levels: Vec<usize> = args
+        .get(1)
+        .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 10, 50, 100]);
+    let hold = Duration::from_secs(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));
+    let runs = 5;
+
+    let mut results: Vec<(
+        String,
+        f64,
+        (f64, f64),
+        Vec<Scale>,
+        (boltstream_bench::WrkResult, boltstream_bench::WrkResult),
+    )> = Vec::new();
+    for which in ["Boltstream", "nginx-rtmp"] {
+        let mut stack: Box<dyn Stack> = match which {
+            "Boltstream" => Box::new(Server::start(&[
+                "--hls-target-duration",
+                "2",
+                "--max-connections-per-ip",
+                "1000",
+            ])),
+            _ => Box::new(Nginx::start()),
+        };
+        eprintln!("[{which}] publish → playable ({runs} runs)");
+        let playable = publish_to_playable(stack.as_mut(), runs);
+        eprintln!("[{which}] live-edge delay");
+        let delay = live_edge_delay(stack.as_mut(), 30);
+        eprintln!("[{which}] wrk");
+        let http = {
+            let key = stack.add_user("wrk");
+            let _p = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
+            let seg = wait_for(Duration::from_secs(15), || {
+                newest_segment(stack.as_ref(), "wrk")
+            })
+            .expect("wrk stream live");
+            let base = format!("http://{}/live/wrk", stack.http());
+            (
+                wrk(&format!("{base}/{seg}"), 16, Duration::from_secs(5)),
+                wrk(&format!("{base}/index.m3u8"), 16, Duration::from_secs(5)),
+            )
+        };
+        let mut scales = Vec::new();
+        for (round, n) in levels.iter().enumerate() {
+            eprintln!("[{which}] {n} publishers for {hold:?}");
+            scales.push(scale(stack.as_mut(), *n, hold, round));
+        }
+        results.push((which.to_string(), playable, delay, scales, http));
+    }
+
+    println!("| measure | Boltstream | nginx-rtmp | Boltstream / nginx-rtmp |");
+    println!("| --- | --- | --- | --- |");
+    let (b, n) = (&results[0], &results[1]);
+    let row = |name: &str, x: f64, y: f64, unit: &str| {
+        println!("| {name} | {x:.2} {unit} | {y:.2} {unit} | {:.2} |", x / y)
+    };
+    row("publish → playable (median of 5)", b.1, n.1, "s");
+    row("live-edge delay (median)", b.2 .0, n.2 .0, "s");
+    println!(
+        "| first frame in output, publisher time | {:.2} s | {:.2} s | |",
+        b.2 .1, n.2 .1
+    );
+    row("HTTP segment req/s (wrk -c16)", b.4 .0.rps, n.4 .0.rps, "");
+    row("HTTP segment p99", b.4 .0.p99_ms, n.4 .0.p99_ms, "ms");
+    row("HTTP playlist req/s (wrk -c16)", b.4 .1.rps, n.4 .1.rps, "");
+    row("HTTP playlist p99", b.4 .1.p99_ms, n.4 .1.p99_ms, "ms");
+    for (x, y) in b.3.iter().zip(&n.3) {
+        let k = x.n;
+        row(
+            &format!("{k} publishers: server CPU"),
+            x.cpu_percent,
+            y.cpu_percent,
+            "%",
+        );
+        row(
+            &format!("{k} publishers: CPU per stream"),
+            x.cpu_per_stream_ms_s,
+            y.cpu_per_stream_ms_s,
+            "ms/s",
+        );
+        row(
+            &format!("{k} publishers: peak RSS"),
+            x.peak_rss,
+            y.peak_rss,
+            "MiB",
+        );
+        println!(
+            "| {k} publishers: fresh playlists | {}/{k} | {}/{k} | |",
+            x.fresh, y.fresh
+        );
+        println!(
+            "| {k} publishers: failed publishers | {} | {} | |",
+            x.failed, y.failed
+        );
+        println!(
+            "| {k} publishers: the publishers' own CPU | {:.0} % | {:.0} % | |",
+            x.publisher_cpu_percent, y.publisher_cpu_percent
+        );
+    }
+}

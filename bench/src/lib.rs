@@ -1,0 +1,116 @@
+//! Shared pieces of the benchmark binaries: process CPU and memory from `/proc`, `wrk` runs, and
+//! small statistics. Every load loop is bounded, every address is loopback.
+
+use std::process::Command;
+use std::time::Duration;
+
+/// Clock ticks per second for `/proc/<pid>/stat` (Linux's USER_HZ; 100 on every mainstream build).
+const TICKS: f64 = 100.0;
+
+/// CPU seconds (user + system) a process has used so far, children excluded.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / TICKS
+}
+
+/// Peak resident set (VmHWM) in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Child process ids of `pid` (nginx's workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// A wrk result.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WrkResult {
+    /// Requests per second.
+    pub rps: f64,
+    /// 99th percentile latency in ms.
+    pub p99_ms: f64,
+    /// Requests completed.
+    pub requests: f64,
+    /// Non-2xx/3xx responses.
+    pub errors: f64,
+}
+
+/// Runs `wrk` for `duration` with `connections` on one thread, returning its figures.
+pub fn wrk(url: &str, connections: u32, duration: Duration) -> WrkResult {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", duration.as_secs()),
+            "--latency",
+            url,
+        ])
+        .output()
+        .expect("run wrk (installed by bench/run)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut r = WrkResult::default();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            r.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = line.strip_prefix("99%") {
+            r.p99_ms = parse_latency(v.trim());
+        } else if line.contains("requests in") {
+            r.requests = line
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0.0);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            r.errors = v.trim().parse().unwrap_or(0.0);
+        }
+    }
+    r
+}
+
+fn parse_latency(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(0.0);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => n,
+    }
+}
+
+/// The median of a sample (0 for none).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let mid = xs.len() / 2;
+    if xs.len() % 2 == 0 {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    } else {
+        xs[mid]
+    }
+}

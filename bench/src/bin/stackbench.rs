@@ -345,6 +345,16 @@ fn live_edge_delay(stack: &mut dyn Stack, seconds: u64) -> (f64, f64) {
     (median(lags), first_pts.unwrap_or(f64::NAN))
 }
 
+/// Everything measured for one stack.
+struct StackResult {
+    playable: f64,
+    /// (median lag, first output frame on the publisher's timeline)
+    delay: (f64, f64),
+    scales: Vec<Scale>,
+    /// (segment, playlist)
+    http: (boltstream_bench::WrkResult, boltstream_bench::WrkResult),
+}
+
 struct Scale {
     n: usize,
     cpu_percent: f64,
@@ -422,13 +432,7 @@ fn main() {
     let hold = Duration::from_secs(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));
     let runs = 5;
 
-    let mut results: Vec<(
-        String,
-        f64,
-        (f64, f64),
-        Vec<Scale>,
-        (boltstream_bench::WrkResult, boltstream_bench::WrkResult),
-    )> = Vec::new();
+    let mut results: Vec<StackResult> = Vec::new();
     for which in ["Boltstream", "nginx-rtmp"] {
         let mut stack: Box<dyn Stack> = match which {
             "Boltstream" => Box::new(Server::start(&[
@@ -462,7 +466,12 @@ fn main() {
             eprintln!("[{which}] {n} publishers for {hold:?}");
             scales.push(scale(stack.as_mut(), *n, hold, round));
         }
-        results.push((which.to_string(), playable, delay, scales, http));
+        results.push(StackResult {
+            playable,
+            delay,
+            scales,
+            http,
+        });
     }
 
     println!("| measure | Boltstream | nginx-rtmp | Boltstream / nginx-rtmp |");
@@ -471,17 +480,32 @@ fn main() {
     let row = |name: &str, x: f64, y: f64, unit: &str| {
         println!("| {name} | {x:.2} {unit} | {y:.2} {unit} | {:.2} |", x / y)
     };
-    row("publish → playable (median of 5)", b.1, n.1, "s");
-    row("live-edge delay (median)", b.2 .0, n.2 .0, "s");
+    row(
+        "publish → playable (median of 5)",
+        b.playable,
+        n.playable,
+        "s",
+    );
+    row("live-edge delay (median)", b.delay.0, n.delay.0, "s");
     println!(
         "| first frame in output, publisher time | {:.2} s | {:.2} s | |",
-        b.2 .1, n.2 .1
+        b.delay.1, n.delay.1
     );
-    row("HTTP segment req/s (wrk -c16)", b.4 .0.rps, n.4 .0.rps, "");
-    row("HTTP segment p99", b.4 .0.p99_ms, n.4 .0.p99_ms, "ms");
-    row("HTTP playlist req/s (wrk -c16)", b.4 .1.rps, n.4 .1.rps, "");
-    row("HTTP playlist p99", b.4 .1.p99_ms, n.4 .1.p99_ms, "ms");
-    for (x, y) in b.3.iter().zip(&n.3) {
+    row(
+        "HTTP segment req/s (wrk -c16)",
+        b.http.0.rps,
+        n.http.0.rps,
+        "",
+    );
+    row("HTTP segment p99", b.http.0.p99_ms, n.http.0.p99_ms, "ms");
+    row(
+        "HTTP playlist req/s (wrk -c16)",
+        b.http.1.rps,
+        n.http.1.rps,
+        "",
+    );
+    row("HTTP playlist p99", b.http.1.p99_ms, n.http.1.p99_ms, "ms");
+    for (x, y) in b.scales.iter().zip(&n.scales) {
         let k = x.n;
         row(
             &format!("{k} publishers: server CPU"),

@@ -88,6 +88,10 @@ pub struct Packager {
     open: Option<Open>,
     pending_discontinuity: bool,
     last_video_ms: Option<i64>,
+    /// Decode times never go backwards per track (nor, so, the PCR): a publisher's stray earlier
+    /// timestamp is clamped to the last one written.
+    video_floor_ms: i64,
+    audio_floor_ms: i64,
     video_frame_ms: i64,
     end_ms: i64,
     size_hint: usize,
@@ -108,6 +112,8 @@ impl Packager {
             open: None,
             pending_discontinuity: false,
             last_video_ms: None,
+            video_floor_ms: i64::MIN,
+            audio_floor_ms: i64::MIN,
             video_frame_ms: 33,
             end_ms: 0,
             size_hint: 64 * 1024,
@@ -165,6 +171,7 @@ impl Packager {
         }
         self.pending_discontinuity = true;
         self.last_video_ms = None;
+        // The rebased timeline continues after the last time seen, so the floors stay valid.
         (ms, self.close(self.end_ms))
     }
 
@@ -211,6 +218,7 @@ impl Packager {
             return Ok(None);
         }
         let (ms, mut closed) = self.time(raw);
+        let ms = ms.max(self.video_floor_ms);
         if let Some(prev) = self.last_video_ms.replace(ms) {
             if ms > prev {
                 self.video_frame_ms = (ms - prev).min(1000);
@@ -242,6 +250,7 @@ impl Packager {
         };
         let open = self.open.as_mut().expect("a segment is open");
         self.mux.write_pes(&mut open.buf, &pes, &parts);
+        self.video_floor_ms = ms;
         self.end_ms = self.end_ms.max(ms + self.video_frame_ms);
         Ok(closed)
     }
@@ -267,6 +276,7 @@ impl Packager {
             return Ok(None);
         }
         let (ms, mut closed) = self.time(raw);
+        let ms = ms.max(self.audio_floor_ms);
         if tracks.video {
             match &self.open {
                 // Before the first IDR, or from before the segment's start: dropped, so both
@@ -298,6 +308,7 @@ impl Packager {
         };
         let open = self.open.as_mut().expect("a segment is open");
         self.mux.write_pes(&mut open.buf, &pes, &[&adts, &frame]);
+        self.audio_floor_ms = ms;
         let frame_ms = 1024 * 1000 / i64::from(config.sample_rate());
         self.end_ms = self.end_ms.max(ms + frame_ms);
         Ok(closed)

@@ -16,6 +16,24 @@ struct RawConfig {
     blocked_path_prefixes: Vec<String>,
     #[serde(default)]
     origin_path_prefix: String,
+    #[serde(default)]
+    role: Role,
+}
+
+/// Which half of the work this instance of the filter does. With Envoy's cache, one instance runs
+/// on the listener (rewrite and refuse, before the cache computes its key) and one as an upstream
+/// filter of the origin cluster (headers, before the cache stores the response); splitting the
+/// roles means a cache hit costs one host call, not a header-map round trip that changes nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Requests and responses (a single instance, no cache).
+    #[default]
+    Both,
+    /// Request rewriting and refusals only.
+    Request,
+    /// Response headers only.
+    Response,
 }
 
 fn default_max_age() -> u32 {
@@ -31,6 +49,8 @@ pub struct FilterConfig {
     pub blocked_path_prefixes: Vec<String>,
     /// Prepended to canonical live paths when the origin is mounted below a prefix (`""` for none).
     pub origin_path_prefix: String,
+    /// Which half of the work this instance does.
+    pub role: Role,
 }
 
 /// Why a configuration was refused; logged by the plugin when it refuses to start.
@@ -79,6 +99,7 @@ impl FilterConfig {
             policy,
             blocked_path_prefixes: blocked,
             origin_path_prefix: origin,
+            role: raw.role,
         })
     }
 }
@@ -102,6 +123,11 @@ mod tests {
         assert_eq!(c.blocked_path_prefixes, vec!["/admin".to_string()]);
         assert_eq!(c.origin_path_prefix, "/origin");
         assert_eq!(c.policy, Policy::with_playlist_max_age(2).unwrap());
+        assert_eq!(c.role, Role::Both);
+        assert_eq!(
+            FilterConfig::parse(br#"{"role": "request"}"#).unwrap().role,
+            Role::Request
+        );
     }
 
     #[test]
@@ -114,6 +140,7 @@ mod tests {
             br#"{"blocked_path_prefixes": ["admin"]}"#,
             br#"{"origin_path_prefix": "/o/"}"#,
             br#"{"origin_path_prefix": "/o/../x"}"#,
+            br#"{"role": "sideways"}"#,
             b"not json",
             b"[1,2]",
         ] {

@@ -84,6 +84,36 @@ pub fn response_changes<'c>(
     changes
 }
 
+/// Only the header calls a live response still needs: `current` is the response's header map (with
+/// `:status`), and a change is kept only when the header differs from the policy. The origin
+/// already applies the same policy, so usually nothing is left — and each host call costs more
+/// than all the logic here.
+pub fn updates_needed<'c, K: AsRef<str>, V: AsRef<[u8]>>(
+    current: &[(K, V)],
+    route: &Route,
+    config: &'c FilterConfig,
+) -> Vec<(&'static str, Option<&'c str>)> {
+    let get = |name: &str| {
+        current
+            .iter()
+            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    };
+    let status = get(":status")
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(502);
+    response_changes(route, status, config)
+        .into_iter()
+        .filter(|(name, wanted)| match (get(name), wanted) {
+            (Some(have), Some(want)) => have != want.as_bytes(),
+            (None, Some(_)) => true,
+            (Some(_), None) => true,
+            (None, None) => false,
+        })
+        .collect()
+}
+
 /// The body of a local refusal; says why without echoing the request.
 pub fn refusal_body(status: u16) -> &'static [u8] {
     match status {
@@ -163,6 +193,40 @@ mod tests {
         assert_eq!(
             decide_request(b"/dashboard", &config),
             RequestDecision::Pass
+        );
+    }
+
+    #[test]
+    fn only_differences_become_host_calls() {
+        let config = FilterConfig::default();
+        let RequestDecision::Live { route, .. } = decide_request(b"/live/bob/1.ts", &config) else {
+            panic!()
+        };
+        let conformant = [
+            (":status", &b"200"[..]),
+            ("cache-control", b"public, max-age=31536000, immutable"),
+            ("content-type", b"video/mp2t"),
+            ("access-control-allow-origin", b"*"),
+        ];
+        assert!(updates_needed(&conformant, &route, &config).is_empty());
+        let off = [
+            (":status", &b"200"[..]),
+            ("cache-control", b"private"),
+            ("server", b"x"),
+            ("x-bad", b"\xff"),
+        ];
+        let needed = updates_needed(&off, &route, &config);
+        assert!(needed.contains(&("cache-control", Some("public, max-age=31536000, immutable"))));
+        assert!(needed.contains(&("content-type", Some("video/mp2t"))));
+        assert!(needed.contains(&("server", None)));
+        assert!(
+            !needed.iter().any(|(n, _)| *n == "set-cookie"),
+            "absent headers need no removal"
+        );
+        let error = [(":status", &b"404"[..]), ("cache-control", b"no-store")];
+        assert_eq!(
+            updates_needed(&error, &route, &config),
+            vec![("access-control-allow-origin", Some("*"))]
         );
     }
 

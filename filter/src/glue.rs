@@ -5,8 +5,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::rc::Rc;
 
-use crate::config::FilterConfig;
-use crate::decision::{decide_request, refusal_body, response_changes, RequestDecision};
+use crate::config::{FilterConfig, Role};
+use crate::decision::{decide_request, refusal_body, updates_needed, RequestDecision};
 use boltstream_shared::route::Route;
 
 #[cfg(not(feature = "noop"))]
@@ -103,7 +103,9 @@ impl HttpContext for EdgeRequest {
                 if let Some(path) = rewrite {
                     self.set_http_request_header(":path", Some(&path));
                 }
-                self.live = Some(route);
+                if self.config.role != Role::Request {
+                    self.live = Some(route);
+                }
                 Action::Continue
             }
             RequestDecision::Refuse(status) => {
@@ -129,11 +131,9 @@ impl HttpContext for EdgeRequest {
         let Some(route) = &self.live else {
             return Action::Continue;
         };
-        let status = self
-            .get_http_response_header(":status")
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(502);
-        for (name, value) in response_changes(route, status, &self.config) {
+        // One call for the whole map, then calls only for what differs from the policy.
+        let current = self.get_http_response_headers_bytes();
+        for (name, value) in updates_needed(&current, route, &self.config) {
             self.set_http_response_header(name, value);
         }
         Action::Continue

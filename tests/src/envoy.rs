@@ -44,11 +44,32 @@ pub fn config(
             "address: 127.0.0.1, port_value: 8080",
             &format!("address: {}, port_value: {}", origin.ip(), origin.port()),
         )
-        .replace("'{\"playlist_max_age\": 1}'", &format!("'{plugin_json}'"))
+        .replace(
+            "'{\"playlist_max_age\": 1, \"role\": \"request\"}'",
+            &format!("'{}'", with_role(plugin_json, "request")),
+        )
+        .replace(
+            "'{\"playlist_max_age\": 1, \"role\": \"response\"}'",
+            &format!("'{}'", with_role(plugin_json, "response")),
+        )
         .replace(
             "filename: \"target/wasm32-wasip1/release/boltstream_filter.wasm\"",
             &format!("filename: \"{}\"", wasm_path.display()),
         )
+}
+
+/// Adds `"role": ROLE` to a plugin JSON object.
+fn with_role(plugin_json: &str, role: &str) -> String {
+    let body = plugin_json
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim();
+    if body.is_empty() {
+        format!("{{\"role\": \"{role}\"}}")
+    } else {
+        format!("{{{body}, \"role\": \"{role}\"}}")
+    }
 }
 
 /// A running Envoy.

@@ -196,6 +196,35 @@ fn linker(engine: &Engine) -> Linker<HostState> {
     .unwrap();
     l.func_wrap(
         "env",
+        "proxy_get_header_map_pairs",
+        |mut c: Caller<'_, HostState>, map_type: u32, ret_ptr: u32, ret_size: u32| -> u32 {
+            c.data_mut().calls += 1;
+            let Some(m) = map(c.data_mut(), map_type) else {
+                return BAD_ARGUMENT;
+            };
+            // proxy-wasm's layout: count, then (key length, value length) pairs, then each key
+            // and value followed by a NUL.
+            let pairs = m.clone();
+            let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+            for (k, v) in &pairs {
+                out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            }
+            for (k, v) in &pairs {
+                out.extend_from_slice(k.as_bytes());
+                out.push(0);
+                out.extend_from_slice(v);
+                out.push(0);
+            }
+            let ptr = give(&mut c, &out);
+            write_u32(&mut c, ret_ptr, ptr);
+            write_u32(&mut c, ret_size, out.len() as u32);
+            OK
+        },
+    )
+    .unwrap();
+    l.func_wrap(
+        "env",
         "proxy_replace_header_map_value",
         |mut c: Caller<'_, HostState>, map_type: u32, kp: u32, ks: u32, vp: u32, vs: u32| -> u32 {
             c.data_mut().calls += 1;

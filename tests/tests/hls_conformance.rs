@@ -237,3 +237,72 @@ fn republish_continues_the_playlist_after_a_discontinuity() {
     );
     assert!(ok && stderr.trim().is_empty(), "{stderr}");
 }
+
+#[test]
+fn unsupported_codec_is_refused_with_a_clear_log_line() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    // MP3 audio in FLV (Debian's ffmpeg has libmp3lame): not packaged into our MPEG-TS.
+    let url = server.publish_url(&key);
+    let (ok, _, _) = run(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=4",
+            "-c:a",
+            "libmp3lame",
+            "-f",
+            "flv",
+            &url,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!ok, "the publisher was dropped");
+    let log = wait_for(Duration::from_secs(3), || {
+        Some(server.log()).filter(|l| l.contains("publish ended"))
+    })
+    .unwrap();
+    assert!(
+        log.contains("unsupported codec") && log.contains("MP3")
+            || log.contains("audio codec id 2"),
+        "{log}"
+    );
+    assert_eq!(
+        get(server.http, "/live/alice/index.m3u8").status,
+        404,
+        "no broken output"
+    );
+}
+
+#[test]
+fn old_segments_and_finished_streams_are_cleaned_up() {
+    let server = Server::start(&["--hls-window", "3", "--hls-cleanup-after", "2"]);
+    let key = server.add_user("alice");
+    let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), false);
+    let first = wait_for(Duration::from_secs(10), || playlist(&server, "alice"))
+        .unwrap()
+        .names[0]
+        .clone();
+    let dir = server.data().join("hls/alice");
+    assert!(dir.join(&first).exists());
+    assert!(publisher.wait(Duration::from_secs(30)).unwrap().success());
+    // The first segment left the 3-segment window long ago; its grace (3 × 2 s) has passed.
+    assert!(
+        wait_for(Duration::from_secs(8), || (!dir.join(&first).exists())
+            .then_some(()))
+        .is_some(),
+        "retired segment not deleted"
+    );
+    // The finished stream's files go after --hls-cleanup-after.
+    assert!(
+        wait_for(Duration::from_secs(6), || (!dir.exists()).then_some(())).is_some(),
+        "finished stream not removed"
+    );
+    assert_eq!(get(server.http, "/live/alice/index.m3u8").status, 404);
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use boltstream_bench::{cpu_seconds, wrk};
+use boltstream_bench::{cpu_seconds, median, wrk};
 use boltstream_tests::envoy::Envoy;
 use boltstream_tests::http::get;
 use boltstream_tests::media::{Clip, Publisher};
@@ -37,7 +37,11 @@ fn main() {
     let seconds: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(4);
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
     let server = Server::start(&[]);
     let key = server.add_user("alice");
     let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
@@ -58,47 +62,68 @@ fn main() {
         "build both filters first (bench/run does)"
     );
 
+    let variants = ["no wasm", "do-nothing wasm", "boltstream filter"];
+    let envoys: Vec<Envoy> =
+        variants
+            .iter()
+            .map(|variant| {
+                let (noop, ours) = (noop.clone(), ours.clone());
+                Envoy::start_with(server.http, r#"{"playlist_max_age": 1}"#, move |yaml| {
+                    match *variant {
+                        "no wasm" => without_wasm(yaml),
+                        "do-nothing wasm" => {
+                            yaml.replace(&ours.display().to_string(), &noop.display().to_string())
+                        }
+                        _ => yaml,
+                    }
+                })
+            })
+            .collect();
+    println!("Median of {rounds} interleaved rounds of `wrk -t1 -c16 -d{seconds}s` per cell; Envoy `--concurrency 1` with the in-memory cache, so both objects are edge cache hits.");
+    println!();
     println!("| variant | object | req/s | p99 ms | Envoy CPU µs/request | added CPU µs/request vs no wasm |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for object in [
         format!("/live/alice/{segment}"),
         "/live/alice/index.m3u8".to_string(),
     ] {
-        let mut base_cpu = 0.0;
-        for variant in ["no wasm", "do-nothing wasm", "boltstream filter"] {
-            let (noop, ours) = (noop.clone(), ours.clone());
-            let envoy = Envoy::start_with(server.http, r#"{"playlist_max_age": 1}"#, move |yaml| {
-                match variant {
-                    "no wasm" => without_wasm(yaml),
-                    "do-nothing wasm" => {
-                        yaml.replace(&ours.display().to_string(), &noop.display().to_string())
-                    }
-                    _ => yaml,
-                }
-            });
-            let url = format!("http://{}{object}", envoy.addr);
-            // Warm the cache and the VM.
-            let _ = wrk(&url, 4, Duration::from_secs(1));
-            let before = cpu_seconds(envoy.pid());
-            let r = wrk(&url, 16, Duration::from_secs(seconds));
-            let cpu = cpu_seconds(envoy.pid()) - before;
-            let per_request = cpu / r.requests.max(1.0) * 1e6;
-            if variant == "no wasm" {
-                base_cpu = per_request;
+        let kind = if object.ends_with(".ts") {
+            "segment"
+        } else {
+            "playlist"
+        };
+        let mut samples: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); variants.len()];
+        for envoy in &envoys {
+            let _ = wrk(
+                &format!("http://{}{object}", envoy.addr),
+                4,
+                Duration::from_secs(1),
+            ); // warm cache and VM
+        }
+        for _ in 0..rounds {
+            for (i, envoy) in envoys.iter().enumerate() {
+                let before = cpu_seconds(envoy.pid());
+                let r = wrk(
+                    &format!("http://{}{object}", envoy.addr),
+                    16,
+                    Duration::from_secs(seconds),
+                );
+                let cpu = cpu_seconds(envoy.pid()) - before;
+                assert_eq!(r.errors, 0.0, "{} answered errors", variants[i]);
+                samples[i].push((r.rps, r.p99_ms, cpu / r.requests.max(1.0) * 1e6));
             }
-            let kind = if object.ends_with(".ts") {
-                "segment"
-            } else {
-                "playlist"
-            };
+        }
+        let med =
+            |i: usize, f: fn(&(f64, f64, f64)) -> f64| median(samples[i].iter().map(f).collect());
+        let base = med(0, |s| s.2);
+        for (i, variant) in variants.iter().enumerate() {
+            let cpu = med(i, |s| s.2);
             println!(
-                "| {variant} | {kind} | {:.0} | {:.2} | {:.1} | {:.1} |",
-                r.rps,
-                r.p99_ms,
-                per_request,
-                per_request - base_cpu
+                "| {variant} | {kind} | {:.0} | {:.2} | {cpu:.1} | {:.1} |",
+                med(i, |s| s.0),
+                med(i, |s| s.1),
+                cpu - base
             );
-            assert_eq!(r.errors, 0.0, "{variant} answered errors");
         }
     }
 }

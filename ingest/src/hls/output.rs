@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::packager::{Packager, Segment};
-use super::playlist::{Entry, PlaylistWindow};
+use super::playlist::PlaylistWindow;
 use crate::config::Settings;
 use crate::live::{Media, MediaError, MediaSink, SinkFactory};
 use crate::store::now_ms;
@@ -51,8 +51,9 @@ struct ChannelState {
     window: PlaylistWindow,
     playlist: Option<PlaylistSnapshot>,
     version: u64,
-    /// Segments that left the window, kept for players a little behind (and then deleted).
-    retired: VecDeque<(i64, Entry)>,
+    /// Names of segments that left the window: no longer in memory (players a little behind get
+    /// them from disk), deleted from disk after the grace period.
+    retired: VecDeque<(i64, String)>,
     segment_modified: HashMap<String, i64>,
     publishing: bool,
     ended_at: Option<i64>,
@@ -144,21 +145,12 @@ impl HlsOutput {
         self.channel(user)?.state().playlist.clone()
     }
 
-    /// A segment still in memory (listed, or recently retired).
+    /// A segment of the current window, from memory.
     pub fn segment(&self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
         let channel = self.channel(user)?;
         let state = channel.state();
         let modified_ms = *state.segment_modified.get(name)?;
-        let body = match state.window.find(name) {
-            Some(entry) => entry.data.clone(),
-            None => state
-                .retired
-                .iter()
-                .find(|(_, e)| e.name == name)?
-                .1
-                .data
-                .clone(),
-        };
+        let body = state.window.find(name)?.data.clone();
         Some(SegmentSnapshot { body, modified_ms })
     }
 
@@ -218,7 +210,8 @@ impl HlsOutput {
         let entry = state.window.entries().last().expect("just pushed").clone();
         state.segment_modified.insert(entry.name.clone(), now);
         for gone in evicted {
-            state.retired.push_back((now, gone));
+            state.segment_modified.remove(&gone.name);
+            state.retired.push_back((now, gone.name));
         }
         let playlist = self.render(&mut state, now);
         drop(state);
@@ -277,10 +270,9 @@ impl HlsOutput {
                 .front()
                 .is_some_and(|(at, _)| now - at >= self.retire_grace_ms)
             {
-                let (_, entry) = state.retired.pop_front().expect("checked");
-                state.segment_modified.remove(&entry.name);
+                let (_, name) = state.retired.pop_front().expect("checked");
                 self.queue(Job::Delete {
-                    path: channel.dir.join(format!("{}.ts", entry.name)),
+                    path: channel.dir.join(format!("{name}.ts")),
                 });
             }
             let expired = !state.publishing

@@ -328,7 +328,8 @@ impl Packager {
 
     fn close(&mut self, end_ms: i64) -> Option<Segment> {
         let open = self.open.take()?;
-        self.size_hint = open.buf.len() + open.buf.len() / 4;
+        // The frozen buffer keeps its whole allocation alive in the window: slack is memory.
+        self.size_hint = open.buf.len() + open.buf.len() / 16;
         Some(Segment {
             duration_ms: (end_ms - open.start_ms).max(1) as u64,
             data: open.buf.freeze(),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,73 @@ impl Drop for Slot {
             if *count == 0 {
                 open.remove(&self.ip);
             }
+        }
+    }
+}
+
+/// The caps a listener admits connections under: per address and in total.
+#[derive(Debug)]
+pub struct Admission {
+    kind: &'static str,
+    per_ip: Arc<PerAddressLimit>,
+    total: Arc<tokio::sync::Semaphore>,
+}
+
+/// An admitted connection's places; released on drop.
+#[derive(Debug)]
+pub struct Admitted {
+    _slot: Slot,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// Caps for the `kind` ("rtmp", "http") listener.
+    pub fn new(kind: &'static str, per_ip: usize, total: usize) -> Self {
+        Self {
+            kind,
+            per_ip: PerAddressLimit::new(per_ip),
+            total: Arc::new(tokio::sync::Semaphore::new(total)),
+        }
+    }
+
+    /// Accepts the next connection within the caps (others are closed at once), or `None` once
+    /// `shutdown` is cancelled.
+    pub async fn accept(
+        &self,
+        listener: &tokio::net::TcpListener,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Option<(tokio::net::TcpStream, SocketAddr, Admitted)> {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            let (socket, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "{} accept failed", self.kind);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(slot) = self.per_ip.acquire(peer.ip()) else {
+                tracing::debug!(peer = %peer, "{} connection refused: per-address cap reached", self.kind);
+                continue;
+            };
+            let Ok(permit) = Arc::clone(&self.total).try_acquire_owned() else {
+                tracing::debug!(peer = %peer, "{} connection refused: connection cap reached", self.kind);
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            return Some((
+                socket,
+                peer,
+                Admitted {
+                    _slot: slot,
+                    _permit: permit,
+                },
+            ));
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -16,7 +15,7 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::hls::HlsOutput;
 use crate::http;
-use crate::limits::PerAddressLimit;
+use crate::limits::Admission;
 use crate::live::{Counters, Registry};
 use crate::rtmp::{self, RtmpContext};
 use crate::store::{Store, StreamStats};
@@ -82,8 +81,11 @@ impl RunningServer {
             sinks: Arc::new(Arc::clone(&hls)),
             throttle: crate::limits::Throttle::new(settings.auth_failures_per_minute),
             shutdown: shutdown.clone(),
-            per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
-            connections: Arc::new(Semaphore::new(settings.max_rtmp_connections)),
+            admission: Admission::new(
+                "rtmp",
+                settings.max_connections_per_ip,
+                settings.max_rtmp_connections,
+            ),
         });
         tracker.spawn(rtmp::listen(rtmp_listener, rtmp_ctx, tracker.clone()));
 

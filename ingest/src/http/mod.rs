@@ -23,14 +23,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::Settings;
 use crate::hls::HlsOutput;
-use crate::limits::{PerAddressLimit, Throttle};
+use crate::limits::{Admission, Throttle};
 use crate::live::Registry;
 use crate::store::Store;
 
@@ -58,8 +57,7 @@ pub struct HttpContext {
     pub rtmp_port: u16,
     /// Failed log-ins per address.
     pub login_throttle: Throttle,
-    per_ip: Arc<PerAddressLimit>,
-    connections: Arc<Semaphore>,
+    admission: Admission,
     /// Requests served, by route kind (in [`ROUTE_LABELS`] order).
     requests: [AtomicU64; ROUTE_LABELS.len()],
 }
@@ -89,8 +87,11 @@ impl HttpContext {
             rtmp_port,
             requests: Default::default(),
             login_throttle: Throttle::new(5),
-            per_ip: PerAddressLimit::new(settings.max_connections_per_ip),
-            connections: Arc::new(Semaphore::new(settings.max_http_connections)),
+            admission: Admission::new(
+                "http",
+                settings.max_connections_per_ip,
+                settings.max_http_connections,
+            ),
             settings,
             store,
             registry,
@@ -153,31 +154,11 @@ impl HttpContext {
 
 /// Serves HTTP until shutdown.
 pub async fn listen(listener: TcpListener, ctx: Arc<HttpContext>, tracker: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            () = ctx.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (socket, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                warn!(error = %err, "http accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Some(slot) = ctx.per_ip.acquire(peer.ip()) else {
-            debug!(peer = %peer, "http connection refused: per-address cap reached");
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&ctx.connections).try_acquire_owned() else {
-            debug!(peer = %peer, "http connection refused: connection cap reached");
-            continue;
-        };
-        let _ = socket.set_nodelay(true);
+    while let Some((socket, peer, admitted)) = ctx.admission.accept(&listener, &ctx.shutdown).await
+    {
         let ctx = Arc::clone(&ctx);
         tracker.spawn(async move {
-            let _held = (slot, permit);
+            let _admitted = admitted;
             let service = {
                 let ctx = Arc::clone(&ctx);
                 service_fn(move |req| {

@@ -315,6 +315,21 @@ fn auth_form(
     r
 }
 
+/// Reads a signed-in user's form (its only field is the CSRF token) and checks the token against
+/// the session's.
+async fn check_signed_form(req: Request<Incoming>, s: &SessionUser) -> Result<(), Resp> {
+    let form = read_form(req).await.map_err(|e| body_error(e, Some(s)))?;
+    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            Some(s),
+            "Form expired",
+            "Please reload the page and try again.",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the double-submit CSRF token of a pre-session form.
 fn pre_session_csrf_ok(
     req_cookie: Option<&str>,
@@ -484,17 +499,8 @@ async fn logout(
     let Some((token, s)) = signed_in else {
         return redirect("/");
     };
-    let form = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return body_error(e, Some(&s)),
-    };
-    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&s),
-            "Form expired",
-            "Please reload the page and try again.",
-        );
+    if let Err(refused) = check_signed_form(req, &s).await {
+        return refused;
     }
     let store = Arc::clone(&ctx.store);
     let _ = blocking(move || store.delete_session(&token)).await;
@@ -600,17 +606,8 @@ async fn dashboard_action(
         return redirect("/login");
     };
     let shell = host_shell(&req);
-    let form = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return body_error(e, Some(&s)),
-    };
-    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&s),
-            "Form expired",
-            "Please reload the page and try again.",
-        );
+    if let Err(refused) = check_signed_form(req, &s).await {
+        return refused;
     }
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
@@ -710,17 +707,8 @@ async fn admin_action(
             "This action is for administrators.",
         );
     }
-    let form = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return body_error(e, Some(&s)),
-    };
-    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&s),
-            "Form expired",
-            "Please reload the page and try again.",
-        );
+    if let Err(refused) = check_signed_form(req, &s).await {
+        return refused;
     }
     match super::api::admin_operation(ctx, kind, name, action, &s.user.username).await {
         Ok(message) => admin(ctx, &s, Some(&message)).await,

@@ -99,6 +99,29 @@ pub fn redact(presented: &str) -> String {
     out
 }
 
+/// `text` with every well-formed key in it replaced by its redaction: for text that did not come from
+/// us (client-chosen names, parser error messages) on its way to a log line.
+pub fn scrub(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes.len() - i >= KEY_LEN
+            && bytes[i..].starts_with(PREFIX.as_bytes())
+            && is_well_formed_bytes(&bytes[i..i + KEY_LEN])
+        {
+            // A key is ASCII, so both ends are char boundaries.
+            out.push_str(&redact(&text[i..i + KEY_LEN]));
+            i += KEY_LEN;
+        } else {
+            let ch = text[i..].chars().next().expect("i is a char boundary");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
 /// The at-rest form of a key: lowercase hex SHA-256. Keys carry ~190 random bits, so a plain fast
 /// hash is enough (no salt or KDF needed: there is nothing to brute-force), and it allows an indexed
 /// lookup by hash on every publish.
@@ -161,6 +184,15 @@ mod tests {
     }
 
     #[test]
+    fn scrub_redacts_every_embedded_key() {
+        let text = alloc::format!("app=ü{EXAMPLE_KEY}/x {EXAMPLE_KEY}");
+        let scrubbed = scrub(&text);
+        assert!(!contains_key(scrubbed.as_bytes()));
+        assert_eq!(scrubbed, "app=ülive_…LZSi/x live_…LZSi");
+        assert_eq!(scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
     fn contains_key_finds_embedded_keys() {
         let inside = alloc::format!("/app/x{EXAMPLE_KEY}.flv?y=1");
         assert!(contains_key(inside.as_bytes()));
@@ -193,6 +225,7 @@ mod tests {
         fn well_formedness_never_panics(s in ".*") {
             let _ = is_well_formed(&s);
             let _ = redact(&s);
+            prop_assert!(!contains_key(scrub(&s).as_bytes()));
         }
     }
 }

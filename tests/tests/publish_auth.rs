@@ -135,6 +135,12 @@ fn wrong_app_and_rtmp_play_are_refused() {
     let key = server.add_user("alice");
     let url = format!("rtmp://{}/other/{key}", server.rtmp);
     assert_refused(Publisher::start(Clip::Short, &url, false), "unknown app");
+    // The key pasted into the server URL (a common OBS mistake): refused, and not logged.
+    let url = format!("rtmp://{}/{key}/{key}", server.rtmp);
+    assert_refused(Publisher::start(Clip::Short, &url, false), "unknown app");
+    let log = server.log();
+    assert!(!log.contains(&key), "{log}");
+    assert!(log.contains("app=live_…"), "{log}");
     let (ok, _, stderr) = boltstream_tests::media::run(
         "ffmpeg",
         &[

@@ -79,7 +79,7 @@ impl Publishing {
         (self.stream.user.clone(), self.stream.publish_id)
     }
 
-    async fn end(mut self, reason: &ConnectionEnd) {
+    async fn end(mut self, reason: &str) {
         let (user, id) = self.cleanup();
         let store = Arc::clone(&self.ctx.store);
         let result = tokio::task::spawn_blocking(move || store.end_publish(&user, id)).await;
@@ -126,13 +126,15 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
     };
     let end = conn.run().await;
     let end = end.err().unwrap_or(ConnectionEnd::Closed);
+    // Reasons can carry rml_rtmp's error text, which quotes client input: scrub before logging.
+    let reason = key::scrub(&end.to_string());
     match conn.publishing.take() {
-        Some(publishing) => publishing.end(&end).await,
+        Some(publishing) => publishing.end(&reason).await,
         None => match &end {
             ConnectionEnd::Closed | ConnectionEnd::Refused(_) => {
-                debug!(peer = %peer, reason = %end, "connection ended")
+                debug!(peer = %peer, reason = %reason, "connection ended")
             }
-            _ => info!(peer = %peer, reason = %end, "connection dropped"),
+            _ => info!(peer = %peer, reason = %reason, "connection dropped"),
         },
     }
     let _ = conn.socket.shutdown().await;
@@ -277,7 +279,7 @@ impl Connection {
                 app_name,
             } => {
                 if app_name != self.ctx.settings.rtmp_app {
-                    info!(peer = %self.peer, app = %app_name.escape_debug(), outcome = "refused", reason = "unknown app", "connect");
+                    info!(peer = %self.peer, app = %key::scrub(&app_name).escape_debug(), outcome = "refused", reason = "unknown app", "connect");
                     return self
                         .refuse(
                             session,

@@ -10,7 +10,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 
-use super::{now_ms, Store, StoreError, UserRow};
+use super::{now_ms, user_row, Store, StoreError, UserRow};
 
 /// How long a session lasts.
 pub const SESSION_MS: i64 = 14 * 24 * 3600 * 1000;
@@ -42,16 +42,6 @@ fn hash_password(password: &str) -> Result<String, StoreError> {
 }
 
 const USER_COLUMNS: &str = "u.username, u.is_admin, u.banned, s.started_ms, u.created_ms";
-
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    Ok(UserRow {
-        username: r.get(0)?,
-        is_admin: r.get(1)?,
-        banned: r.get(2)?,
-        live_since_ms: r.get(3)?,
-        created_ms: r.get(4)?,
-    })
-}
 
 impl Store {
     /// Sets (or replaces) a user's password.

@@ -129,6 +129,17 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
+/// The columns `SELECT u.username, u.is_admin, u.banned, s.started_ms, u.created_ms` as a row.
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        username: r.get(0)?,
+        is_admin: r.get(1)?,
+        banned: r.get(2)?,
+        live_since_ms: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -211,15 +222,7 @@ impl Store {
                 "SELECT u.username, u.is_admin, u.banned, s.started_ms, u.created_ms
                  FROM users u JOIN streams s ON s.user_id = u.id ORDER BY u.username",
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(UserRow {
-                    username: r.get(0)?,
-                    is_admin: r.get(1)?,
-                    banned: r.get(2)?,
-                    live_since_ms: r.get(3)?,
-                    created_ms: r.get(4)?,
-                })
-            })?;
+            let rows = stmt.query_map([], user_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -234,15 +237,7 @@ impl Store {
                 "SELECT u.username, u.is_admin, u.banned, s.started_ms, u.created_ms
                  FROM users u JOIN streams s ON s.user_id = u.id WHERE u.username = ?1",
                 [user.as_str()],
-                |r| {
-                    Ok(UserRow {
-                        username: r.get(0)?,
-                        is_admin: r.get(1)?,
-                        banned: r.get(2)?,
-                        live_since_ms: r.get(3)?,
-                        created_ms: r.get(4)?,
-                    })
-                },
+                user_row,
             )
             .optional()?)
         })

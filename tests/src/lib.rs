@@ -36,6 +36,15 @@ pub fn out_dir() -> PathBuf {
     dir
 }
 
+/// A loopback port that was free a moment ago (for children that must be told their port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
 /// Fails (never skips) when a tool the test command should have installed is missing.
 pub fn require_tool(name: &str) {
     let found = std::process::Command::new("sh")

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use boltstream_ingest::http::ROUTE_LABELS;
 use boltstream_tests::envoy::Envoy;
 use boltstream_tests::http::{get, request};
 use boltstream_tests::media::{Clip, Publisher};
@@ -70,17 +71,7 @@ fn edge_serves_canonical_cached_media_and_refuses_keys() {
     );
 
     // Key-bearing and internal paths: 403 at the edge, never reaching the origin.
-    let total_before: u64 = [
-        "live_playlist",
-        "live_segment",
-        "internal",
-        "key_bearing",
-        "rejected",
-        "other",
-    ]
-    .iter()
-    .map(|r| origin_count(&server, r))
-    .sum();
+    let total_before: u64 = ROUTE_LABELS.iter().map(|r| origin_count(&server, r)).sum();
     for path in [
         format!("/live/{key}/index.m3u8"),
         format!("/app/{key}"),
@@ -105,17 +96,7 @@ fn edge_serves_canonical_cached_media_and_refuses_keys() {
         "{}",
         traversal.status
     );
-    let total_after: u64 = [
-        "live_playlist",
-        "live_segment",
-        "internal",
-        "key_bearing",
-        "rejected",
-        "other",
-    ]
-    .iter()
-    .map(|r| origin_count(&server, r))
-    .sum();
+    let total_after: u64 = ROUTE_LABELS.iter().map(|r| origin_count(&server, r)).sum();
     // Only the test's own metrics reads (6 before, 6 after) may have reached the origin meanwhile.
     assert_eq!(
         origin_count(&server, "key_bearing"),

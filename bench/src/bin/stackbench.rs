@@ -15,7 +15,7 @@ use boltstream_bench::{children, cpu_seconds, median, peak_rss_mib, wrk};
 use boltstream_tests::http::get;
 use boltstream_tests::media::{Clip, Publisher};
 use boltstream_tests::server::Server;
-use boltstream_tests::{out_dir, wait_for};
+use boltstream_tests::{free_port, out_dir, wait_for};
 
 const TARGET_S: u64 = 2;
 
@@ -82,14 +82,6 @@ fn answer(mut stream: std::net::TcpStream, keys: &Mutex<HashMap<String, String>>
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
     };
     let _ = stream.write_all(response.as_bytes());
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// nginx + nginx-rtmp with its own prefix and config, never the system one.

@@ -140,6 +140,25 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     })
 }
 
+const LIVE_SELECT: &str =
+    "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
+        s.fps, s.bitrate_kbps FROM streams s JOIN users u ON u.id = s.user_id";
+
+fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRow> {
+    Ok(LiveRow {
+        username: r.get(0)?,
+        since_ms: r.get(1)?,
+        stats: StreamStats {
+            video_codec: r.get(2)?,
+            audio_codec: r.get(3)?,
+            width: r.get(4)?,
+            height: r.get(5)?,
+            fps: r.get(6)?,
+            bitrate_kbps: r.get::<_, i64>(7)?.max(0) as u64,
+        },
+    })
+}
+
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -374,27 +393,24 @@ impl Store {
     /// Live streams, longest-running first.
     pub fn live_streams(&self) -> Result<Vec<LiveRow>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
-                        s.fps, s.bitrate_kbps
-                 FROM streams s JOIN users u ON u.id = s.user_id
-                 WHERE s.started_ms IS NOT NULL ORDER BY s.started_ms, u.username",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(LiveRow {
-                    username: r.get(0)?,
-                    since_ms: r.get(1)?,
-                    stats: StreamStats {
-                        video_codec: r.get(2)?,
-                        audio_codec: r.get(3)?,
-                        width: r.get(4)?,
-                        height: r.get(5)?,
-                        fps: r.get(6)?,
-                        bitrate_kbps: r.get::<_, i64>(7)?.max(0) as u64,
-                    },
-                })
-            })?;
+            let mut stmt = c.prepare(&format!(
+                "{LIVE_SELECT} WHERE s.started_ms IS NOT NULL ORDER BY s.started_ms, u.username"
+            ))?;
+            let rows = stmt.query_map([], live_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// One channel's live stream, if it is live: what every player polls, so one indexed row, not
+    /// a scan of every live stream.
+    pub fn live_stream(&self, name: &str) -> Result<Option<LiveRow>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("{LIVE_SELECT} WHERE s.started_ms IS NOT NULL AND u.username = ?1"),
+                [name],
+                live_row,
+            )
+            .optional()?)
         })
     }
 

@@ -192,4 +192,6 @@ fn stats_round_trip() {
     };
     store.record_stats(id, &stats).unwrap();
     assert_eq!(store.live_streams().unwrap()[0].stats, stats);
+    assert_eq!(store.live_stream("alice").unwrap().unwrap().stats, stats);
+    assert_eq!(store.live_stream("bob").unwrap(), None);
 }

@@ -163,10 +163,7 @@ pub async fn handle(ctx: &Arc<HttpContext>, req: Request<Incoming>, rest: &str) 
                     let Some(row) = store.user(&lookup)? else {
                         return Ok(None);
                     };
-                    let live = store
-                        .live_streams()?
-                        .into_iter()
-                        .find(|l| l.username == lookup);
+                    let live = store.live_stream(&lookup)?;
                     Ok(Some((row, live)))
                 },
             )

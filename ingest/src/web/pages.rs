@@ -535,12 +535,7 @@ async fn dashboard<B>(
 ) -> Resp {
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
-    let live = blocking(move || {
-        store
-            .live_streams()
-            .map(|l| l.into_iter().find(|r| r.username == name))
-    })
-    .await;
+    let live = blocking(move || store.live_stream(&name)).await;
     let live = match live {
         Ok(l) => l,
         Err(e) => return server_error(Some(s), &e),

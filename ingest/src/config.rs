@@ -95,6 +95,16 @@ pub struct Options {
     /// Segments listed in a live playlist [default: 6]
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
+    /// Keep the live window's segments in memory and serve them from there; false serves them
+    /// from the disk mirror (the page cache) and keeps a segment in memory only while it is not
+    /// yet on disk or could not be written — about 4 MB less per 2.5 Mb/s stream [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_WINDOW_IN_MEMORY",
+        value_name = "BOOL"
+    )]
+    pub hls_window_in_memory: Option<bool>,
     /// Seconds a finished stream's files are kept before removal [default: 60]
     #[arg(
         long,
@@ -188,6 +198,8 @@ pub struct Settings {
     pub hls_target_duration: Duration,
     /// Live playlist window.
     pub hls_window: usize,
+    /// Window segments served from memory (else from disk once written).
+    pub hls_window_in_memory: bool,
     /// Delay before a finished stream's files are removed.
     pub hls_cleanup_after: Duration,
     /// Header policy (playlist max-age).
@@ -230,7 +242,7 @@ impl Settings {
         };
         merge!(cli, file; data, rtmp_listen, http_listen, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, auth_failures_per_minute,
-            hls_target_duration, hls_window, hls_cleanup_after, playlist_max_age, signup, secure_cookies,
+            hls_target_duration, hls_window, hls_window_in_memory, hls_cleanup_after, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
         let invalid = |name, message: &str| ConfigError::Invalid {
@@ -276,6 +288,7 @@ impl Settings {
             auth_failures_per_minute: auth_failures_per_minute.unwrap_or(10).max(1),
             hls_target_duration: Duration::from_secs(u64::from(target)),
             hls_window: window,
+            hls_window_in_memory: hls_window_in_memory.unwrap_or(true),
             hls_cleanup_after: positive("hls_cleanup_after", hls_cleanup_after, 60)?,
             policy,
             signup: signup.unwrap_or(true),

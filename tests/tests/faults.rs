@@ -147,7 +147,18 @@ fn break_disk(hls_dir: &std::path::Path, user: &str) -> &'static str {
 
 #[test]
 fn full_or_unwritable_disk_keeps_streams_up() {
-    let server = Server::start(&[]);
+    disk_fault_keeps_streams_up(&[]);
+}
+
+/// Without the in-memory window the origin serves from disk, so a segment that cannot be written
+/// must stay in memory.
+#[test]
+fn full_or_unwritable_disk_keeps_streams_up_without_the_memory_window() {
+    disk_fault_keeps_streams_up(&["--hls-window-in-memory", "false"]);
+}
+
+fn disk_fault_keeps_streams_up(args: &[&str]) {
+    let server = Server::start(args);
     let alice = server.add_user("alice");
     let bob = server.add_user("bob");
     let mode = break_disk(&server.data().join("hls"), "alice");
@@ -162,6 +173,15 @@ fn full_or_unwritable_disk_keeps_streams_up() {
     let seg = pa.lines().find(|l| l.ends_with(".ts")).unwrap();
     assert_eq!(get(server.http, &format!("/live/alice/{seg}")).status, 200);
     std::thread::sleep(Duration::from_secs(3));
+    // Every segment alice lists is still served, though none of them reached the disk.
+    let pa = playlist(&server, "alice").expect("alice still live");
+    for seg in pa.lines().filter(|l| l.ends_with(".ts")) {
+        assert_eq!(
+            get(server.http, &format!("/live/alice/{seg}")).status,
+            200,
+            "{seg}"
+        );
+    }
     assert!(a.running() && b.running());
     assert!(server.data().join("hls/bob/index.m3u8").exists());
     let log = server.log();

@@ -51,7 +51,11 @@ fn playlist(server: &Server, user: &str) -> Option<Playlist> {
 /// Publishes `clip` to a fresh server and returns it with the final playlist, after checking the
 /// common guarantees.
 fn publish_and_check(clip: Clip, expected_seconds: f64, window: &str) -> (Server, Playlist) {
-    let server = Server::start(&["--hls-window", window]);
+    publish_and_check_with(clip, expected_seconds, &["--hls-window", window])
+}
+
+fn publish_and_check_with(clip: Clip, expected_seconds: f64, args: &[&str]) -> (Server, Playlist) {
+    let server = Server::start(args);
     let key = server.add_user("alice");
     let started = Instant::now();
     let mut publisher = Publisher::start(clip, &server.publish_url(&key), false);
@@ -177,6 +181,57 @@ fn audio_video_720p_with_b_frames() {
     for name in &last.names {
         assert!(dir.join(name).exists());
     }
+}
+
+fn segment_bytes_in_memory(server: &Server) -> u64 {
+    get(server.http, "/internal/metrics")
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("boltstream_hls_segment_bytes_in_memory "))
+        .expect("the gauge is exported")
+        .parse()
+        .unwrap()
+}
+
+/// `--hls-window-in-memory false`: the same conformance, served from the disk mirror, and the
+/// window's bytes leave memory once written (while the default keeps them).
+#[test]
+fn window_served_from_disk_when_not_kept_in_memory() {
+    let (server, last) = publish_and_check_with(
+        Clip::AudioVideo,
+        10.0,
+        &["--hls-window", "10", "--hls-window-in-memory", "false"],
+    );
+    let dir = server.data().join("hls").join("alice");
+    for name in &last.names {
+        let served = get(server.http, &format!("/live/alice/{name}"));
+        assert_eq!(
+            served.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert_eq!(
+            served.body,
+            std::fs::read(dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        segment_bytes_in_memory(&server),
+        0,
+        "every written segment left memory"
+    );
+
+    let (default, last) = publish_and_check(Clip::AudioVideo, 10.0, "10");
+    let listed: u64 = last
+        .names
+        .iter()
+        .map(|n| get(default.http, &format!("/live/alice/{n}")).body.len() as u64)
+        .sum();
+    assert_eq!(
+        segment_bytes_in_memory(&default),
+        listed,
+        "the default keeps the window in memory"
+    );
 }
 
 #[test]

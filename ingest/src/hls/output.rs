@@ -78,6 +78,8 @@ enum Job {
         name: String,
         body: Bytes,
         user: Username,
+        /// Set for a segment whose bytes may leave memory once the file is written.
+        release: Option<Arc<Channel>>,
     },
     Delete {
         path: PathBuf,
@@ -93,6 +95,7 @@ pub struct HlsOutput {
     root: PathBuf,
     target_s: u64,
     window: usize,
+    in_memory: bool,
     retire_grace_ms: i64,
     cleanup_after_ms: i64,
     channels: Mutex<HashMap<Username, Arc<Channel>>>,
@@ -121,6 +124,7 @@ impl HlsOutput {
             root,
             target_s,
             window: settings.hls_window,
+            in_memory: settings.hls_window_in_memory,
             retire_grace_ms: (target_s * settings.hls_window as u64 * 1000) as i64,
             cleanup_after_ms: settings.hls_cleanup_after.as_millis() as i64,
             channels: Mutex::new(HashMap::new()),
@@ -145,18 +149,34 @@ impl HlsOutput {
         self.channel(user)?.state().playlist.clone()
     }
 
-    /// A segment of the current window, from memory.
+    /// A segment of the current window, from memory; `None` when it is not in memory (left the
+    /// window, or released once on disk when the window is not kept in memory).
     pub fn segment(&self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
         let channel = self.channel(user)?;
         let state = channel.state();
         let modified_ms = *state.segment_modified.get(name)?;
         let body = state.window.find(name)?.data.clone();
-        Some(SegmentSnapshot { body, modified_ms })
+        (!body.is_empty()).then_some(SegmentSnapshot { body, modified_ms })
     }
 
     /// Where a channel's files are on disk (for segments that left memory but are still there).
     pub fn segment_path(&self, user: &Username, name: &str) -> PathBuf {
         self.root.join(user.as_str()).join(format!("{name}.ts"))
+    }
+
+    /// Bytes of finished segments held in memory across all channels (a metric for operators).
+    pub fn segment_bytes_in_memory(&self) -> usize {
+        let channels: Vec<Arc<Channel>> = self.channels().values().cloned().collect();
+        channels
+            .iter()
+            .map(|c| {
+                c.state()
+                    .window
+                    .entries()
+                    .map(|e| e.data.len())
+                    .sum::<usize>()
+            })
+            .sum()
     }
 
     /// True while the channel has a publisher.
@@ -203,7 +223,7 @@ impl HlsOutput {
         Arc::clone(channel)
     }
 
-    fn add_segment(&self, channel: &Channel, segment: Segment) {
+    fn add_segment(&self, channel: &Arc<Channel>, segment: Segment) {
         let now = now_ms();
         let mut state = channel.state();
         let evicted = state.window.push(segment);
@@ -220,12 +240,14 @@ impl HlsOutput {
             name: format!("{}.ts", entry.name),
             body: entry.data,
             user: channel.user.clone(),
+            release: (!self.in_memory).then(|| Arc::clone(channel)),
         });
         self.queue(Job::Write {
             dir: channel.dir.clone(),
             name: "index.m3u8".into(),
             body: playlist,
             user: channel.user.clone(),
+            release: None,
         });
     }
 
@@ -256,6 +278,7 @@ impl HlsOutput {
             name: "index.m3u8".into(),
             body: playlist,
             user: channel.user.clone(),
+            release: None,
         });
     }
 
@@ -324,8 +347,13 @@ async fn writer(mut rx: mpsc::Receiver<Job>) {
                         name,
                         body,
                         user,
+                        release,
                     } => {
                         let result = write_atomically(&dir, &name, &body);
+                        if let (Ok(()), Some(channel)) = (&result, release) {
+                            let segment = name.strip_suffix(".ts").unwrap_or(&name);
+                            channel.state().window.release(segment);
+                        }
                         results.push((
                             Some(user),
                             result.map_err(|e| format!("{}: {e}", dir.join(&name).display())),

@@ -112,6 +112,14 @@ impl PlaylistWindow {
         self.entries.iter().find(|e| e.name == name)
     }
 
+    /// Drops a listed segment's bytes once they are safely on disk; [`Self::find`] still lists
+    /// it, with empty `data`, so the origin knows to read the file instead.
+    pub fn release(&mut self, name: &str) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.name == name) {
+            entry.data = Bytes::new();
+        }
+    }
+
     /// The listed segments, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()

@@ -145,6 +145,10 @@ impl HttpContext {
                     "# TYPE boltstream_live_streams gauge\nboltstream_live_streams {}\n",
                     self.registry.list().len()
                 ));
+                out.push_str(&format!(
+                    "# TYPE boltstream_hls_segment_bytes_in_memory gauge\nboltstream_hls_segment_bytes_in_memory {}\n",
+                    self.hls.segment_bytes_in_memory()
+                ));
                 respond::body(StatusCode::OK, "text/plain; version=0.0.4", out)
             }
             _ => respond::text(StatusCode::NOT_FOUND, "not found\n"),

@@ -2,9 +2,9 @@
 //! `boltstream-shared`, so the native tests and the wasm host tests check the same code.
 
 use boltstream_shared::policy::ORIGIN_ONLY_HEADERS;
-use boltstream_shared::route::{classify, Route};
+use boltstream_shared::route::{classify, is_canonical_live, Route};
 
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, Role};
 
 /// The verdict on a request's `:path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,14 @@ pub enum RequestDecision {
 
 /// Decides what to do with a request whose `:path` is `target`.
 pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
+    // The hot path of the listener copy: a player asking for a canonical object needs no rewrite
+    // and (in this role) no response work, so it is decided without allocating.
+    if config.role == Role::Request
+        && config.origin_path_prefix.is_empty()
+        && is_canonical_live(target)
+    {
+        return RequestDecision::Pass;
+    }
     // Behind the origin prefix (the upstream copy of this filter sees rewritten paths) the route is
     // what follows the prefix.
     let prefix = config.origin_path_prefix.as_bytes();
@@ -235,6 +243,29 @@ mod tests {
         match decide_request(b"/live/bob/index.m3u8", &FilterConfig::default()) {
             RequestDecision::Live { rewrite, .. } => assert_eq!(rewrite, None),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The request-only role answers every case as the full filter does, except that a canonical
+    /// live path (nothing to rewrite, no response work in this role) is a plain pass.
+    #[test]
+    fn request_role_agrees_with_the_full_filter() {
+        let full = FilterConfig::default();
+        let request = FilterConfig {
+            role: Role::Request,
+            ..FilterConfig::default()
+        };
+        for case in ROUTE_CASES {
+            let expected = match decide_request(case.input, &full) {
+                RequestDecision::Live { rewrite: None, .. } => RequestDecision::Pass,
+                other => other,
+            };
+            assert_eq!(
+                decide_request(case.input, &request),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(case.input)
+            );
         }
     }
 

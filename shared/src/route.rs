@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use percent_encoding::percent_decode;
 
 use crate::key;
-use crate::username::Username;
+use crate::username::{self, Username};
 
 /// Longest path + query that is classified at all; anything longer is [`Rejection::TooLong`].
 pub const MAX_PATH_LEN: usize = 4096;
@@ -87,6 +87,31 @@ impl Route {
             Route::Other => "other",
         }
     }
+}
+
+/// True when `target` is already the canonical path of a live object — exactly what
+/// [`Route::canonical_path`] of [`classify`]`(target)` returns — decided without allocating. The
+/// edge asks this first: nearly every request a player sends is canonical, and the filter's cost
+/// per request is what an edge multiplies by its request rate.
+pub fn is_canonical_live(target: &[u8]) -> bool {
+    let Some(rest) = target.strip_prefix(b"/live/") else {
+        return false;
+    };
+    let Some(slash) = rest.iter().position(|&b| b == b'/') else {
+        return false;
+    };
+    let (user, file) = (&rest[..slash], &rest[slash + 1..]);
+    let user_ok = (username::MIN_LEN..=username::MAX_LEN).contains(&user.len())
+        && user
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !username::RESERVED.iter().any(|r| r.as_bytes() == user);
+    let file_ok = file == b"index.m3u8"
+        || file
+            .strip_suffix(b".ts")
+            .and_then(|name| core::str::from_utf8(name).ok())
+            .is_some_and(is_segment_name);
+    user_ok && file_ok && !key::contains_key(target)
 }
 
 /// Classifies a request target (`:path`, i.e. path and optional query).
@@ -242,6 +267,49 @@ mod tests {
     fn labels_never_hold_the_path() {
         let route = classify(alloc::format!("/x/{}", crate::cases::EXAMPLE_KEY).as_bytes());
         assert_eq!(route.label(), "key_bearing");
+    }
+
+    #[test]
+    fn fast_path_matches_the_case_table() {
+        for case in ROUTE_CASES {
+            let canonical = classify(case.input)
+                .canonical_path()
+                .is_some_and(|c| c.as_bytes() == case.input);
+            assert_eq!(is_canonical_live(case.input), canonical, "{:?}", case.input);
+        }
+        // A segment named like a key is key-bearing, never canonical.
+        let keyed = format!("/live/alice/{}.ts", crate::cases::EXAMPLE_KEY);
+        assert!(!is_canonical_live(keyed.as_bytes()));
+        assert!(!is_canonical_live(b"/live/admin/index.m3u8"));
+    }
+
+    proptest! {
+        #[test]
+        fn the_canonical_fast_path_agrees_with_classify(raw in "[a-zA-Z0-9_./%?-]{0,70}|.{0,70}") {
+            let mut target = b"/live/".to_vec();
+            target.extend_from_slice(raw.as_bytes());
+            if is_canonical_live(&target) {
+                let route = classify(&target);
+                let canonical = route.canonical_path();
+            prop_assert_eq!(canonical.as_deref().map(str::as_bytes), Some(&target[..]));
+            }
+        }
+
+        #[test]
+        fn canonical_live_paths_take_the_fast_path(
+            user in "[a-z0-9_]{3,25}",
+            name in "[A-Za-z0-9_-]{1,64}",
+            playlist in any::<bool>(),
+        ) {
+            let path = if playlist {
+                format!("/live/{user}/index.m3u8")
+            } else {
+                format!("/live/{user}/{name}.ts")
+            };
+            let route = classify(path.as_bytes());
+            let canonical = route.canonical_path().is_some_and(|c| c == path);
+            prop_assert_eq!(is_canonical_live(path.as_bytes()), canonical, "{}", path);
+        }
     }
 
     proptest! {

@@ -76,6 +76,10 @@ pub struct Options {
         value_name = "N"
     )]
     pub max_http_connections: Option<usize>,
+    /// Threads serving connections (like nginx's worker_processes); one is best when the machine
+    /// is shared with other busy processes [default: the number of CPU cores]
+    #[arg(long, global = true, env = "BOLTSTREAM_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
     /// Failed publishes from one IP address per minute before it is refused without a lookup [default: 10]
     #[arg(
         long,
@@ -192,6 +196,8 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
     /// HTTP connection cap.
     pub max_http_connections: usize,
+    /// Runtime worker threads.
+    pub workers: usize,
     /// Failed publishes per address per minute before throttling.
     pub auth_failures_per_minute: u32,
     /// HLS target duration.
@@ -241,7 +247,7 @@ impl Settings {
             None => Options::default(),
         };
         merge!(cli, file; data, rtmp_listen, http_listen, rtmp_app, handshake_timeout, idle_timeout,
-            max_rtmp_connections, max_connections_per_ip, max_http_connections, auth_failures_per_minute,
+            max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
             hls_target_duration, hls_window, hls_window_in_memory, hls_cleanup_after, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
@@ -285,6 +291,13 @@ impl Settings {
             max_rtmp_connections: count("max_rtmp_connections", max_rtmp_connections, 1000)?,
             max_connections_per_ip: count("max_connections_per_ip", max_connections_per_ip, 200)?,
             max_http_connections: count("max_http_connections", max_http_connections, 4096)?,
+            workers: match workers {
+                Some(n) if !(1..=1024).contains(&n) => {
+                    return Err(invalid("workers", "must be 1 to 1024"))
+                }
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, usize::from),
+            },
             auth_failures_per_minute: auth_failures_per_minute.unwrap_or(10).max(1),
             hls_target_duration: Duration::from_secs(u64::from(target)),
             hls_window: window,
@@ -320,6 +333,8 @@ mod tests {
         assert_eq!(s.data, PathBuf::from("./data"));
         assert_eq!(s.idle_timeout, Duration::from_secs(10));
         assert_eq!(s.hls_window, 6);
+        assert!(s.hls_window_in_memory);
+        assert!(s.workers >= 1);
     }
 
     #[test]
@@ -369,5 +384,15 @@ mod tests {
             ..Options::default()
         };
         assert!(Settings::resolve(cli, None).is_err());
+        for workers in [0, 5000] {
+            let cli = Options {
+                workers: Some(workers),
+                ..Options::default()
+            };
+            assert!(Settings::resolve(cli, None)
+                .unwrap_err()
+                .to_string()
+                .contains("workers"));
+        }
     }
 }

@@ -43,6 +43,7 @@ fn serve(settings: boltstream_ingest::config::Settings) -> anyhow::Result<()> {
         .init();
     install_panic_logger();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.workers)
         .enable_all()
         .build()?;
     runtime.block_on(async {

@@ -43,7 +43,11 @@ fn accepted_key_goes_live_then_offline() {
         .is_some(),
         "still live after ffmpeg ended"
     );
-    let log = server.log();
+    // The end is logged once the stream is offline in the database.
+    let log = wait_for(Duration::from_secs(3), || {
+        Some(server.log()).filter(|l| l.contains("publish ended"))
+    })
+    .unwrap_or_else(|| server.log());
     assert!(log.contains("user=alice outcome=\"accepted\""), "{log}");
     assert!(
         log.contains("publish ended") && log.contains("video_frames=120"),
@@ -126,7 +130,15 @@ fn duplicate_publish_is_refused_without_disturbing_the_first() {
         "the first publisher was disturbed: {}",
         first.stderr()
     );
-    assert!(server.log().contains("video_frames=120"));
+    // The server sees the close on its next media tick and logs the end after marking it offline.
+    assert!(
+        wait_for(Duration::from_secs(3), || server
+            .log()
+            .contains("video_frames=120")
+            .then_some(()))
+        .is_some(),
+        "every frame of the first publisher was received"
+    );
 }
 
 #[test]

@@ -10,12 +10,12 @@ use std::time::Instant;
 use boltstream_shared::key;
 use boltstream_shared::username::Username;
 use rml_rtmp::sessions::{ServerSessionEvent, ServerSessionResult, StreamMetadata};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout_at, Instant as TokioInstant};
+use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use super::session::{HandshakeStep, ServerHandshake, Session, SessionError};
+use super::socket::RtmpSocket;
 use super::RtmpContext;
 use crate::limits::Verdict;
 use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
@@ -118,7 +118,7 @@ impl Drop for Publishing {
 /// Serves one connection until it ends; never returns an error to the listener.
 pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
     let mut conn = Connection {
-        socket,
+        socket: RtmpSocket::new(socket),
         peer,
         ctx,
         out: Vec::with_capacity(4096),
@@ -137,11 +137,11 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
             _ => info!(peer = %peer, reason = %reason, "connection dropped"),
         },
     }
-    let _ = conn.socket.shutdown().await;
+    conn.socket.shutdown().await;
 }
 
 struct Connection {
-    socket: TcpStream,
+    socket: RtmpSocket,
     peer: SocketAddr,
     ctx: Arc<RtmpContext>,
     out: Vec<u8>,
@@ -180,6 +180,9 @@ impl Connection {
         }
         let shutdown = self.ctx.shutdown.clone();
         loop {
+            if self.publishing.is_some() {
+                self.socket.poll_on_ticks()?;
+            }
             let deadline = match &self.publishing {
                 Some(p) => TokioInstant::from_std(p.last_media + self.ctx.settings.idle_timeout),
                 None => setup_deadline,
@@ -191,7 +194,7 @@ impl Connection {
                 () = async { match &cancel { Some(c) => c.cancelled().await, None => std::future::pending().await } } => {
                     return Err(ConnectionEnd::Dropped)
                 }
-                n = self.read_media(&mut buf, deadline) => match n {
+                n = self.read(&mut buf, deadline) => match n {
                     Err(ConnectionEnd::SetupTimeout) if self.publishing.is_some() => {
                         return Err(ConnectionEnd::Idle(self.ctx.settings.idle_timeout.as_secs()))
                     }
@@ -209,36 +212,10 @@ impl Connection {
         buf: &mut [u8],
         deadline: TokioInstant,
     ) -> Result<usize, ConnectionEnd> {
-        match timeout_at(deadline, self.socket.read(buf)).await {
-            Err(_) => Err(ConnectionEnd::SetupTimeout),
-            Ok(Ok(0)) => Err(ConnectionEnd::Closed),
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(e.into()),
-        }
-    }
-
-    /// Reads media in batches: instead of waking for every packet a publisher sends (about 100
-    /// a second for a 2.5 Mb/s stream), waits for the next shared tick and reads everything that
-    /// arrived since. All publishers share the ticks, so one wake-up serves all of them.
-    async fn read_media(
-        &mut self,
-        buf: &mut [u8],
-        deadline: TokioInstant,
-    ) -> Result<usize, ConnectionEnd> {
-        if self.publishing.is_none() {
-            return self.read(buf, deadline).await;
-        }
-        loop {
-            match self.socket.try_read(buf) {
-                Ok(0) => return Err(ConnectionEnd::Closed),
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
-            }
-            if TokioInstant::now() >= deadline {
-                return Err(ConnectionEnd::SetupTimeout);
-            }
-            tokio::time::sleep_until(next_tick().min(deadline)).await;
+        match self.socket.read(buf, deadline).await? {
+            None => Err(ConnectionEnd::SetupTimeout),
+            Some(0) => Err(ConnectionEnd::Closed),
+            Some(n) => Ok(n),
         }
     }
 
@@ -461,21 +438,6 @@ impl Connection {
         }
         Ok(Flow::Continue)
     }
-}
-
-/// How long media may wait in the socket before it is read: a latency no HLS viewer can see
-/// (segments are seconds long) bought for far fewer wake-ups.
-const MEDIA_TICK: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// The next multiple of [`MEDIA_TICK`] since a process-wide epoch, so every publisher wakes on the
-/// same ticks.
-fn next_tick() -> TokioInstant {
-    static EPOCH: std::sync::OnceLock<TokioInstant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(TokioInstant::now);
-    let tick = MEDIA_TICK.as_nanos();
-    let since = TokioInstant::now().duration_since(epoch).as_nanos();
-    let next = (since / tick + 1) * tick;
-    epoch + std::time::Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
 }
 
 fn convert_metadata(m: &StreamMetadata) -> Metadata {

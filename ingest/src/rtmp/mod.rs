@@ -3,9 +3,11 @@
 //!
 //! - [`session`]: rml_rtmp behind a panic wall.
 //! - [`connection`]: the per-connection state machine.
+//! - [`socket`]: reactor-driven until a publish, then polled on a shared media tick.
 
 pub mod connection;
 pub mod session;
+pub mod socket;
 
 use std::sync::Arc;
 

@@ -66,14 +66,23 @@ async fn from_disk(
 ) -> Option<(Bytes, String, i64)> {
     // The path is built from a validated username and segment name: no traversal possible.
     let path = ctx.hls.segment_path(user, name);
-    let meta = tokio::fs::metadata(&path).await.ok()?;
-    let body = tokio::fs::read(&path).await.ok()?;
-    let modified = meta
-        .modified()
-        .ok()?
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as i64;
+    // One trip to the blocking pool for open, stat and read: each trip is a thread hand-off.
+    let (body, modified) = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let mut body = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
+        file.read_to_end(&mut body).ok()?;
+        let modified = meta
+            .modified()
+            .ok()?
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_millis() as i64;
+        Some((body, modified))
+    })
+    .await
+    .ok()??;
     Some((Bytes::from(body), format!("\"{name}\""), modified))
 }
 

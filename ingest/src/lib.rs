@@ -11,7 +11,7 @@
 //! - [`web`]: the website and the JSON API.
 //! - [`cli`]: the operator commands on the same database.
 //! - [`server`]: wires the listeners together; [`shutdown`]: the graceful-stop signal;
-//!   [`limits`]: per-address connection caps.
+//!   [`limits`]: per-address connection caps; [`ticks`]: the one clock periodic work shares.
 
 pub mod cli;
 pub mod config;
@@ -23,4 +23,5 @@ pub mod rtmp;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod ticks;
 pub mod web;

@@ -173,8 +173,7 @@ impl RunningServer {
 /// Drops publishers whose user was banned or whose stop was requested, possibly by another process
 /// (the CLI) sharing the database.
 async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(DROP_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = crate::ticks::aligned_interval(DROP_POLL);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -201,8 +200,7 @@ async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: Cancel
 /// Writes bitrate, fps and codecs of live streams to the database for the CLI and the dashboard.
 async fn stats_reporter(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
     let mut previous: HashMap<i64, (Instant, u64, u64)> = HashMap::new();
-    let mut tick = tokio::time::interval(STATS_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = crate::ticks::aligned_interval(STATS_INTERVAL);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -322,7 +322,7 @@ impl HlsOutput {
 }
 
 async fn janitor(output: Arc<HlsOutput>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = crate::ticks::aligned_interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -6,15 +6,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-/// How long media may wait in the kernel before it is read.
-pub const MEDIA_TICK: Duration = Duration::from_millis(50);
+use crate::ticks::next_tick;
 
 /// Bytes we may owe a polled peer that does not read (acknowledgements are tiny; a megabyte
 /// owed means the peer stopped reading).
@@ -130,20 +127,10 @@ impl RtmpSocket {
     }
 }
 
-/// The next multiple of [`MEDIA_TICK`] since a process-wide epoch, so every publisher wakes on
-/// the same ticks.
-fn next_tick() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let tick = MEDIA_TICK.as_nanos();
-    let since = Instant::now().duration_since(epoch).as_nanos();
-    let next = (since / tick + 1) * tick;
-    epoch + Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     async fn pair() -> (RtmpSocket, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -186,13 +173,5 @@ mod tests {
             }
         }
         assert!(refused, "owed bytes must be bounded");
-    }
-
-    #[test]
-    fn ticks_are_shared_multiples() {
-        let a = next_tick();
-        let b = next_tick();
-        assert!(a <= b && b - a <= MEDIA_TICK);
-        assert!(a > Instant::now() - Duration::from_millis(1));
     }
 }

@@ -373,19 +373,20 @@ impl Store {
     /// Records a live stream's latest statistics.
     pub fn record_stats(&self, publish: PublishId, stats: &StreamStats) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            // Cached: runs every few seconds per live stream.
+            c.prepare_cached(
                 "UPDATE streams SET video_codec = ?1, audio_codec = ?2, width = ?3, height = ?4,
                    fps = ?5, bitrate_kbps = ?6 WHERE publish_id = ?7",
-                params![
-                    stats.video_codec,
-                    stats.audio_codec,
-                    stats.width,
-                    stats.height,
-                    stats.fps,
-                    stats.bitrate_kbps as i64,
-                    publish.0
-                ],
-            )?;
+            )?
+            .execute(params![
+                stats.video_codec,
+                stats.audio_codec,
+                stats.width,
+                stats.height,
+                stats.fps,
+                stats.bitrate_kbps as i64,
+                publish.0
+            ])?;
             Ok(())
         })
     }
@@ -418,7 +419,8 @@ impl Store {
     /// them (from the CLI or the admin page, possibly in another process).
     pub fn live_users_to_drop(&self) -> Result<Vec<(String, PublishId)>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
+            // Cached: the drop watch runs it several times a second while anything is live.
+            let mut stmt = c.prepare_cached(
                 "SELECT u.username, s.publish_id FROM streams s JOIN users u ON u.id = s.user_id
                  WHERE s.started_ms IS NOT NULL AND (u.banned = 1 OR s.stop_requested = 1)",
             )?;

@@ -45,8 +45,18 @@ struct NoopRequest;
 #[cfg(feature = "noop")]
 impl Context for NoopRequest {}
 
-#[cfg(feature = "noop")]
+#[cfg(all(feature = "noop", not(feature = "readpath")))]
 impl HttpContext for NoopRequest {}
+
+/// With `readpath`: the one host call any path-based filter needs, and nothing else.
+#[cfg(feature = "readpath")]
+impl HttpContext for NoopRequest {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let path = self.get_http_request_header_bytes(":path");
+        core::hint::black_box(path);
+        Action::Continue
+    }
+}
 
 /// Holds the configuration, parsed once per plugin (re)configuration.
 #[derive(Default)]

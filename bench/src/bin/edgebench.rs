@@ -56,24 +56,32 @@ fn main() {
         .unwrap()
         .to_string();
     let noop = workspace().join("target/noop/wasm32-wasip1/release/boltstream_filter.wasm");
+    let readpath = workspace().join("target/readpath/wasm32-wasip1/release/boltstream_filter.wasm");
     let ours = boltstream_tests::wasm_host::wasm_path();
     assert!(
-        noop.exists() && ours.exists(),
+        noop.exists() && readpath.exists() && ours.exists(),
         "build both filters first (bench/run does)"
     );
 
-    let variants = ["no wasm", "do-nothing wasm", "boltstream filter"];
+    let variants = [
+        "no wasm",
+        "do-nothing wasm",
+        "reads :path only",
+        "boltstream filter",
+    ];
     let envoys: Vec<Envoy> =
         variants
             .iter()
             .map(|variant| {
-                let (noop, ours) = (noop.clone(), ours.clone());
+                let (noop, readpath, ours) = (noop.clone(), readpath.clone(), ours.clone());
                 Envoy::start_with(server.http, r#"{"playlist_max_age": 1}"#, move |yaml| {
                     match *variant {
                         "no wasm" => without_wasm(yaml),
                         "do-nothing wasm" => {
                             yaml.replace(&ours.display().to_string(), &noop.display().to_string())
                         }
+                        "reads :path only" => yaml
+                            .replace(&ours.display().to_string(), &readpath.display().to_string()),
                         _ => yaml,
                     }
                 })
@@ -100,8 +108,12 @@ fn main() {
                 Duration::from_secs(1),
             ); // warm cache and VM
         }
-        for _ in 0..rounds {
-            for (i, envoy) in envoys.iter().enumerate() {
+        for round in 0..rounds {
+            // Each round starts with a different variant, so no variant always runs first or
+            // last (a fixed order showed position effects on this shared machine).
+            for k in 0..envoys.len() {
+                let i = (round + k) % envoys.len();
+                let envoy = &envoys[i];
                 let before = cpu_seconds(envoy.pid());
                 let r = wrk(
                     &format!("http://{}{object}", envoy.addr),

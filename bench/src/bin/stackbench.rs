@@ -211,8 +211,6 @@ trait Stack {
     fn publish_url(&self, key: &str) -> String;
     fn http(&self) -> SocketAddr;
     fn pids(&self) -> Vec<u32>;
-    /// Seconds to subtract from a TS timestamp to get the publisher's timeline.
-    fn pts_origin_s(&self) -> f64;
 }
 
 impl Stack for Server {
@@ -227,9 +225,6 @@ impl Stack for Server {
     }
     fn pids(&self) -> Vec<u32> {
         vec![self.pid()]
-    }
-    fn pts_origin_s(&self) -> f64 {
-        1.0 // the packager's TIMESTAMP_OFFSET_MS: PTS = (publisher ms + 1000) * 90
     }
 }
 
@@ -255,9 +250,6 @@ impl Stack for Nginx {
         let mut pids = vec![master];
         pids.extend(children(master));
         pids
-    }
-    fn pts_origin_s(&self) -> f64 {
-        0.0 // ngx_rtmp_hls_module: PTS = RTMP ms * 90
     }
 }
 
@@ -295,83 +287,220 @@ fn publish_to_playable(stack: &mut dyn Stack, runs: usize) -> f64 {
     median(samples)
 }
 
+/// The clip's keyframes, each known by a fingerprint of its IDR slice (bytes both stacks copy
+/// verbatim from the publisher into their segments) and its time in the clip.
+struct Keyframes {
+    /// (fingerprint, seconds into the clip)
+    frames: Vec<(u64, f64)>,
+    /// Clip length in seconds (the publisher loops it).
+    length: f64,
+}
+
+impl Keyframes {
+    fn of(clip: Clip) -> Self {
+        let path = clip.path();
+        let path = path.to_str().unwrap();
+        let (ok, csv, err) = boltstream_tests::media::run(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "packet=pts_time,duration_time,flags",
+                "-of",
+                "csv=p=0",
+                path,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(ok, "ffprobe: {err}");
+        let mut times = Vec::new();
+        let mut length = 0.0_f64;
+        for line in csv.lines() {
+            let f: Vec<&str> = line.split(',').collect();
+            let (Some(pts), Some(dur)) = (
+                f.first().and_then(|v| v.parse::<f64>().ok()),
+                f.get(1).and_then(|v| v.parse::<f64>().ok()),
+            ) else {
+                continue;
+            };
+            length = length.max(pts + dur);
+            if f.get(2).is_some_and(|flags| flags.starts_with('K')) {
+                times.push(pts);
+            }
+        }
+        let annexb = out_dir().join("bench-clip.h264");
+        let (ok, _, err) = boltstream_tests::media::run(
+            "ffmpeg",
+            &[
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                path,
+                "-map",
+                "0:v",
+                "-c",
+                "copy",
+                "-bsf:v",
+                "h264_mp4toannexb",
+                "-f",
+                "h264",
+                annexb.to_str().unwrap(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(ok, "ffmpeg: {err}");
+        let prints = idr_fingerprints(&std::fs::read(&annexb).unwrap());
+        assert_eq!(prints.len(), times.len(), "one IDR per keyframe");
+        let frames: Vec<(u64, f64)> = prints.into_iter().zip(times).collect();
+        let mut unique: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            frames.len(),
+            "keyframes must be distinguishable"
+        );
+        Self { frames, length }
+    }
+
+    /// Where in the clip a segment starts, from its first IDR.
+    fn locate(&self, segment_ts: &[u8]) -> Option<f64> {
+        let print = idr_fingerprints(&video_elementary_stream(segment_ts))
+            .into_iter()
+            .next()?;
+        self.frames.iter().find(|(p, _)| *p == print).map(|f| f.1)
+    }
+}
+
+/// The fingerprint of each IDR picture's first slice in an Annex B stream.
+fn idr_fingerprints(es: &[u8]) -> Vec<u64> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= es.len() {
+        if es[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    let mut previous_idr = false;
+    for (n, &at) in starts.iter().enumerate() {
+        let is_idr = es.get(at).is_some_and(|h| h & 0x1f == 5);
+        let end = starts.get(n + 1).copied().unwrap_or(es.len());
+        if is_idr && !previous_idr {
+            // The whole slice, without the zero that may belong to a 4-byte start code.
+            let mut nal = &es[at..end];
+            while let [rest @ .., 0] = nal {
+                nal = rest;
+            }
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(nal, &mut hasher);
+            out.push(std::hash::Hasher::finish(&hasher));
+        }
+        previous_idr = is_idr;
+    }
+    out
+}
+
+/// The video PES payloads of a segment, concatenated (PID 0x100 for both stacks).
+fn video_elementary_stream(ts: &[u8]) -> Vec<u8> {
+    let mut es = Vec::new();
+    for p in ts.chunks_exact(188) {
+        let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+        if p[0] != 0x47 || pid != 0x100 || p[3] & 0x10 == 0 {
+            continue;
+        }
+        let mut start = if p[3] & 0x20 != 0 {
+            5 + usize::from(p[4])
+        } else {
+            4
+        };
+        if p[1] & 0x40 != 0 {
+            let Some(pes) = p.get(start..) else { continue };
+            if pes.len() < 9 {
+                continue;
+            }
+            start += 9 + usize::from(pes[8]);
+        }
+        if let Some(payload) = p.get(start..) {
+            es.extend_from_slice(payload);
+        }
+    }
+    es
+}
+
 /// Live-edge delay: for each new segment, when it appeared in the playlist minus when the
-/// publisher (real-time, `-re`) had finished sending its last frame. The segment's end on the
-/// publisher's timeline comes from its own last PTS (both stacks carry RTMP timestamps into PTS
-/// at a fixed, known offset), so the method is the same for both stacks and needs no clock in the
-/// media. Includes ffmpeg's start-up time equally for both.
-fn live_edge_delay(stack: &mut dyn Stack, seconds: u64) -> (f64, f64) {
+/// real-time (`-re`) publisher had sent its last frame. The segment is placed on the publisher's
+/// timeline by its content, not by timestamps a stack may rewrite: its first IDR picture is found
+/// among the clip's keyframes (by bytes both stacks copy verbatim), which gives its start in the
+/// clip; adding its EXTINF gives its end. The clip loops, so the end is known modulo the clip
+/// length; the publisher's spawn time is the earliest it could have started sending, so the lag
+/// taken is the smallest non-negative one. Includes ffmpeg's start-up equally for both stacks.
+fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -> f64 {
     let key = stack.add_user("delay");
     let t0 = Instant::now();
     let _publisher = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
     let mut seen: Vec<String> = Vec::new();
     let mut lags = Vec::new();
-    let mut first_pts = None;
     let deadline = t0 + Duration::from_secs(seconds);
     while Instant::now() < deadline {
-        if let Some(seg) = newest_segment(stack, "delay") {
+        let r = get(stack.http(), "/live/delay/index.m3u8");
+        let appeared = t0.elapsed().as_secs_f64();
+        let text = if r.status == 200 {
+            r.text()
+        } else {
+            String::new()
+        };
+        let mut duration = None;
+        let mut newest = None;
+        for line in text.lines() {
+            if let Some(d) = line.strip_prefix("#EXTINF:") {
+                duration = d
+                    .trim_end_matches(',')
+                    .split(',')
+                    .next()
+                    .and_then(|d| d.parse::<f64>().ok());
+            } else if line.ends_with(".ts") {
+                newest = Some((line.to_string(), duration));
+            }
+        }
+        if let Some((seg, Some(duration))) = newest {
             if !seen.contains(&seg) {
-                let appeared = t0.elapsed().as_secs_f64();
                 seen.push(seg.clone());
                 let body = get(stack.http(), &format!("/live/delay/{seg}")).body;
-                {
-                    let video = video_pts(&body);
-                    if let (Some(min), Some(max)) = (video.iter().min(), video.iter().max()) {
-                        first_pts.get_or_insert(*min as f64 / 90_000.0 - stack.pts_origin_s());
-                        let end = (*max as f64 + 3000.0) / 90_000.0 - stack.pts_origin_s();
-                        if seen.len() > 2 {
-                            lags.push(appeared - end);
-                        }
-                    }
+                // The first segment listed may predate this poll; later ones are caught within 50 ms.
+                if let (Some(start), true) = (keyframes.locate(&body), seen.len() > 1) {
+                    let lag = (appeared - start - duration).rem_euclid(keyframes.length);
+                    lags.push(lag);
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    (median(lags), first_pts.unwrap_or(f64::NAN))
+    assert!(
+        lags.len() >= 5,
+        "too few segments placed on the publisher's timeline"
+    );
+    median(lags)
 }
 
 /// Everything measured for one stack.
 struct StackResult {
     playable: f64,
-    /// (median lag, first output frame on the publisher's timeline)
-    delay: (f64, f64),
+    /// Median live-edge lag, seconds.
+    delay: f64,
     scales: Vec<Scale>,
     /// (segment, playlist)
     http: (boltstream_bench::WrkResult, boltstream_bench::WrkResult),
 }
 
-/// Video PTS values of a segment, read leniently (any stack's TS, no structural judgement).
-fn video_pts(ts: &[u8]) -> Vec<u64> {
-    let mut out = Vec::new();
-    for p in ts.chunks_exact(188) {
-        let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
-        if p[0] != 0x47 || p[1] & 0x40 == 0 || pid != 0x100 {
-            continue;
-        }
-        let start = if p[3] & 0x20 != 0 {
-            5 + usize::from(p[4])
-        } else {
-            4
-        };
-        let Some(pes) = p.get(start..) else { continue };
-        if pes.len() < 14 || pes[..3] != [0, 0, 1] || pes[7] & 0x80 == 0 {
-            continue;
-        }
-        let b = &pes[9..14];
-        out.push(
-            (u64::from(b[0] >> 1) & 7) << 30
-                | u64::from(b[1]) << 22
-                | u64::from(b[2] >> 1) << 15
-                | u64::from(b[3]) << 7
-                | u64::from(b[4] >> 1),
-        );
-    }
-    out
-}
-
 struct Scale {
-    n: usize,
     cpu_percent: f64,
     cpu_per_stream_ms_s: f64,
     peak_rss: f64,
@@ -428,7 +557,6 @@ fn scale(stack: &mut dyn Stack, n: usize, hold: Duration, round: usize) -> Scale
     std::thread::sleep(Duration::from_secs(3));
     let cpu_percent = (s1 - s0) / secs * 100.0;
     Scale {
-        n,
         cpu_percent,
         cpu_per_stream_ms_s: (s1 - s0) / secs * 1000.0 / n as f64,
         peak_rss,
@@ -446,22 +574,33 @@ fn main() {
         .unwrap_or_else(|| vec![1, 10, 50, 100]);
     let hold = Duration::from_secs(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));
     let runs = 5;
+    let keyframes = Keyframes::of(Clip::AudioVideo);
 
+    let variants = ["Boltstream", "Boltstream, window on disk", "nginx-rtmp"];
     let mut results: Vec<StackResult> = Vec::new();
-    for which in ["Boltstream", "nginx-rtmp"] {
+    for which in variants {
+        // One worker thread, as nginx runs one worker process (`worker_processes 1`): the same
+        // parallelism on both sides, and neither stack fights wrk and the publishers for the
+        // two cores with a second thread.
+        let common = [
+            "--hls-target-duration",
+            "2",
+            "--max-connections-per-ip",
+            "1000",
+            "--workers",
+            "1",
+        ];
         let mut stack: Box<dyn Stack> = match which {
-            "Boltstream" => Box::new(Server::start(&[
-                "--hls-target-duration",
-                "2",
-                "--max-connections-per-ip",
-                "1000",
-            ])),
+            "Boltstream" => Box::new(Server::start(&common)),
+            "Boltstream, window on disk" => Box::new(Server::start(
+                &[&common[..], &["--hls-window-in-memory", "false"]].concat(),
+            )),
             _ => Box::new(Nginx::start()),
         };
         eprintln!("[{which}] publish → playable ({runs} runs)");
         let playable = publish_to_playable(stack.as_mut(), runs);
         eprintln!("[{which}] live-edge delay");
-        let delay = live_edge_delay(stack.as_mut(), 30);
+        let delay = live_edge_delay(stack.as_mut(), &keyframes, 30);
         eprintln!("[{which}] wrk");
         let http = {
             let key = stack.add_user("wrk");
@@ -478,8 +617,11 @@ fn main() {
         };
         let mut scales = Vec::new();
         for (round, n) in levels.iter().enumerate() {
-            eprintln!("[{which}] {n} publishers for {hold:?}");
-            scales.push(scale(stack.as_mut(), *n, hold, round));
+            // /proc counts CPU in 10 ms ticks and one stream uses a few a second: it is held
+            // three times as long to keep the rounding error small.
+            let held = if *n == 1 { hold * 3 } else { hold };
+            eprintln!("[{which}] {n} publishers for {held:?}");
+            scales.push(scale(stack.as_mut(), *n, held, round));
         }
         results.push(StackResult {
             playable,
@@ -489,68 +631,60 @@ fn main() {
         });
     }
 
-    println!("| measure | Boltstream | nginx-rtmp | Boltstream / nginx-rtmp |");
-    println!("| --- | --- | --- | --- |");
-    let (b, n) = (&results[0], &results[1]);
-    let row = |name: &str, x: f64, y: f64, unit: &str| {
-        println!("| {name} | {x:.2} {unit} | {y:.2} {unit} | {:.2} |", x / y)
-    };
-    row(
-        "publish → playable (median of 5)",
-        b.playable,
-        n.playable,
-        "s",
-    );
-    row("live-edge delay (median)", b.delay.0, n.delay.0, "s");
     println!(
-        "| first frame in output, publisher time | {:.2} s | {:.2} s | |",
-        b.delay.1, n.delay.1
+        "| measure | {} | {} | {} | ratios to nginx-rtmp |",
+        variants[0], variants[1], variants[2]
     );
-    row(
-        "HTTP segment req/s (wrk -c16)",
-        b.http.0.rps,
-        n.http.0.rps,
-        "",
-    );
-    row("HTTP segment p99", b.http.0.p99_ms, n.http.0.p99_ms, "ms");
-    row(
-        "HTTP playlist req/s (wrk -c16)",
-        b.http.1.rps,
-        n.http.1.rps,
-        "",
-    );
-    row("HTTP playlist p99", b.http.1.p99_ms, n.http.1.p99_ms, "ms");
-    for (x, y) in b.scales.iter().zip(&n.scales) {
-        let k = x.n;
+    println!("| --- | --- | --- | --- | --- |");
+    let (b, d, n) = (&results[0], &results[1], &results[2]);
+    let row = |name: &str, f: &dyn Fn(&StackResult) -> f64, unit: &str| {
+        let (x, y, z) = (f(b), f(d), f(n));
+        println!(
+            "| {name} | {x:.2} {unit} | {y:.2} {unit} | {z:.2} {unit} | {:.2} / {:.2} |",
+            x / z,
+            y / z
+        )
+    };
+    row("publish → playable (median of 5)", &|r| r.playable, "s");
+    row("live-edge delay (median)", &|r| r.delay, "s");
+    row("HTTP segment req/s (wrk -c16)", &|r| r.http.0.rps, "");
+    row("HTTP segment p99", &|r| r.http.0.p99_ms, "ms");
+    row("HTTP playlist req/s (wrk -c16)", &|r| r.http.1.rps, "");
+    row("HTTP playlist p99", &|r| r.http.1.p99_ms, "ms");
+    for (i, k) in levels.iter().enumerate() {
         row(
             &format!("{k} publishers: server CPU"),
-            x.cpu_percent,
-            y.cpu_percent,
+            &|r| r.scales[i].cpu_percent,
             "%",
         );
         row(
             &format!("{k} publishers: CPU per stream"),
-            x.cpu_per_stream_ms_s,
-            y.cpu_per_stream_ms_s,
+            &|r| r.scales[i].cpu_per_stream_ms_s,
             "ms/s",
         );
         row(
             &format!("{k} publishers: peak RSS"),
-            x.peak_rss,
-            y.peak_rss,
+            &|r| r.scales[i].peak_rss,
             "MiB",
         );
+        let count = |r: &StackResult, f: fn(&Scale) -> usize| f(&r.scales[i]);
         println!(
-            "| {k} publishers: fresh playlists | {}/{k} | {}/{k} | |",
-            x.fresh, y.fresh
+            "| {k} publishers: fresh playlists | {}/{k} | {}/{k} | {}/{k} | |",
+            count(b, |s| s.fresh),
+            count(d, |s| s.fresh),
+            count(n, |s| s.fresh)
         );
         println!(
-            "| {k} publishers: failed publishers | {} | {} | |",
-            x.failed, y.failed
+            "| {k} publishers: failed publishers | {} | {} | {} | |",
+            count(b, |s| s.failed),
+            count(d, |s| s.failed),
+            count(n, |s| s.failed)
         );
         println!(
-            "| {k} publishers: the publishers' own CPU | {:.0} % | {:.0} % | |",
-            x.publisher_cpu_percent, y.publisher_cpu_percent
+            "| {k} publishers: the publishers' own CPU | {:.0} % | {:.0} % | {:.0} % | |",
+            b.scales[i].publisher_cpu_percent,
+            d.scales[i].publisher_cpu_percent,
+            n.scales[i].publisher_cpu_percent
         );
     }
 }

@@ -41,12 +41,11 @@ impl RtmpSocket {
 
     /// Leaves the reactor; from now on reads and writes happen on media ticks. Idempotent.
     pub fn poll_on_ticks(&mut self) -> io::Result<()> {
-        if let Inner::Reactor(_) = self.inner {
-            let Inner::Reactor(socket) = std::mem::replace(&mut self.inner, Inner::Closed) else {
-                unreachable!("matched above")
-            };
-            // Stays non-blocking: tokio hands it over that way.
-            self.inner = Inner::Polled(socket.into_std()?);
+        if matches!(self.inner, Inner::Reactor(_)) {
+            if let Inner::Reactor(socket) = std::mem::replace(&mut self.inner, Inner::Closed) {
+                // Stays non-blocking: tokio hands it over that way.
+                self.inner = Inner::Polled(socket.into_std()?);
+            }
         }
         Ok(())
     }
@@ -59,11 +58,8 @@ impl RtmpSocket {
                 Err(_) => Ok(None),
                 Ok(result) => result.map(Some),
             },
-            Inner::Polled(_) => loop {
-                self.write_pending()?;
-                let Inner::Polled(socket) = &mut self.inner else {
-                    unreachable!("mode does not change while reading")
-                };
+            Inner::Polled(socket) => loop {
+                write_pending(socket, &mut self.pending)?;
                 match socket.read(buf) {
                     Ok(n) => return Ok(Some(n)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -83,33 +79,12 @@ impl RtmpSocket {
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.inner {
             Inner::Reactor(socket) => socket.write_all(bytes).await,
-            Inner::Polled(_) => {
+            Inner::Polled(socket) => {
                 self.pending.extend_from_slice(bytes);
-                self.write_pending()
+                write_pending(socket, &mut self.pending)
             }
             Inner::Closed => Err(io::ErrorKind::NotConnected.into()),
         }
-    }
-
-    fn write_pending(&mut self) -> io::Result<()> {
-        let Inner::Polled(socket) = &mut self.inner else {
-            return Ok(());
-        };
-        let mut written = 0;
-        while written < self.pending.len() {
-            match socket.write(&self.pending[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.pending.drain(..written);
-        if self.pending.len() > MAX_PENDING {
-            return Err(io::Error::other("the peer stopped reading"));
-        }
-        Ok(())
     }
 
     /// Best-effort close of our sending side.
@@ -119,12 +94,31 @@ impl RtmpSocket {
                 let _ = socket.shutdown().await;
             }
             Inner::Polled(socket) => {
-                let _ = self.pending.is_empty() || socket.write(&self.pending).is_ok();
+                let _ = write_pending(socket, &mut self.pending);
                 let _ = socket.shutdown(Shutdown::Write);
             }
             Inner::Closed => {}
         }
     }
+}
+
+/// Hands the kernel as much of `pending` as it takes now; the rest waits for a later tick.
+fn write_pending(socket: &mut std::net::TcpStream, pending: &mut Vec<u8>) -> io::Result<()> {
+    let mut written = 0;
+    while written < pending.len() {
+        match socket.write(&pending[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    pending.drain(..written);
+    if pending.len() > MAX_PENDING {
+        return Err(io::Error::other("the peer stopped reading"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -71,6 +71,12 @@ pub trait MediaSink: Send {
     fn push(&mut self, media: Media, wall_ms: i64) -> Result<(), MediaError>;
     /// The publish ended (cleanly or not); flush and mark the output finished.
     fn finish(&mut self, wall_ms: i64);
+    /// Media milliseconds from the newest unit pushed until the one expected to complete the next
+    /// piece of output (negative: overdue), so the reader is awake when it arrives. `None`: no
+    /// output is waiting on timing.
+    fn cut_due_in_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Creates a sink for each accepted publish.

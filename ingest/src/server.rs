@@ -21,7 +21,7 @@ use crate::rtmp::{self, RtmpContext};
 use crate::store::{Store, StreamStats};
 
 /// How often the server looks for bans and stop requests made by other processes.
-const DROP_POLL: Duration = Duration::from_millis(300);
+const DROP_POLL: Duration = Duration::from_millis(400);
 /// How often live statistics are written to the database.
 const STATS_INTERVAL: Duration = Duration::from_secs(2);
 /// How long shutdown waits for connections to end.

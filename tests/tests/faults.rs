@@ -220,7 +220,7 @@ fn sqlite_busy_is_waited_out() {
     );
     assert!(server.log().contains("outcome=\"accepted\""));
     // The CLI waits too, and state is consistent afterwards (the server sees the close on its
-    // next media tick, then marks the stream offline).
+    // next poll, then marks the stream offline).
     assert!(
         wait_for(Duration::from_secs(5), || server
             .live_users()

@@ -130,7 +130,7 @@ fn duplicate_publish_is_refused_without_disturbing_the_first() {
         "the first publisher was disturbed: {}",
         first.stderr()
     );
-    // The server sees the close on its next media tick and logs the end after marking it offline.
+    // The server sees the close on its next poll and logs the end after marking it offline.
     assert!(
         wait_for(Duration::from_secs(3), || server
             .log()

@@ -474,14 +474,14 @@ fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -
             if !seen.contains(&seg) {
                 seen.push(seg.clone());
                 let body = get(stack.http(), &format!("/live/delay/{seg}")).body;
-                // The first segment listed may predate this poll; later ones are caught within 50 ms.
+                // The first segment listed may predate this poll; later ones are caught within 10 ms.
                 if let (Some(start), true) = (keyframes.locate(&body), seen.len() > 1) {
                     let lag = (appeared - start - duration).rem_euclid(keyframes.length);
                     lags.push(lag);
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
     assert!(
         lags.len() >= 5,

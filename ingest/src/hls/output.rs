@@ -415,6 +415,10 @@ impl MediaSink for HlsSink {
         Ok(())
     }
 
+    fn cut_due_in_ms(&self) -> Option<i64> {
+        self.packager.cut_due_in_ms()
+    }
+
     fn finish(&mut self, _wall_ms: i64) {
         if let Some(segment) = self.packager.finish() {
             self.output.add_segment(&self.channel, segment);

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use boltstream_shared::key;
 use boltstream_shared::username::Username;
@@ -64,6 +64,8 @@ struct Publishing {
     stream: Arc<LiveStream>,
     sink: Box<dyn MediaSink>,
     last_media: Instant,
+    /// When the frame that completes the sink's next segment should arrive.
+    expected_cut: Option<TokioInstant>,
     last_keyframe: Option<u32>,
     ctx: Arc<RtmpContext>,
     ended: bool,
@@ -160,7 +162,7 @@ impl Connection {
         let mut buf = vec![0u8; READ_BUFFER];
         let mut handshake = ServerHandshake::default();
         let remaining = loop {
-            let n = self.read(&mut buf, setup_deadline).await?;
+            let n = self.read(&mut buf, setup_deadline, None).await?;
             match handshake.feed(&buf[..n])? {
                 HandshakeStep::Continue(response) => self.socket.write_all(&response).await?,
                 HandshakeStep::Done {
@@ -188,13 +190,14 @@ impl Connection {
                 None => setup_deadline,
             };
             let cancel = self.publishing.as_ref().map(|p| p.stream.cancel.clone());
+            let expected = self.publishing.as_ref().and_then(|p| p.expected_cut);
             let n = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Err(ConnectionEnd::Shutdown),
                 () = async { match &cancel { Some(c) => c.cancelled().await, None => std::future::pending().await } } => {
                     return Err(ConnectionEnd::Dropped)
                 }
-                n = self.read(&mut buf, deadline) => match n {
+                n = self.read(&mut buf, deadline, expected) => match n {
                     Err(ConnectionEnd::SetupTimeout) if self.publishing.is_some() => {
                         return Err(ConnectionEnd::Idle(self.ctx.settings.idle_timeout.as_secs()))
                     }
@@ -211,8 +214,9 @@ impl Connection {
         &mut self,
         buf: &mut [u8],
         deadline: TokioInstant,
+        expected: Option<TokioInstant>,
     ) -> Result<usize, ConnectionEnd> {
-        match self.socket.read(buf, deadline).await? {
+        match self.socket.read(buf, deadline, expected).await? {
             None => Err(ConnectionEnd::SetupTimeout),
             Some(0) => Err(ConnectionEnd::Closed),
             Some(n) => Ok(n),
@@ -351,7 +355,19 @@ impl Connection {
         p.stream.counters.account(&media, &mut p.last_keyframe);
         p.sink
             .push(media, now_ms())
-            .map_err(|e| ConnectionEnd::Media(e.to_string()))
+            .map_err(|e| ConnectionEnd::Media(e.to_string()))?;
+        // Media time maps to wall time for a live publisher: what arrives next is about as far
+        // in the future as it is ahead of the newest frame.
+        let now = TokioInstant::now();
+        p.expected_cut = p.sink.cut_due_in_ms().map(|ms| {
+            let by = Duration::from_millis(ms.unsigned_abs());
+            if ms >= 0 {
+                now + by
+            } else {
+                now.checked_sub(by).unwrap_or(now)
+            }
+        });
+        Ok(())
     }
 
     async fn on_publish(
@@ -424,6 +440,7 @@ impl Connection {
             stream,
             sink,
             last_media: Instant::now(),
+            expected_cut: None,
             last_keyframe: None,
             ctx: Arc::clone(&self.ctx),
             ended: false,

@@ -3,7 +3,7 @@
 //!
 //! - [`session`]: rml_rtmp behind a panic wall.
 //! - [`connection`]: the per-connection state machine.
-//! - [`socket`]: reactor-driven until a publish, then polled on a shared media tick.
+//! - [`socket`]: reactor-driven until a publish, then polled on the shared tick grid of [`crate::ticks`].
 
 pub mod connection;
 pub mod session;

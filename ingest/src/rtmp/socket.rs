@@ -1,8 +1,9 @@
 //! A connection's socket. Until a publish is accepted it is an ordinary tokio socket, woken by
-//! the reactor. Then it leaves the reactor and is polled on a process-wide media tick: the ~100
-//! small writes a second a 2.5 Mb/s publisher makes wake no thread at all, and one wake-up per
-//! tick serves every publisher at once. The price is up to one tick of added latency, which no
-//! HLS viewer can see (segments are seconds long).
+//! the reactor. Then it leaves the reactor and is polled on the process-wide grid of
+//! [`crate::ticks`]: the ~100 small writes a second a 2.5 Mb/s publisher makes wake no thread at
+//! all, and one wake-up serves every publisher due at that moment. Media waits in the kernel up
+//! to one coarse poll, except the frame expected to complete a segment, which is read within a
+//! fine tick of its arrival: that one decides when viewers can have the segment.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -11,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::ticks::next_tick;
+use crate::ticks::next_read;
 
 /// Bytes we may owe a polled peer that does not read (acknowledgements are tiny; a megabyte
 /// owed means the peer stopped reading).
@@ -39,7 +40,7 @@ impl RtmpSocket {
         }
     }
 
-    /// Leaves the reactor; from now on reads and writes happen on media ticks. Idempotent.
+    /// Leaves the reactor; from now on reads and writes happen on the tick grid. Idempotent.
     pub fn poll_on_ticks(&mut self) -> io::Result<()> {
         if matches!(self.inner, Inner::Reactor(_)) {
             if let Inner::Reactor(socket) = std::mem::replace(&mut self.inner, Inner::Closed) {
@@ -51,8 +52,14 @@ impl RtmpSocket {
     }
 
     /// Reads what is available, waiting until `deadline` at most. `Ok(None)`: the deadline
-    /// passed; `Ok(Some(0))`: the peer closed.
-    pub async fn read(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<Option<usize>> {
+    /// passed; `Ok(Some(0))`: the peer closed. Polled, a socket waits for the coarse poll unless
+    /// the caller `expects` a frame that matters sooner.
+    pub async fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        expected: Option<Instant>,
+    ) -> io::Result<Option<usize>> {
         match &mut self.inner {
             Inner::Reactor(socket) => match timeout_at(deadline, socket.read(buf)).await {
                 Err(_) => Ok(None),
@@ -66,10 +73,11 @@ impl RtmpSocket {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
-                if Instant::now() >= deadline {
+                let now = Instant::now();
+                if now >= deadline {
                     return Ok(None);
                 }
-                tokio::time::sleep_until(next_tick().min(deadline)).await;
+                tokio::time::sleep_until(next_read(now, expected).min(deadline)).await;
             },
             Inner::Closed => Err(io::ErrorKind::NotConnected.into()),
         }
@@ -141,7 +149,7 @@ mod tests {
         peer.write_all(b"media").await.unwrap();
         let mut buf = [0u8; 16];
         let far = Instant::now() + Duration::from_secs(5);
-        assert_eq!(socket.read(&mut buf, far).await.unwrap(), Some(5));
+        assert_eq!(socket.read(&mut buf, far, None).await.unwrap(), Some(5));
         assert_eq!(&buf[..5], b"media");
         socket.write_all(b"ack").await.unwrap();
         let mut got = [0u8; 3];
@@ -149,9 +157,9 @@ mod tests {
         assert_eq!(&got, b"ack");
         // Nothing sent: the deadline passes.
         let soon = Instant::now() + Duration::from_millis(120);
-        assert_eq!(socket.read(&mut buf, soon).await.unwrap(), None);
+        assert_eq!(socket.read(&mut buf, soon, None).await.unwrap(), None);
         drop(peer);
-        assert_eq!(socket.read(&mut buf, far).await.unwrap(), Some(0));
+        assert_eq!(socket.read(&mut buf, far, None).await.unwrap(), Some(0));
     }
 
     #[tokio::test]

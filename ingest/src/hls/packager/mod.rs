@@ -95,6 +95,9 @@ pub struct Packager {
     video_frame_ms: i64,
     end_ms: i64,
     size_hint: usize,
+    /// The last segment's length: with keyframe-aligned cuts, the encoder's GOP when it is at
+    /// least the target.
+    last_duration_ms: i64,
 }
 
 impl Packager {
@@ -117,6 +120,7 @@ impl Packager {
             video_frame_ms: 33,
             end_ms: 0,
             size_hint: 64 * 1024,
+            last_duration_ms: 0,
         }
     }
 
@@ -128,6 +132,19 @@ impl Packager {
     /// The AAC configuration seen so far.
     pub fn aac(&self) -> Option<&AacConfig> {
         self.aac.as_ref()
+    }
+
+    /// Media milliseconds from the newest input to the one expected to close the open segment:
+    /// the first keyframe at or after the target, assumed one GOP (the last segment's length)
+    /// after the segment's start. Negative when overdue; `None` with no segment open.
+    pub fn cut_due_in_ms(&self) -> Option<i64> {
+        let open = self.open.as_ref()?;
+        let expected = if self.tracks.is_some_and(|t| t.video) {
+            self.target_ms.max(self.last_duration_ms)
+        } else {
+            self.target_ms
+        };
+        Some(open.start_ms + expected - self.timeline.last_ext)
     }
 
     /// Takes one unit of media received at `wall_ms`; returns a segment when this input closed one.
@@ -193,8 +210,14 @@ impl Packager {
                 data,
             } => (keyframe, cts, data),
         };
-        let Some(config) = self.avc.take() else {
+        if self.avc.is_none() {
             return Ok(None); // undecodable without its configuration
+        }
+        // Settled while the configuration is still in place: a publisher that sends no metadata
+        // has video because it sent an AVC configuration.
+        self.tracks();
+        let Some(config) = self.avc.take() else {
+            return Ok(None);
         };
         let result = self.video_frame(&config, raw, keyframe, cts, &data, wall_ms);
         self.avc = Some(config);
@@ -328,6 +351,7 @@ impl Packager {
 
     fn close(&mut self, end_ms: i64) -> Option<Segment> {
         let open = self.open.take()?;
+        self.last_duration_ms = end_ms - open.start_ms;
         // The frozen buffer keeps its whole allocation alive in the window: slack is memory.
         self.size_hint = open.buf.len() + open.buf.len() / 16;
         Some(Segment {

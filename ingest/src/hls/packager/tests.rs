@@ -324,3 +324,57 @@ fn backwards_timestamps_never_move_dts_or_pcr_backwards() {
         assert!(r.pcrs.windows(2).all(|w| w[1] >= w[0]), "{:?}", r.pcrs);
     }
 }
+
+/// For every segment closed, how far the prediction made one input earlier was off (ms), in order.
+fn cut_prediction_errors(target_ms: u64, media: &[Media]) -> Vec<i64> {
+    let ts = |m: &Media| match m {
+        Media::Video { timestamp, .. } | Media::Audio { timestamp, .. } => Some(*timestamp),
+        Media::Metadata(_) => None,
+    };
+    let mut p = Packager::new(target_ms);
+    let mut before: Option<(u32, i64)> = None;
+    let mut errors = Vec::new();
+    for (i, m) in media.iter().enumerate() {
+        let closed = p.push(m, T0 + i as i64).unwrap().is_some();
+        if let (true, Some((prev_ts, due)), Some(now_ts)) = (closed, before, ts(m)) {
+            errors.push(due - i64::from(now_ts.wrapping_sub(prev_ts) as i32));
+        }
+        if let Some(now_ts) = ts(m) {
+            before = p.cut_due_in_ms().map(|due| (now_ts, due));
+        }
+    }
+    errors
+}
+
+#[test]
+fn predicts_the_input_that_closes_each_segment() {
+    // GOP = target: every cut is foreseen to within a frame.
+    let errors = cut_prediction_errors(2000, &av_stream(0, 9, 60, true, true));
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert!(errors.iter().all(|e| e.abs() <= 34), "{errors:?}");
+    // A GOP longer than the target is learnt from the first segment.
+    let errors = cut_prediction_errors(2000, &av_stream(0, 13, 120, true, true));
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!((-2100..=-1900).contains(&errors[0]), "{errors:?}");
+    assert!(errors[1..].iter().all(|e| e.abs() <= 34), "{errors:?}");
+    // Audio only: cut by time.
+    let errors = cut_prediction_errors(2000, &av_stream(0, 7, 60, true, false));
+    assert!(errors.len() >= 3, "{errors:?}");
+    assert!(errors.iter().all(|e| e.abs() <= 22), "{errors:?}");
+}
+
+#[test]
+fn nothing_is_due_before_a_segment_opens_and_video_needs_no_metadata() {
+    let mut p = Packager::new(2000);
+    assert_eq!(p.cut_due_in_ms(), None);
+    p.push(&avc_config(), T0).unwrap();
+    p.push(&video(0, false, 0, 100), T0).unwrap();
+    assert_eq!(p.cut_due_in_ms(), None, "no keyframe yet");
+    p.push(&video(33, true, 0, 100), T0).unwrap();
+    assert_eq!(p.cut_due_in_ms(), Some(2000));
+    p.push(&video(66, false, 0, 100), T0).unwrap();
+    assert_eq!(p.cut_due_in_ms(), Some(2000 - 33));
+    let segment = p.finish().expect("the video was packaged");
+    let report = check_all(&[segment]).remove(0);
+    assert_eq!(report.pes_per_pid.get(&VIDEO_PID), Some(&2), "{report:?}");
+}

@@ -1,5 +1,5 @@
-//! The HLS output: every channel's window in memory (the origin serves from here, never waiting on
-//! disk) and a writer task that mirrors it to `<data>/hls/<username>/` — playlists and segments
+//! The HLS output: every live channel's window in memory (the origin serves from here, never
+//! waiting on disk; once a stream ends, what is safely on disk is served from there) and a writer task that mirrors it to `<data>/hls/<username>/` — playlists and segments
 //! written to a temporary name and renamed, so no reader of the directory sees a partial file.
 //!
 //! Disk trouble (read-only, full) is logged once and the stream continues from memory: a viewer of
@@ -55,6 +55,9 @@ struct ChannelState {
     /// them from disk), deleted from disk after the grace period.
     retired: VecDeque<(i64, String)>,
     segment_modified: HashMap<String, i64>,
+    /// Listed segments whose file is written: their bytes may leave memory once nobody is
+    /// publishing to the channel (or at once, when the window is not kept in memory).
+    on_disk: HashSet<String>,
     publishing: bool,
     ended_at: Option<i64>,
 }
@@ -63,12 +66,26 @@ struct ChannelState {
 pub struct Channel {
     user: Username,
     dir: PathBuf,
+    /// Keep the live window in memory even once it is on disk.
+    keep_in_memory: bool,
     state: Mutex<ChannelState>,
 }
 
 impl Channel {
     fn state(&self) -> std::sync::MutexGuard<'_, ChannelState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A listed segment's file is complete on disk.
+    fn written(&self, name: &str) {
+        let mut state = self.state();
+        if !state.segment_modified.contains_key(name) {
+            return; // left the window meanwhile
+        }
+        state.on_disk.insert(name.to_string());
+        if !self.keep_in_memory || !state.publishing {
+            state.window.release(name);
+        }
     }
 }
 
@@ -78,8 +95,8 @@ enum Job {
         name: String,
         body: Bytes,
         user: Username,
-        /// Set for a segment whose bytes may leave memory once the file is written.
-        release: Option<Arc<Channel>>,
+        /// Set for a segment: its channel learns when the file is written.
+        segment_of: Option<Arc<Channel>>,
     },
     Delete {
         path: PathBuf,
@@ -150,7 +167,8 @@ impl HlsOutput {
     }
 
     /// A segment of the current window, from memory; `None` when it is not in memory (left the
-    /// window, or released once on disk when the window is not kept in memory).
+    /// window, or released once on disk: at once when the window is not kept in memory, else when
+    /// the publish ends).
     pub fn segment(&self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
         let channel = self.channel(user)?;
         let state = channel.state();
@@ -204,12 +222,14 @@ impl HlsOutput {
             Arc::new(Channel {
                 user: user.clone(),
                 dir: self.root.join(user.as_str()),
+                keep_in_memory: self.in_memory,
                 state: Mutex::new(ChannelState {
                     window: PlaylistWindow::new(self.target_s, self.window),
                     playlist: None,
                     version: 0,
                     retired: VecDeque::new(),
                     segment_modified: HashMap::new(),
+                    on_disk: HashSet::new(),
                     publishing: false,
                     ended_at: None,
                 }),
@@ -231,6 +251,7 @@ impl HlsOutput {
         state.segment_modified.insert(entry.name.clone(), now);
         for gone in evicted {
             state.segment_modified.remove(&gone.name);
+            state.on_disk.remove(&gone.name);
             state.retired.push_back((now, gone.name));
         }
         let playlist = self.render(&mut state, now);
@@ -240,14 +261,14 @@ impl HlsOutput {
             name: format!("{}.ts", entry.name),
             body: entry.data,
             user: channel.user.clone(),
-            release: (!self.in_memory).then(|| Arc::clone(channel)),
+            segment_of: Some(Arc::clone(channel)),
         });
         self.queue(Job::Write {
             dir: channel.dir.clone(),
             name: "index.m3u8".into(),
             body: playlist,
             user: channel.user.clone(),
-            release: None,
+            segment_of: None,
         });
     }
 
@@ -268,6 +289,12 @@ impl HlsOutput {
         state.publishing = false;
         state.ended_at = Some(now);
         state.window.end();
+        // A finished stream's viewers are few and its files are written: its window need not
+        // hold memory until the cleanup (segments that failed to write stay).
+        let written: Vec<String> = state.on_disk.iter().cloned().collect();
+        for name in written {
+            state.window.release(&name);
+        }
         if state.window.is_empty() {
             return;
         }
@@ -278,7 +305,7 @@ impl HlsOutput {
             name: "index.m3u8".into(),
             body: playlist,
             user: channel.user.clone(),
-            release: None,
+            segment_of: None,
         });
     }
 
@@ -347,12 +374,12 @@ async fn writer(mut rx: mpsc::Receiver<Job>) {
                         name,
                         body,
                         user,
-                        release,
+                        segment_of,
                     } => {
                         let result = write_atomically(&dir, &name, &body);
-                        if let (Ok(()), Some(channel)) = (&result, release) {
+                        if let (Ok(()), Some(channel)) = (&result, segment_of) {
                             let segment = name.strip_suffix(".ts").unwrap_or(&name);
-                            channel.state().window.release(segment);
+                            channel.written(segment);
                         }
                         results.push((
                             Some(user),

@@ -187,6 +187,7 @@ fn disk_fault_keeps_streams_up(args: &[&str]) {
     let log = server.log();
     let warnings = log.matches("cannot write HLS files").count();
     assert_eq!(warnings, 1, "logged once, not per write:\n{log}");
+    assert!(!log.contains("was lost"), "no segment lost:\n{log}");
 }
 
 #[test]

@@ -220,7 +220,13 @@ fn window_served_from_disk_when_not_kept_in_memory() {
         0,
         "every written segment left memory"
     );
-
+    // Segments were written while they were made, and every one was completed.
+    assert!(!dir.join(".open.ts.part").exists());
+    let log = server.log();
+    assert!(
+        !log.contains("was lost") && !log.contains("cannot write"),
+        "{log}"
+    );
 }
 
 /// The default keeps a live window in memory; once the publish ends, the segments safely on disk
@@ -256,7 +262,9 @@ fn the_default_keeps_the_live_window_in_memory_and_releases_it_at_the_end() {
     })
     .expect("EXT-X-ENDLIST after the publisher stops");
     assert!(
-        wait_for(Duration::from_secs(5), || (segment_bytes_in_memory(&server) == 0)
+        wait_for(Duration::from_secs(5), || (segment_bytes_in_memory(
+            &server
+        ) == 0)
             .then_some(()))
         .is_some(),
         "a finished stream's written window left memory: {} bytes still there",
@@ -266,7 +274,11 @@ fn the_default_keeps_the_live_window_in_memory_and_releases_it_at_the_end() {
     for name in &ended.names {
         let served = get(server.http, &format!("/live/alice/{name}"));
         assert_eq!(served.status, 200, "{name}");
-        assert_eq!(served.body, std::fs::read(dir.join(name)).unwrap(), "{name}");
+        assert_eq!(
+            served.body,
+            std::fs::read(dir.join(name)).unwrap(),
+            "{name}"
+        );
     }
 }
 

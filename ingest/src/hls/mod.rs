@@ -10,8 +10,8 @@
 //! - [`playlist`]: the per-channel sliding window and its rendering.
 //! - [`inspect`]: a structural TS checker for tests and benchmarks.
 //!
-//! The I/O edge is [`output`]: channels in memory (what the origin serves) and a writer task that
-//! mirrors them to `<data>/hls/<username>/` atomically.
+//! The I/O edge is [`output`]: channels in memory (what the origin serves), and [`writer`], the
+//! task that mirrors them to `<data>/hls/<username>/`.
 
 pub mod aac;
 pub mod avc;
@@ -21,5 +21,6 @@ pub mod output;
 pub mod packager;
 pub mod playlist;
 pub mod ts;
+pub mod writer;
 
 pub use output::HlsOutput;

@@ -1,12 +1,14 @@
 //! The HLS output: every live channel's window in memory (the origin serves from here, never
-//! waiting on disk; once a stream ends, what is safely on disk is served from there) and a writer task that mirrors it to `<data>/hls/<username>/` — playlists and segments
-//! written to a temporary name and renamed, so no reader of the directory sees a partial file.
+//! waiting on disk; once a stream ends, what is safely on disk is served from there) and the
+//! [`writer`](super::writer) that mirrors it to `<data>/hls/<username>/`. With the window not kept
+//! in memory, a segment is written while it is made and listed once it is complete on disk.
 //!
 //! Disk trouble (read-only, full) is logged once and the stream continues from memory: a viewer of
 //! the origin notices nothing, and no other stream is affected.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use tracing::{info, warn};
 
 use super::packager::{Packager, Segment};
 use super::playlist::PlaylistWindow;
+use super::writer::{writer, Job};
 use crate::config::Settings;
 use crate::live::{Media, MediaError, MediaSink, SinkFactory};
 use crate::store::now_ms;
@@ -26,6 +29,22 @@ use crate::store::now_ms;
 /// Disk jobs queued beyond this are dropped (and logged): a stalled disk must not grow memory or
 /// slow a publisher.
 const WRITE_QUEUE: usize = 4096;
+/// Without the window in memory, the open segment goes to disk whenever this much is waiting.
+const CHUNK: usize = 48 * 1024;
+/// Capacity of each chunk's buffer: room for a frame past [`CHUNK`], and under glibc's mmap
+/// threshold (64 KiB, see `main.rs`) so chunk buffers are reused, not mapped and unmapped.
+const CHUNK_CAPACITY: usize = 60 * 1024;
+/// A writer batch running this long means the disk is stalled: segments stay whole in memory.
+const STALLED_MS: i64 = 1_000;
+
+/// Which segment of which publish: orders what the writer lists against what is listed directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartId {
+    /// Counts publishes to the channel.
+    pub generation: u64,
+    /// Counts segments within the publish.
+    pub seq: u64,
+}
 
 /// A served playlist snapshot.
 #[derive(Clone, Debug)]
@@ -60,6 +79,9 @@ struct ChannelState {
     on_disk: HashSet<String>,
     publishing: bool,
     ended_at: Option<i64>,
+    generation: u64,
+    /// The last segment of this generation listed.
+    last_listed: Option<u64>,
 }
 
 /// One channel's output.
@@ -68,6 +90,9 @@ pub struct Channel {
     dir: PathBuf,
     /// Keep the live window in memory even once it is on disk.
     keep_in_memory: bool,
+    /// The last write for this channel failed: its segments stay whole in memory until one
+    /// succeeds.
+    disk_failing: AtomicBool,
     state: Mutex<ChannelState>,
 }
 
@@ -76,8 +101,20 @@ impl Channel {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(super) fn user(&self) -> &Username {
+        &self.user
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(super) fn set_disk_failing(&self, failing: bool) {
+        self.disk_failing.store(failing, Ordering::Relaxed);
+    }
+
     /// A listed segment's file is complete on disk.
-    fn written(&self, name: &str) {
+    pub(super) fn written(&self, name: &str) {
         let mut state = self.state();
         if !state.segment_modified.contains_key(name) {
             return; // left the window meanwhile
@@ -87,24 +124,6 @@ impl Channel {
             state.window.release(name);
         }
     }
-}
-
-enum Job {
-    Write {
-        dir: PathBuf,
-        name: String,
-        body: Bytes,
-        user: Username,
-        /// Set for a segment: its channel learns when the file is written.
-        segment_of: Option<Arc<Channel>>,
-    },
-    Delete {
-        path: PathBuf,
-    },
-    RemoveDir {
-        dir: PathBuf,
-    },
-    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// All channels' output.
@@ -117,6 +136,8 @@ pub struct HlsOutput {
     cleanup_after_ms: i64,
     channels: Mutex<HashMap<Username, Arc<Channel>>>,
     jobs: mpsc::Sender<Job>,
+    /// When the writer's running batch started (Unix ms; 0: idle).
+    writer_busy_since: Arc<AtomicI64>,
 }
 
 impl HlsOutput {
@@ -146,9 +167,14 @@ impl HlsOutput {
             cleanup_after_ms: settings.hls_cleanup_after.as_millis() as i64,
             channels: Mutex::new(HashMap::new()),
             jobs,
+            writer_busy_since: Arc::new(AtomicI64::new(0)),
         });
         // Not on the tracker: it drains until the last sender is gone, after connections ended.
-        tokio::spawn(writer(rx));
+        tokio::spawn(writer(
+            rx,
+            Arc::downgrade(&output),
+            Arc::clone(&output.writer_busy_since),
+        ));
         tracker.spawn(janitor(Arc::clone(&output), shutdown));
         Ok(output)
     }
@@ -216,13 +242,20 @@ impl HlsOutput {
         }
     }
 
-    fn open_channel(&self, user: &Username) -> Arc<Channel> {
+    fn writer_stalled(&self) -> bool {
+        let since = self.writer_busy_since.load(Ordering::Relaxed);
+        since != 0 && now_ms() - since > STALLED_MS
+    }
+
+    /// Opens (or reopens) `user`'s channel for a publish; returns it and the publish's generation.
+    fn open_channel(&self, user: &Username) -> (Arc<Channel>, u64) {
         let mut channels = self.channels();
         let channel = channels.entry(user.clone()).or_insert_with(|| {
             Arc::new(Channel {
                 user: user.clone(),
                 dir: self.root.join(user.as_str()),
                 keep_in_memory: self.in_memory,
+                disk_failing: AtomicBool::new(false),
                 state: Mutex::new(ChannelState {
                     window: PlaylistWindow::new(self.target_s, self.window),
                     playlist: None,
@@ -232,6 +265,8 @@ impl HlsOutput {
                     on_disk: HashSet::new(),
                     publishing: false,
                     ended_at: None,
+                    generation: 0,
+                    last_listed: None,
                 }),
             })
         });
@@ -239,16 +274,48 @@ impl HlsOutput {
         state.window.begin_publish();
         state.publishing = true;
         state.ended_at = None;
+        state.generation += 1;
+        state.last_listed = None;
+        let generation = state.generation;
         drop(state);
-        Arc::clone(channel)
+        (Arc::clone(channel), generation)
     }
 
-    fn add_segment(&self, channel: &Arc<Channel>, segment: Segment) {
+    /// Lists a segment: `on_disk` when its file is complete (its `data` is then empty), else its
+    /// bytes are listed from memory and queued for writing. A segment of an earlier publish, or
+    /// older than one already listed, is dropped; one listed after a gap follows a discontinuity.
+    pub(super) fn publish(
+        &self,
+        channel: &Arc<Channel>,
+        id: PartId,
+        name: Option<u64>,
+        mut segment: Segment,
+        on_disk: bool,
+    ) {
         let now = now_ms();
         let mut state = channel.state();
-        let evicted = state.window.push(segment);
+        if state.generation != id.generation || state.last_listed.is_some_and(|l| id.seq <= l) {
+            drop(state);
+            if on_disk {
+                if let Some(name) = name {
+                    self.queue(Job::Delete {
+                        path: channel.dir.join(format!("{name}.ts")),
+                    });
+                }
+            }
+            return;
+        }
+        if id.seq != state.last_listed.map_or(0, |l| l + 1) {
+            segment.discontinuity = true;
+        }
+        state.last_listed = Some(id.seq);
+        let name = name.unwrap_or_else(|| state.window.reserve_name(segment.start_wall_ms));
+        let evicted = state.window.push_named(segment, name);
         let entry = state.window.entries().last().expect("just pushed").clone();
         state.segment_modified.insert(entry.name.clone(), now);
+        if on_disk {
+            state.on_disk.insert(entry.name.clone());
+        }
         for gone in evicted {
             state.segment_modified.remove(&gone.name);
             state.on_disk.remove(&gone.name);
@@ -256,13 +323,15 @@ impl HlsOutput {
         }
         let playlist = self.render(&mut state, now);
         drop(state);
-        self.queue(Job::Write {
-            dir: channel.dir.clone(),
-            name: format!("{}.ts", entry.name),
-            body: entry.data,
-            user: channel.user.clone(),
-            segment_of: Some(Arc::clone(channel)),
-        });
+        if !on_disk {
+            self.queue(Job::Write {
+                dir: channel.dir.clone(),
+                name: format!("{}.ts", entry.name),
+                body: entry.data,
+                user: channel.user.clone(),
+                segment_of: Some(Arc::clone(channel)),
+            });
+        }
         self.queue(Job::Write {
             dir: channel.dir.clone(),
             name: "index.m3u8".into(),
@@ -283,11 +352,20 @@ impl HlsOutput {
         body
     }
 
-    fn end_publish(&self, channel: &Channel) {
-        let now = now_ms();
+    /// The publish ended; its playlist is ended by [`Self::end_playlist`], after its last segment.
+    fn mark_ended(&self, channel: &Channel) {
         let mut state = channel.state();
         state.publishing = false;
-        state.ended_at = Some(now);
+        state.ended_at = Some(now_ms());
+    }
+
+    /// Ends the playlist of publish `generation`, unless the user went live again meanwhile.
+    pub(super) fn end_playlist(&self, channel: &Channel, generation: u64) {
+        let now = now_ms();
+        let mut state = channel.state();
+        if state.generation != generation || state.publishing {
+            return;
+        }
         state.window.end();
         // A finished stream's viewers are few and its files are written: its window need not
         // hold memory until the cleanup (segments that failed to write stay).
@@ -358,87 +436,77 @@ async fn janitor(output: Arc<HlsOutput>, shutdown: CancellationToken) {
     }
 }
 
-/// Runs disk jobs on the blocking pool, one batch at a time, logging a failing channel once until
-/// it recovers.
-async fn writer(mut rx: mpsc::Receiver<Job>) {
-    let mut failing: HashSet<Username> = HashSet::new();
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, 64).await > 0 {
-        let jobs = std::mem::take(&mut batch);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut results = Vec::new();
-            for job in jobs {
-                match job {
-                    Job::Write {
-                        dir,
-                        name,
-                        body,
-                        user,
-                        segment_of,
-                    } => {
-                        let result = write_atomically(&dir, &name, &body);
-                        if let (Ok(()), Some(channel)) = (&result, segment_of) {
-                            let segment = name.strip_suffix(".ts").unwrap_or(&name);
-                            channel.written(segment);
-                        }
-                        results.push((
-                            Some(user),
-                            result.map_err(|e| format!("{}: {e}", dir.join(&name).display())),
-                        ));
-                    }
-                    Job::Delete { path } => {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    Job::RemoveDir { dir } => {
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
-                    Job::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-            results
-        })
-        .await;
-        for (user, result) in outcome.unwrap_or_default() {
-            let Some(user) = user else { continue };
-            match result {
-                Ok(()) => {
-                    if failing.remove(&user) {
-                        info!(user = %user, "HLS files are being written to disk again");
-                    }
-                }
-                Err(err) => {
-                    if failing.insert(user.clone()) {
-                        warn!(user = %user, error = %err, "cannot write HLS files; serving this stream from memory only");
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, body).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    std::fs::rename(&tmp, dir.join(name))
-}
-
 /// The sink of one publish: packager in, channel out.
 struct HlsSink {
     packager: Packager,
     channel: Arc<Channel>,
     output: Arc<HlsOutput>,
+    /// The open segment.
+    part: PartId,
+    /// Write the open segment to disk as it is made (the window is not kept in memory).
+    stream: bool,
+}
+
+impl HlsSink {
+    fn close(&mut self, segment: Segment, end_after: bool) {
+        let part = self.part;
+        self.part.seq += 1;
+        if segment.streamed == 0 {
+            self.output
+                .publish(&self.channel, part, None, segment, false);
+            if end_after {
+                self.output.end_playlist(&self.channel, part.generation);
+            }
+            return;
+        }
+        let name = self
+            .channel
+            .state()
+            .window
+            .reserve_name(segment.start_wall_ms);
+        let finish = Job::Finish {
+            channel: Arc::clone(&self.channel),
+            part,
+            name,
+            segment,
+            end_after,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.output.jobs.try_send(finish) {
+            warn!(user = %self.channel.user, "HLS disk writer is stalled; a segment written in part was lost");
+            if end_after {
+                self.output.end_playlist(&self.channel, part.generation);
+            }
+        }
+    }
+
+    /// Hands the open segment's bytes so far to the writer, when the disk is keeping up.
+    fn stream_open(&mut self) {
+        if !self.stream
+            || self.packager.open_len() < CHUNK
+            || self.channel.disk_failing.load(Ordering::Relaxed)
+            || self.output.writer_stalled()
+        {
+            return;
+        }
+        let Ok(permit) = self.output.jobs.try_reserve() else {
+            return; // the queue is full: the bytes wait in the open segment
+        };
+        if let Some(bytes) = self.packager.take_open() {
+            permit.send(Job::Append {
+                channel: Arc::clone(&self.channel),
+                part: self.part,
+                bytes,
+            });
+        }
+    }
 }
 
 impl MediaSink for HlsSink {
     fn push(&mut self, media: Media, wall_ms: i64) -> Result<(), MediaError> {
         if let Some(segment) = self.packager.push(&media, wall_ms)? {
-            self.output.add_segment(&self.channel, segment);
+            self.close(segment, false);
         }
+        self.stream_open();
         Ok(())
     }
 
@@ -447,20 +515,29 @@ impl MediaSink for HlsSink {
     }
 
     fn finish(&mut self, _wall_ms: i64) {
-        if let Some(segment) = self.packager.finish() {
-            self.output.add_segment(&self.channel, segment);
+        self.output.mark_ended(&self.channel);
+        match self.packager.finish() {
+            Some(segment) => self.close(segment, true),
+            None => self
+                .output
+                .end_playlist(&self.channel, self.part.generation),
         }
-        self.output.end_publish(&self.channel);
     }
 }
 
 impl SinkFactory for Arc<HlsOutput> {
     fn open(&self, user: &Username) -> Box<dyn MediaSink> {
-        let channel = self.open_channel(user);
+        let (channel, generation) = self.open_channel(user);
+        let mut packager = Packager::new(self.target_s * 1000);
+        if !self.in_memory {
+            packager.stream_in_chunks(CHUNK_CAPACITY);
+        }
         Box::new(HlsSink {
-            packager: Packager::new(self.target_s * 1000),
+            packager,
             channel,
             output: Arc::clone(self),
+            part: PartId { generation, seq: 0 },
+            stream: !self.in_memory,
         })
     }
 }

@@ -66,10 +66,23 @@ impl PlaylistWindow {
 
     /// Appends a segment; returns the entries that left the window.
     pub fn push(&mut self, segment: Segment) -> Vec<Entry> {
-        // Names are wall-clock ms (like nginx-rtmp's `hls_fragment_naming system`), forced to
-        // increase, so a name is never reused — across republishes and restarts too.
-        let name = (segment.start_wall_ms.max(0) as u64).max(self.last_name + 1);
+        let name = self.reserve_name(segment.start_wall_ms);
+        self.push_named(segment, name)
+    }
+
+    /// The name of a segment that starts at `start_wall_ms`, before it is listed (a segment
+    /// written to disk while it is made needs its file name first). Names are wall-clock ms (like
+    /// nginx-rtmp's `hls_fragment_naming system`), forced to increase, so a name is never reused —
+    /// across republishes and restarts too, and also when a reserved segment never gets listed.
+    pub fn reserve_name(&mut self, start_wall_ms: i64) -> u64 {
+        let name = (start_wall_ms.max(0) as u64).max(self.last_name + 1);
         self.last_name = name;
+        name
+    }
+
+    /// Appends a segment under a name from [`Self::reserve_name`]; returns the entries that left
+    /// the window.
+    pub fn push_named(&mut self, segment: Segment, name: u64) -> Vec<Entry> {
         let rounded = (segment.duration_ms + 500) / 1000;
         self.target_s = self.target_s.max(rounded);
         self.entries.push_back(Entry {
@@ -189,6 +202,7 @@ mod tests {
             duration_ms: ms,
             start_wall_ms: wall,
             discontinuity,
+            streamed: 0,
         }
     }
 

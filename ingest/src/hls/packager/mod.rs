@@ -40,10 +40,14 @@ pub struct Segment {
     pub start_wall_ms: i64,
     /// Follows a timestamp jump.
     pub discontinuity: bool,
+    /// Bytes of this segment taken with [`Packager::take_open`] before it closed: `data` is what
+    /// follows them.
+    pub streamed: u64,
 }
 
 struct Open {
     buf: BytesMut,
+    taken: u64,
     start_ms: i64,
     start_wall_ms: i64,
     discontinuity: bool,
@@ -98,6 +102,8 @@ pub struct Packager {
     /// The last segment's length: with keyframe-aligned cuts, the encoder's GOP when it is at
     /// least the target.
     last_duration_ms: i64,
+    /// Set when the open segment is taken out in chunks: the capacity of each new buffer.
+    chunk_capacity: Option<usize>,
 }
 
 impl Packager {
@@ -121,6 +127,7 @@ impl Packager {
             end_ms: 0,
             size_hint: 64 * 1024,
             last_duration_ms: 0,
+            chunk_capacity: None,
         }
     }
 
@@ -132,6 +139,28 @@ impl Packager {
     /// The AAC configuration seen so far.
     pub fn aac(&self) -> Option<&AacConfig> {
         self.aac.as_ref()
+    }
+
+    /// The open segment will be taken out in chunks ([`Self::take_open`]): new buffers start at
+    /// `capacity` instead of the last segment's size.
+    pub fn stream_in_chunks(&mut self, capacity: usize) {
+        self.chunk_capacity = Some(capacity);
+    }
+
+    /// Bytes of the open segment not yet taken.
+    pub fn open_len(&self) -> usize {
+        self.open.as_ref().map_or(0, |o| o.buf.len())
+    }
+
+    /// Takes the open segment's bytes so far, in order; the segment goes on filling a new buffer.
+    /// Concatenating every chunk taken and the closed segment's `data` gives exactly the bytes
+    /// the segment would have had.
+    pub fn take_open(&mut self) -> Option<Bytes> {
+        let capacity = self.chunk_capacity.unwrap_or(self.size_hint);
+        let open = self.open.as_mut().filter(|o| !o.buf.is_empty())?;
+        let chunk = std::mem::replace(&mut open.buf, BytesMut::with_capacity(capacity));
+        open.taken += chunk.len() as u64;
+        Some(chunk.freeze())
     }
 
     /// Media milliseconds from the newest input to the one expected to close the open segment:
@@ -338,11 +367,12 @@ impl Packager {
     }
 
     fn start(&mut self, ms: i64, wall_ms: i64) {
-        let mut buf = BytesMut::with_capacity(self.size_hint);
+        let mut buf = BytesMut::with_capacity(self.chunk_capacity.unwrap_or(self.size_hint));
         let tracks = self.tracks();
         self.mux.write_tables(&mut buf, tracks);
         self.open = Some(Open {
             buf,
+            taken: 0,
             start_ms: ms,
             start_wall_ms: wall_ms,
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
@@ -353,12 +383,14 @@ impl Packager {
         let open = self.open.take()?;
         self.last_duration_ms = end_ms - open.start_ms;
         // The frozen buffer keeps its whole allocation alive in the window: slack is memory.
-        self.size_hint = open.buf.len() + open.buf.len() / 16;
+        let len = open.taken as usize + open.buf.len();
+        self.size_hint = len + len / 16;
         Some(Segment {
             duration_ms: (end_ms - open.start_ms).max(1) as u64,
             data: open.buf.freeze(),
             start_wall_ms: open.start_wall_ms,
             discontinuity: open.discontinuity,
+            streamed: open.taken,
         })
     }
 

@@ -378,3 +378,38 @@ fn nothing_is_due_before_a_segment_opens_and_video_needs_no_metadata() {
     let report = check_all(&[segment]).remove(0);
     assert_eq!(report.pes_per_pid.get(&VIDEO_PID), Some(&2), "{report:?}");
 }
+
+#[test]
+fn chunks_taken_while_open_plus_the_tail_are_the_same_bytes() {
+    let media = av_stream(0, 7, 60, true, true);
+    let whole = run(&mut Packager::new(2000), &media);
+    let mut p = Packager::new(2000);
+    p.stream_in_chunks(16 * 1024);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut rebuilt = Vec::new();
+    let mut close = |segment: Segment, chunks: &mut Vec<Bytes>| {
+        let taken: usize = chunks.iter().map(Bytes::len).sum();
+        assert_eq!(segment.streamed, taken as u64);
+        let mut bytes = chunks.concat();
+        bytes.extend_from_slice(&segment.data);
+        chunks.clear();
+        rebuilt.push((bytes, segment.duration_ms));
+    };
+    for (i, m) in media.iter().enumerate() {
+        if let Some(segment) = p.push(m, T0 + i as i64).unwrap() {
+            close(segment, &mut chunks);
+        }
+        if p.open_len() >= 16 * 1024 {
+            chunks.extend(p.take_open());
+            assert_eq!(p.open_len(), 0);
+        }
+    }
+    close(p.finish().unwrap(), &mut chunks);
+    assert_eq!(rebuilt.len(), whole.len());
+    for (segment, (bytes, duration)) in whole.iter().zip(&rebuilt) {
+        assert!(segment.data.len() > 64 * 1024, "several chunks a segment");
+        assert_eq!(segment.data, bytes.as_slice());
+        assert_eq!(segment.duration_ms, *duration);
+    }
+    assert_eq!(p.take_open(), None, "nothing open after the end");
+}

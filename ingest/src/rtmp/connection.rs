@@ -22,6 +22,15 @@ use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
 use crate::store::{now_ms, PublishRefusal, StoreError};
 
 const READ_BUFFER: usize = 64 * 1024;
+/// Enough for any handshake message (C0+C1 is 1537 bytes).
+const HANDSHAKE_BUFFER: usize = 4 * 1024;
+
+thread_local! {
+    /// One read buffer per runtime thread, not per connection: bytes are handed to the session
+    /// as soon as they are read, so a connection only needs a buffer for that instant — at 100
+    /// publishers, per-connection buffers were 6 MB of the process's memory.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUFFER]);
+}
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +168,7 @@ enum Flow {
 impl Connection {
     async fn run(&mut self) -> Result<(), ConnectionEnd> {
         let setup_deadline = TokioInstant::now() + self.ctx.settings.handshake_timeout;
-        let mut buf = vec![0u8; READ_BUFFER];
+        let mut buf = vec![0u8; HANDSHAKE_BUFFER];
         let mut handshake = ServerHandshake::default();
         let remaining = loop {
             let n = self.read(&mut buf, setup_deadline, None).await?;
@@ -174,6 +183,7 @@ impl Connection {
                 }
             }
         };
+        drop(buf);
         let (mut session, initial) = Session::new()?;
         self.queue(initial);
         self.flush().await?;
@@ -191,21 +201,30 @@ impl Connection {
             };
             let cancel = self.publishing.as_ref().map(|p| p.stream.cancel.clone());
             let expected = self.publishing.as_ref().and_then(|p| p.expected_cut);
-            let n = tokio::select! {
+            let ready = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Err(ConnectionEnd::Shutdown),
                 () = async { match &cancel { Some(c) => c.cancelled().await, None => std::future::pending().await } } => {
                     return Err(ConnectionEnd::Dropped)
                 }
-                n = self.read(&mut buf, deadline, expected) => match n {
-                    Err(ConnectionEnd::SetupTimeout) if self.publishing.is_some() => {
-                        return Err(ConnectionEnd::Idle(self.ctx.settings.idle_timeout.as_secs()))
-                    }
-                    other => other?,
-                },
+                ready = self.socket.ready(deadline, expected) => ready?,
             };
-            if let Flow::End(end) = self.feed(&mut session, &buf[..n]).await? {
-                return Err(end);
+            if !ready {
+                return Err(match self.publishing {
+                    Some(_) => ConnectionEnd::Idle(self.ctx.settings.idle_timeout.as_secs()),
+                    None => ConnectionEnd::SetupTimeout,
+                });
+            }
+            let socket = &mut self.socket;
+            let results = READ_BUF.with_borrow_mut(|buf| match socket.try_read(buf)? {
+                None => Ok(None),
+                Some(0) => Err(ConnectionEnd::Closed),
+                Some(n) => Ok(Some(session.feed(&buf[..n])?)),
+            })?;
+            if let Some(results) = results {
+                if let Flow::End(end) = self.handle(&mut session, results).await? {
+                    return Err(end);
+                }
             }
         }
     }
@@ -250,6 +269,14 @@ impl Connection {
             return Ok(Flow::Continue);
         }
         let results = session.feed(bytes)?;
+        self.handle(session, results).await
+    }
+
+    async fn handle(
+        &mut self,
+        session: &mut Session,
+        results: Vec<ServerSessionResult>,
+    ) -> Result<Flow, ConnectionEnd> {
         let events = self.queue(results);
         for event in events {
             let flow = self.on_event(session, event).await?;

@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -29,6 +29,8 @@ pub struct RtmpSocket {
     inner: Inner,
     /// Output not yet accepted by the kernel (polled mode only).
     pending: Vec<u8>,
+    /// The last read found nothing: polled, the next [`Self::ready`] waits for a poll.
+    drained: bool,
 }
 
 impl RtmpSocket {
@@ -37,6 +39,7 @@ impl RtmpSocket {
         Self {
             inner: Inner::Reactor(socket),
             pending: Vec::new(),
+            drained: false,
         }
     }
 
@@ -52,34 +55,74 @@ impl RtmpSocket {
     }
 
     /// Reads what is available, waiting until `deadline` at most. `Ok(None)`: the deadline
-    /// passed; `Ok(Some(0))`: the peer closed. Polled, a socket waits for the coarse poll unless
-    /// the caller `expects` a frame that matters sooner.
+    /// passed; `Ok(Some(0))`: the peer closed.
     pub async fn read(
         &mut self,
         buf: &mut [u8],
         deadline: Instant,
         expected: Option<Instant>,
     ) -> io::Result<Option<usize>> {
+        loop {
+            if !self.ready(deadline, expected).await? {
+                return Ok(None);
+            }
+            if let Some(n) = self.try_read(buf)? {
+                return Ok(Some(n));
+            }
+        }
+    }
+
+    /// Waits until a read may find something: the reactor says so, or (polled) at once after a
+    /// read that found data, else at the next read time of [`next_read`] — the coarse poll,
+    /// unless the caller `expects` a frame that matters sooner. `Ok(false)`: the deadline passed.
+    /// Split from [`Self::try_read`] so the caller can read into a buffer it does not hold across
+    /// the wait.
+    pub async fn ready(
+        &mut self,
+        deadline: Instant,
+        expected: Option<Instant>,
+    ) -> io::Result<bool> {
         match &mut self.inner {
-            Inner::Reactor(socket) => match timeout_at(deadline, socket.read(buf)).await {
-                Err(_) => Ok(None),
-                Ok(result) => result.map(Some),
+            Inner::Reactor(socket) => match timeout_at(deadline, socket.readable()).await {
+                Err(_) => Ok(false),
+                Ok(result) => result.map(|()| true),
             },
-            Inner::Polled(socket) => loop {
+            Inner::Polled(socket) => {
                 write_pending(socket, &mut self.pending)?;
-                match socket.read(buf) {
-                    Ok(n) => return Ok(Some(n)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                if !self.drained {
+                    return Ok(true);
                 }
                 let now = Instant::now();
                 if now >= deadline {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 tokio::time::sleep_until(next_read(now, expected).min(deadline)).await;
-            },
+                self.drained = false;
+                Ok(true)
+            }
             Inner::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Reads what is there now, without waiting. `Ok(None)`: nothing yet; `Ok(Some(0))`: the
+    /// peer closed.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let result = match &mut self.inner {
+            Inner::Reactor(socket) => socket.try_read(buf),
+            Inner::Polled(socket) => socket.read(buf),
+            Inner::Closed => return Err(io::ErrorKind::NotConnected.into()),
+        };
+        match result {
+            Ok(n) => {
+                self.drained = false;
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.drained = true;
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -133,6 +176,42 @@ fn write_pending(socket: &mut std::net::TcpStream, pending: &mut Vec<u8>) -> io:
 mod tests {
     use super::*;
     use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn ready_then_try_read_in_both_modes() {
+        let (mut socket, mut peer) = pair().await;
+        let far = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 16];
+        for polled in [false, true] {
+            if polled {
+                socket.poll_on_ticks().unwrap();
+            }
+            assert_eq!(socket.try_read(&mut buf).unwrap(), None, "nothing sent yet");
+            peer.write_all(b"abc").await.unwrap();
+            let mut got = None;
+            while got.is_none() {
+                assert!(socket.ready(far, None).await.unwrap());
+                got = socket.try_read(&mut buf).unwrap();
+            }
+            assert_eq!(got, Some(3), "polled: {polled}");
+            assert_eq!(&buf[..3], b"abc");
+        }
+        // Drained and nothing comes: ready reports the deadline.
+        assert_eq!(socket.try_read(&mut buf).unwrap(), None);
+        let soon = Instant::now() + Duration::from_millis(30);
+        let mut expired = false;
+        for _ in 0..3 {
+            if !socket.ready(soon, None).await.unwrap() {
+                expired = true;
+                break;
+            }
+            assert_eq!(socket.try_read(&mut buf).unwrap(), None);
+        }
+        assert!(expired);
+        drop(peer);
+        assert_eq!(socket.read(&mut buf, far, None).await.unwrap(), Some(0));
+    }
 
     async fn pair() -> (RtmpSocket, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

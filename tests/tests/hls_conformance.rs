@@ -184,11 +184,15 @@ fn audio_video_720p_with_b_frames() {
 }
 
 fn segment_bytes_in_memory(server: &Server) -> u64 {
+    metric(server, "boltstream_hls_segment_bytes_in_memory")
+}
+
+fn metric(server: &Server, name: &str) -> u64 {
     get(server.http, "/internal/metrics")
         .text()
         .lines()
-        .find_map(|l| l.strip_prefix("boltstream_hls_segment_bytes_in_memory "))
-        .expect("the gauge is exported")
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} is exported"))
         .parse()
         .unwrap()
 }
@@ -220,6 +224,17 @@ fn window_served_from_disk_when_not_kept_in_memory() {
         0,
         "every written segment left memory"
     );
+    // Read from disk once, then from the cache of recently read segments: same bytes.
+    let sizes: u64 = last
+        .names
+        .iter()
+        .map(|name| {
+            let again = get(server.http, &format!("/live/alice/{name}"));
+            assert_eq!(again.body, std::fs::read(dir.join(name)).unwrap(), "{name}");
+            again.body.len() as u64
+        })
+        .sum();
+    assert_eq!(metric(&server, "boltstream_hls_disk_cache_bytes"), sizes);
     // Segments were written while they were made, and every one was completed.
     assert!(!dir.join(".open.ts.part").exists());
     let log = server.log();

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use boltstream_shared::username::Username;
 use bytes::Bytes;
+use hashlink::LinkedHashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -126,6 +127,65 @@ impl Channel {
     }
 }
 
+/// Segments recently read from disk, least recently used first, within a byte budget. Segment
+/// names never repeat, so an entry is never stale; it goes when its file is deleted.
+struct DiskCache {
+    entries: LinkedHashMap<(Username, String), SegmentSnapshot>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl DiskCache {
+    fn new(budget: usize) -> Self {
+        Self {
+            entries: LinkedHashMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
+        let key = (user.clone(), name.to_string());
+        let found = self.entries.get(&key).cloned()?;
+        self.entries.to_back(&key);
+        Some(found)
+    }
+
+    /// Keeps a segment, dropping the least recently used beyond the budget. One segment may take
+    /// at most a quarter of the budget, so a few large ones cannot flush it.
+    fn insert(&mut self, user: &Username, name: &str, segment: SegmentSnapshot) {
+        let size = segment.body.len();
+        if size > self.budget / 4 {
+            return;
+        }
+        if let Some(old) = self
+            .entries
+            .insert((user.clone(), name.to_string()), segment)
+        {
+            self.bytes -= old.body.len();
+        }
+        self.bytes += size;
+        while self.bytes > self.budget {
+            let Some((_, gone)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= gone.body.len();
+        }
+    }
+
+    /// Forgets `user`'s segments (all of them, or the one named).
+    fn forget(&mut self, user: &Username, name: Option<&str>) {
+        let bytes = &mut self.bytes;
+        self.entries.retain(|(u, n), segment| {
+            let keep = u != user || name.is_some_and(|name| name != n);
+            if !keep {
+                *bytes -= segment.body.len();
+            }
+            keep
+        });
+    }
+}
+
 /// All channels' output.
 pub struct HlsOutput {
     root: PathBuf,
@@ -138,6 +198,7 @@ pub struct HlsOutput {
     jobs: mpsc::Sender<Job>,
     /// When the writer's running batch started (Unix ms; 0: idle).
     writer_busy_since: Arc<AtomicI64>,
+    disk_cache: Mutex<DiskCache>,
 }
 
 impl HlsOutput {
@@ -168,6 +229,7 @@ impl HlsOutput {
             channels: Mutex::new(HashMap::new()),
             jobs,
             writer_busy_since: Arc::new(AtomicI64::new(0)),
+            disk_cache: Mutex::new(DiskCache::new(settings.hls_disk_cache_bytes)),
         });
         // Not on the tracker: it drains until the last sender is gone, after connections ended.
         tokio::spawn(writer(
@@ -201,6 +263,29 @@ impl HlsOutput {
         let modified_ms = *state.segment_modified.get(name)?;
         let body = state.window.find(name)?.data.clone();
         (!body.is_empty()).then_some(SegmentSnapshot { body, modified_ms })
+    }
+
+    fn disk_cache(&self) -> std::sync::MutexGuard<'_, DiskCache> {
+        self.disk_cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A segment read from disk earlier and still in the cache.
+    pub fn cached(&self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
+        self.disk_cache().get(user, name)
+    }
+
+    /// Keeps a segment just read from disk for the next viewers.
+    pub fn cache(&self, user: &Username, name: &str, segment: SegmentSnapshot) {
+        self.disk_cache().insert(user, name, segment);
+    }
+
+    fn uncache(&self, user: &Username, name: Option<&str>) {
+        self.disk_cache().forget(user, name);
+    }
+
+    /// Bytes of segments in the disk cache (a metric for operators).
+    pub fn disk_cache_bytes(&self) -> usize {
+        self.disk_cache().bytes
     }
 
     /// Where a channel's files are on disk (for segments that left memory but are still there).
@@ -399,6 +484,7 @@ impl HlsOutput {
                 .is_some_and(|(at, _)| now - at >= self.retire_grace_ms)
             {
                 let (_, name) = state.retired.pop_front().expect("checked");
+                self.uncache(&channel.user, Some(&name));
                 self.queue(Job::Delete {
                     path: channel.dir.join(format!("{name}.ts")),
                 });
@@ -416,6 +502,7 @@ impl HlsOutput {
                     .is_some_and(|c| Arc::ptr_eq(c, &channel) && !c.state().publishing)
                 {
                     channels.remove(&channel.user);
+                    self.uncache(&channel.user, None);
                     self.queue(Job::RemoveDir {
                         dir: channel.dir.clone(),
                     });
@@ -539,5 +626,60 @@ impl SinkFactory for Arc<HlsOutput> {
             part: PartId { generation, seq: 0 },
             stream: !self.in_memory,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(len: usize) -> SegmentSnapshot {
+        SegmentSnapshot {
+            body: Bytes::from(vec![7u8; len]),
+            modified_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_disk_cache_keeps_the_recently_used_within_its_budget() {
+        let alice = Username::parse("alice").unwrap();
+        let bob = Username::parse("bob").unwrap();
+        let mut cache = DiskCache::new(1000);
+        cache.insert(&alice, "1", seg(200));
+        cache.insert(&alice, "2", seg(200));
+        cache.insert(&bob, "1", seg(200));
+        assert_eq!(cache.bytes, 600);
+        assert!(cache.get(&alice, "1").is_some()); // now the most recent
+        cache.insert(&alice, "3", seg(250));
+        cache.insert(&alice, "4", seg(250));
+        assert!(cache.bytes <= 1000);
+        assert!(
+            cache.get(&alice, "2").is_none(),
+            "least recently used left first"
+        );
+        assert!(cache.get(&alice, "1").is_some());
+        assert_eq!(cache.get(&bob, "1").map(|s| s.body.len()), Some(200));
+        cache.insert(&alice, "big", seg(251));
+        assert!(
+            cache.get(&alice, "big").is_none(),
+            "over a quarter of the budget"
+        );
+        cache.insert(&alice, "1", seg(100)); // replaced, not counted twice
+        let held: usize = cache.entries.values().map(|s| s.body.len()).sum();
+        assert_eq!(cache.bytes, held);
+        cache.forget(&alice, Some("3"));
+        assert!(cache.get(&alice, "3").is_none() && cache.get(&alice, "4").is_some());
+        cache.forget(&alice, None);
+        assert_eq!(
+            (cache.entries.len(), cache.bytes),
+            (1, 200),
+            "only bob's is left"
+        );
+        let mut off = DiskCache::new(0);
+        off.insert(&alice, "1", seg(1));
+        assert!(
+            off.get(&alice, "1").is_none(),
+            "a zero budget caches nothing"
+        );
     }
 }

@@ -149,6 +149,10 @@ impl HttpContext {
                     "# TYPE boltstream_hls_segment_bytes_in_memory gauge\nboltstream_hls_segment_bytes_in_memory {}\n",
                     self.hls.segment_bytes_in_memory()
                 ));
+                out.push_str(&format!(
+                    "# TYPE boltstream_hls_disk_cache_bytes gauge\nboltstream_hls_disk_cache_bytes {}\n",
+                    self.hls.disk_cache_bytes()
+                ));
                 respond::body(StatusCode::OK, "text/plain; version=0.0.4", out)
             }
             _ => respond::text(StatusCode::NOT_FOUND, "not found\n"),

@@ -1,5 +1,6 @@
 //! The origin for live media: playlists and segments from the HLS output's memory (disk only for a
-//! segment that has left memory but is still on disk), with `shared`'s header policy so an origin
+//! segment that has left memory but is still on disk, and then through a small cache of recently
+//! read segments, since every viewer of a stream asks for the same few), with `shared`'s header policy so an origin
 //! used without the edge is already right, and conditional GET so edges revalidate cheaply.
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -64,6 +65,9 @@ async fn from_disk(
     user: &boltstream_shared::username::Username,
     name: &str,
 ) -> Option<(Bytes, String, i64)> {
+    if let Some(hit) = ctx.hls.cached(user, name) {
+        return Some((hit.body, format!("\"{name}\""), hit.modified_ms));
+    }
     // The path is built from a validated username and segment name: no traversal possible.
     let path = ctx.hls.segment_path(user, name);
     // One trip to the blocking pool for open, stat and read: each trip is a thread hand-off.
@@ -83,7 +87,16 @@ async fn from_disk(
     })
     .await
     .ok()??;
-    Some((Bytes::from(body), format!("\"{name}\""), modified))
+    let body = Bytes::from(body);
+    ctx.hls.cache(
+        user,
+        name,
+        crate::hls::output::SegmentSnapshot {
+            body: body.clone(),
+            modified_ms: modified,
+        },
+    );
+    Some((body, format!("\"{name}\""), modified))
 }
 
 fn media_response(req: &Request<Incoming>, body: Bytes, etag: &str, modified_ms: i64) -> Resp {

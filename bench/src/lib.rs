@@ -35,6 +35,13 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Starts a new peak for [`peak_rss_mib`] (`VmHWM` goes back to the current RSS), so a level's
+/// peak is its own and not the process's lifetime one (an earlier `wrk` run, say). Returns false
+/// where the kernel does not allow it.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// Child process ids of `pid` (nginx's workers).
 pub fn children(pid: u32) -> Vec<u32> {
     let path = format!("/proc/{pid}/task/{pid}/children");

@@ -512,6 +512,12 @@ struct Scale {
 /// N publishers held for `hold`: server CPU, peak RSS, fresh playlists, failed publishers.
 fn scale(stack: &mut dyn Stack, n: usize, hold: Duration, round: usize) -> Scale {
     let users: Vec<String> = (0..n).map(|i| format!("s{round}_{i}")).collect();
+    for pid in stack.pids() {
+        assert!(
+            boltstream_bench::reset_peak_rss(pid),
+            "cannot reset the peak RSS of {pid}"
+        );
+    }
     let mut publishers = Vec::new();
     for user in &users {
         let key = stack.add_user(user);

@@ -32,22 +32,42 @@ pub struct Server {
     pub http: SocketAddr,
     log: PathBuf,
     extra: Vec<String>,
+    log_filter: String,
 }
+
+/// Tests read the ingest's debug lines (each HTTP request, each publish step).
+const TEST_LOG: &str = "info,boltstream_ingest=debug";
 
 impl Server {
     /// Starts a server with a fresh data directory and `extra` flags.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_logging(extra, TEST_LOG)
+    }
+
+    /// Like [`Self::start`], logging at `filter` (`BOLTSTREAM_LOG`): benchmarks run the server as
+    /// an operator would, without a line per request.
+    pub fn start_logging(extra: &[&str], filter: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("boltstream-e2e-")
             .tempdir()
             .unwrap();
         let data = dir.path().to_path_buf();
-        let mut server = Self::spawn(data, extra.iter().map(|s| s.to_string()).collect(), None);
+        let mut server = Self::spawn(
+            data,
+            extra.iter().map(|s| s.to_string()).collect(),
+            None,
+            filter.to_string(),
+        );
         server._dir = Some(dir);
         server
     }
 
-    fn spawn(data: PathBuf, extra: Vec<String>, ports: Option<(SocketAddr, SocketAddr)>) -> Self {
+    fn spawn(
+        data: PathBuf,
+        extra: Vec<String>,
+        ports: Option<(SocketAddr, SocketAddr)>,
+        log_filter: String,
+    ) -> Self {
         let log =
             out_dir()
                 .join("logs")
@@ -63,7 +83,7 @@ impl Server {
             .args(["--rtmp-listen", &rtmp, "--http-listen", &http])
             .args(&extra)
             .arg("serve")
-            .env("BOLTSTREAM_LOG", "info,boltstream_ingest=debug")
+            .env("BOLTSTREAM_LOG", &log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -77,6 +97,7 @@ impl Server {
             http: "0.0.0.0:0".parse().unwrap(),
             log,
             extra,
+            log_filter,
         };
         let addrs = wait_for(Duration::from_secs(15), || {
             let log = server.log();
@@ -110,6 +131,7 @@ impl Server {
             self.data.clone(),
             self.extra.clone(),
             Some((self.rtmp, self.http)),
+            self.log_filter.clone(),
         );
         next._dir = dir;
         std::mem::swap(self, &mut next);

@@ -597,9 +597,12 @@ fn main() {
             "1",
         ];
         let mut stack: Box<dyn Stack> = match which {
-            "Boltstream" => Box::new(Server::start(&common)),
-            "Boltstream, window on disk" => Box::new(Server::start(
+            // Logging as shipped (info), like nginx's `access_log off` and `error_log warn`: no
+            // line per request.
+            "Boltstream" => Box::new(Server::start_logging(&common, "info")),
+            "Boltstream, window on disk" => Box::new(Server::start_logging(
                 &[&common[..], &["--hls-window-in-memory", "false"]].concat(),
+                "info",
             )),
             _ => Box::new(Nginx::start()),
         };

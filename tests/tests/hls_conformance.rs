@@ -408,7 +408,15 @@ fn old_segments_and_finished_streams_are_cleaned_up() {
         .names[0]
         .clone();
     let dir = server.data().join("hls/alice");
-    assert!(dir.join(&first).exists());
+    // The playlist is served from memory first; the disk mirror follows from the writer task.
+    assert!(
+        wait_for(Duration::from_secs(3), || dir
+            .join(&first)
+            .exists()
+            .then_some(()))
+        .is_some(),
+        "{first} reaches the disk mirror"
+    );
     assert!(publisher.wait(Duration::from_secs(30)).unwrap().success());
     // The first segment left the 3-segment window long ago; its grace (3 × 2 s) has passed.
     assert!(

@@ -149,6 +149,27 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
         },
     }
     conn.socket.shutdown().await;
+    if !matches!(end, ConnectionEnd::Shutdown) {
+        linger(&mut conn.socket).await;
+    }
+}
+
+/// Reads and drops what the peer still sends, briefly, before the socket is closed. Closing with
+/// unread bytes makes the kernel answer with a reset, which can reach the client before the reply
+/// it has not read yet — ffmpeg then shows "Broken pipe" instead of why it was refused (the
+/// client pipelines its next commands behind `connect`).
+async fn linger(socket: &mut RtmpSocket) {
+    const LINGER: Duration = Duration::from_millis(500);
+    const MAX_DRAINED: usize = 64 * 1024;
+    let deadline = TokioInstant::now() + LINGER;
+    let mut buf = [0u8; 2048];
+    let mut drained = 0;
+    while drained < MAX_DRAINED {
+        match socket.read(&mut buf, deadline, None).await {
+            Ok(Some(n)) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
 }
 
 struct Connection {

@@ -413,5 +413,13 @@ mod tests {
                 .to_string()
                 .contains("workers"));
         }
+        let cli = Options {
+            hls_disk_cache_mb: Some(1 << 20),
+            ..Options::default()
+        };
+        assert!(Settings::resolve(cli, None)
+            .unwrap_err()
+            .to_string()
+            .contains("hls_disk_cache_mb"));
     }
 }

@@ -6,7 +6,7 @@
 //! Disk trouble (read-only, full) is logged once and the stream continues from memory: a viewer of
 //! the origin notices nothing, and no other stream is affected.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,15 +74,21 @@ struct ChannelState {
     /// Names of segments that left the window: no longer in memory (players a little behind get
     /// them from disk), deleted from disk after the grace period.
     retired: VecDeque<(i64, String)>,
-    segment_modified: HashMap<String, i64>,
-    /// Listed segments whose file is written: their bytes may leave memory once nobody is
-    /// publishing to the channel (or at once, when the window is not kept in memory).
-    on_disk: HashSet<String>,
+    /// What the origin needs to know of each listed segment, by name.
+    listed: HashMap<String, Listed>,
     publishing: bool,
     ended_at: Option<i64>,
     generation: u64,
     /// The last segment of this generation listed.
     last_listed: Option<u64>,
+}
+
+struct Listed {
+    /// Unix ms it was completed.
+    modified_ms: i64,
+    /// Its file is written: its bytes may leave memory once nobody is publishing to the channel
+    /// (or at once, when the window is not kept in memory).
+    on_disk: bool,
 }
 
 /// One channel's output.
@@ -117,10 +123,10 @@ impl Channel {
     /// A listed segment's file is complete on disk.
     pub(super) fn written(&self, name: &str) {
         let mut state = self.state();
-        if !state.segment_modified.contains_key(name) {
+        let Some(listed) = state.listed.get_mut(name) else {
             return; // left the window meanwhile
-        }
-        state.on_disk.insert(name.to_string());
+        };
+        listed.on_disk = true;
         if !self.keep_in_memory || !state.publishing {
             state.window.release(name);
         }
@@ -175,9 +181,15 @@ impl DiskCache {
 
     /// Forgets `user`'s segments (all of them, or the one named).
     fn forget(&mut self, user: &Username, name: Option<&str>) {
+        if let Some(name) = name {
+            if let Some(gone) = self.entries.remove(&(user.clone(), name.to_string())) {
+                self.bytes -= gone.body.len();
+            }
+            return;
+        }
         let bytes = &mut self.bytes;
-        self.entries.retain(|(u, n), segment| {
-            let keep = u != user || name.is_some_and(|name| name != n);
+        self.entries.retain(|(u, _), segment| {
+            let keep = u != user;
             if !keep {
                 *bytes -= segment.body.len();
             }
@@ -260,7 +272,7 @@ impl HlsOutput {
     pub fn segment(&self, user: &Username, name: &str) -> Option<SegmentSnapshot> {
         let channel = self.channel(user)?;
         let state = channel.state();
-        let modified_ms = *state.segment_modified.get(name)?;
+        let modified_ms = state.listed.get(name)?.modified_ms;
         let body = state.window.find(name)?.data.clone();
         (!body.is_empty()).then_some(SegmentSnapshot { body, modified_ms })
     }
@@ -346,8 +358,7 @@ impl HlsOutput {
                     playlist: None,
                     version: 0,
                     retired: VecDeque::new(),
-                    segment_modified: HashMap::new(),
-                    on_disk: HashSet::new(),
+                    listed: HashMap::new(),
                     publishing: false,
                     ended_at: None,
                     generation: 0,
@@ -397,13 +408,15 @@ impl HlsOutput {
         let name = name.unwrap_or_else(|| state.window.reserve_name(segment.start_wall_ms));
         let evicted = state.window.push_named(segment, name);
         let entry = state.window.entries().last().expect("just pushed").clone();
-        state.segment_modified.insert(entry.name.clone(), now);
-        if on_disk {
-            state.on_disk.insert(entry.name.clone());
-        }
+        state.listed.insert(
+            entry.name.clone(),
+            Listed {
+                modified_ms: now,
+                on_disk,
+            },
+        );
         for gone in evicted {
-            state.segment_modified.remove(&gone.name);
-            state.on_disk.remove(&gone.name);
+            state.listed.remove(&gone.name);
             state.retired.push_back((now, gone.name));
         }
         let playlist = self.render(&mut state, now);
@@ -454,7 +467,10 @@ impl HlsOutput {
         state.window.end();
         // A finished stream's viewers are few and its files are written: its window need not
         // hold memory until the cleanup (segments that failed to write stay).
-        let written: Vec<String> = state.on_disk.iter().cloned().collect();
+        let written: Vec<String> = (state.listed.iter())
+            .filter(|(_, l)| l.on_disk)
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in written {
             state.window.release(&name);
         }

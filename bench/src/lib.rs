@@ -1,6 +1,8 @@
 //! Shared pieces of the benchmark binaries: process CPU and memory from `/proc`, `wrk` runs, and
 //! small statistics. Every load loop is bounded, every address is loopback.
 
+pub mod tap;
+
 use std::process::Command;
 use std::time::Duration;
 

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use boltstream_bench::tap::Tap;
 use boltstream_bench::{children, cpu_seconds, median, peak_rss_mib, wrk};
 use boltstream_tests::http::get;
 use boltstream_tests::media::{Clip, Publisher};
@@ -292,6 +293,8 @@ fn publish_to_playable(stack: &mut dyn Stack, runs: usize) -> f64 {
 struct Keyframes {
     /// (fingerprint, seconds into the clip)
     frames: Vec<(u64, f64)>,
+    /// The first bytes of each keyframe's IDR slice, as they appear on the RTMP wire.
+    signatures: Vec<Vec<u8>>,
     /// Clip length in seconds (the publisher loops it).
     length: f64,
 }
@@ -353,9 +356,27 @@ impl Keyframes {
             Duration::from_secs(30),
         );
         assert!(ok, "ffmpeg: {err}");
-        let prints = idr_fingerprints(&std::fs::read(&annexb).unwrap());
-        assert_eq!(prints.len(), times.len(), "one IDR per keyframe");
-        let frames: Vec<(u64, f64)> = prints.into_iter().zip(times).collect();
+        let es = std::fs::read(&annexb).unwrap();
+        let slices = idr_slices(&es);
+        assert_eq!(slices.len(), times.len(), "one IDR per keyframe");
+        // The shortest prefix that tells the keyframes apart (a synthetic clip's pictures can
+        // share hundreds of bytes), and a little more.
+        let distinct = |len: usize| {
+            let mut prefixes: Vec<&[u8]> = slices.iter().map(|s| &s[..s.len().min(len)]).collect();
+            prefixes.sort();
+            prefixes.dedup();
+            prefixes.len() == slices.len()
+        };
+        let len = (16..=MAX_SIGNATURE)
+            .step_by(16)
+            .find(|&len| distinct(len))
+            .expect("keyframes that differ within their first bytes")
+            + 16;
+        let signatures: Vec<Vec<u8>> = slices
+            .iter()
+            .map(|s| s[..s.len().min(len)].to_vec())
+            .collect();
+        let frames: Vec<(u64, f64)> = slices.iter().map(|s| fingerprint(s)).zip(times).collect();
         let mut unique: Vec<u64> = frames.iter().map(|f| f.0).collect();
         unique.sort();
         unique.dedup();
@@ -364,20 +385,34 @@ impl Keyframes {
             frames.len(),
             "keyframes must be distinguishable"
         );
-        Self { frames, length }
+        Self {
+            frames,
+            signatures,
+            length,
+        }
     }
 
-    /// Where in the clip a segment starts, from its first IDR.
-    fn locate(&self, segment_ts: &[u8]) -> Option<f64> {
-        let print = idr_fingerprints(&video_elementary_stream(segment_ts))
-            .into_iter()
-            .next()?;
-        self.frames.iter().find(|(p, _)| *p == print).map(|f| f.1)
+    /// Which of the clip's keyframes a segment starts with, from its first IDR.
+    fn locate(&self, segment_ts: &[u8]) -> Option<usize> {
+        let es = video_elementary_stream(segment_ts);
+        let print = fingerprint(idr_slices(&es).first()?);
+        self.frames.iter().position(|(p, _)| *p == print)
     }
 }
 
-/// The fingerprint of each IDR picture's first slice in an Annex B stream.
-fn idr_fingerprints(es: &[u8]) -> Vec<u64> {
+/// The most bytes of an IDR slice searched for on the wire: its header and the start of its data
+/// must tell the keyframes apart within this, which sits inside one RTMP chunk (ffmpeg sends
+/// 4096-byte chunks; the slice starts a few bytes into its message).
+const MAX_SIGNATURE: usize = 2048;
+
+fn fingerprint(slice: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(slice, &mut hasher);
+    std::hash::Hasher::finish(&hasher)
+}
+
+/// The first slice NAL unit of each IDR picture in an Annex B stream.
+fn idr_slices(es: &[u8]) -> Vec<&[u8]> {
     let mut starts = Vec::new();
     let mut i = 0;
     while i + 3 <= es.len() {
@@ -399,9 +434,7 @@ fn idr_fingerprints(es: &[u8]) -> Vec<u64> {
             while let [rest @ .., 0] = nal {
                 nal = rest;
             }
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(nal, &mut hasher);
-            out.push(std::hash::Hasher::finish(&hasher));
+            out.push(nal);
         }
         previous_idr = is_idr;
     }
@@ -436,53 +469,83 @@ fn video_elementary_stream(ts: &[u8]) -> Vec<u8> {
 }
 
 /// Live-edge delay: for each new segment, when it appeared in the playlist minus when the
-/// real-time (`-re`) publisher had sent its last frame. The segment is placed on the publisher's
-/// timeline by its content, not by timestamps a stack may rewrite: its first IDR picture is found
-/// among the clip's keyframes (by bytes both stacks copy verbatim), which gives its start in the
-/// clip; adding its EXTINF gives its end. The clip loops, so the end is known modulo the clip
-/// length; the publisher's spawn time is the earliest it could have started sending, so the lag
-/// taken is the smallest non-negative one. Includes ffmpeg's start-up equally for both stacks.
+/// publisher sent the keyframe that closed it — the first moment any stack could know the segment
+/// was complete. The publisher sends through a [`Tap`], which notes when each byte passed.
+/// Segments are placed on the publisher's timeline by their content, not by timestamps or
+/// durations a stack may rewrite (nginx-rtmp's `push` does, and its first EXTINFs can be off by
+/// seconds): a segment's first IDR is one of the clip's keyframes, sent last before the segment
+/// appeared; the keyframe that closed it is the one the next segment starts with, the first time
+/// the publisher sent it after that. The playlist is polled every 2 ms, so a lag is overstated by
+/// at most that and one request. The publisher's start-up is not in it.
 fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -> f64 {
     let key = stack.add_user("delay");
-    let t0 = Instant::now();
-    let _publisher = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
-    let mut seen: Vec<String> = Vec::new();
-    let mut lags = Vec::new();
-    let deadline = t0 + Duration::from_secs(seconds);
+    let (upstream, path) = Tap::split_url(&stack.publish_url(&key)).expect("an rtmp:// URL");
+    let tap = Tap::start(upstream).expect("start the tap");
+    let publisher = Publisher::start(
+        Clip::AudioVideo,
+        &format!("rtmp://{}/{path}", tap.addr()),
+        true,
+    );
+    // (segment, when it appeared, the keyframe it starts with), in order of appearance.
+    let mut appeared: Vec<(String, Instant, usize)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         let r = get(stack.http(), "/live/delay/index.m3u8");
-        let appeared = t0.elapsed().as_secs_f64();
-        let text = if r.status == 200 {
-            r.text()
-        } else {
-            String::new()
-        };
-        let mut duration = None;
-        let mut newest = None;
-        for line in text.lines() {
-            if let Some(d) = line.strip_prefix("#EXTINF:") {
-                duration = d
-                    .trim_end_matches(',')
-                    .split(',')
-                    .next()
-                    .and_then(|d| d.parse::<f64>().ok());
-            } else if line.ends_with(".ts") {
-                newest = Some((line.to_string(), duration));
-            }
-        }
-        if let Some((seg, Some(duration))) = newest {
-            if !seen.contains(&seg) {
-                seen.push(seg.clone());
+        let now = Instant::now();
+        let newest = (r.status == 200)
+            .then(|| {
+                r.text()
+                    .lines()
+                    .rev()
+                    .find(|l| l.ends_with(".ts"))
+                    .map(str::to_string)
+            })
+            .flatten();
+        if let Some(seg) = newest {
+            if !appeared.iter().any(|a| a.0 == seg) {
                 let body = get(stack.http(), &format!("/live/delay/{seg}")).body;
-                // The first segment listed may predate this poll; later ones are caught within 10 ms.
-                if let (Some(start), true) = (keyframes.locate(&body), seen.len() > 1) {
-                    let lag = (appeared - start - duration).rem_euclid(keyframes.length);
-                    lags.push(lag);
-                }
+                let start = keyframes
+                    .locate(&body)
+                    .expect("a segment starts with a keyframe of the clip");
+                appeared.push((seg, now, start));
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
+    drop(publisher);
+    let wire = tap.capture().occurrences(&keyframes.signatures);
+    assert!(
+        wire.len() as f64
+            >= seconds as f64 / keyframes.length * keyframes.frames.len() as f64 / 2.0,
+        "the clip's keyframes were not found on the wire ({} found)",
+        wire.len()
+    );
+    let mut lags = Vec::new();
+    let mut unplaced = 0;
+    // The first segment listed may predate the first poll that saw it; the last has no successor.
+    for pair in appeared.windows(2).skip(1) {
+        let [(seg, at, start), (_, _, next_start)] = pair else {
+            unreachable!()
+        };
+        let Some(i) = wire.iter().rposition(|(t, k)| k == start && t < at) else {
+            panic!("{seg}: its first keyframe was never sent before it appeared");
+        };
+        let closing = wire[i + 1..]
+            .iter()
+            .find(|(_, k)| k == next_start)
+            .map(|w| w.0);
+        match closing {
+            Some(sent) if sent <= *at => lags.push(at.duration_since(sent).as_secs_f64()),
+            // A segment the polls missed in between: the next one listed does not close this.
+            _ => unplaced += 1,
+        }
+    }
+    eprintln!(
+        "  {} segments placed ({unplaced} not), lag min {:.1} ms, max {:.1} ms",
+        lags.len(),
+        lags.iter().copied().fold(f64::INFINITY, f64::min) * 1000.0,
+        lags.iter().copied().fold(0.0, f64::max) * 1000.0,
+    );
     assert!(
         lags.len() >= 5,
         "too few segments placed on the publisher's timeline"
@@ -655,7 +718,7 @@ fn main() {
         )
     };
     row("publish → playable (median of 5)", &|r| r.playable, "s");
-    row("live-edge delay (median)", &|r| r.delay, "s");
+    row("live-edge delay (median)", &|r| r.delay * 1000.0, "ms");
     row("HTTP segment req/s (wrk -c16)", &|r| r.http.0.rps, "");
     row("HTTP segment p99", &|r| r.http.0.p99_ms, "ms");
     row("HTTP playlist req/s (wrk -c16)", &|r| r.http.1.rps, "");

@@ -3,10 +3,10 @@
 //! due at about the same moment wake the process once between them instead of once each: on a
 //! machine with a handful of streams those separate wake-ups were most of the server's CPU.
 //!
-//! Publishers are read on a coarse poll, except around the moment their next segment is due: the
-//! frame that completes a segment is read within one fine tick of its arrival, so viewers see the
-//! segment as soon as it exists, while the ~100 writes a second a publisher makes in between wake
-//! nothing.
+//! Publishers are read on a coarse poll, except around the moment their next segment is due:
+//! then the socket is read as soon as anything arrives, so the frame that completes a segment is
+//! taken at once and viewers see the segment as soon as it exists, while the ~100 writes a second
+//! a publisher makes in between wake nothing.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 pub const FINE_TICK: Duration = Duration::from_millis(10);
 /// How long media may wait in the kernel when no output is due.
 pub const MEDIA_POLL: Duration = Duration::from_millis(200);
-/// Fine polling starts this long before the expected arrival of the frame that completes a
+/// Reading on arrival starts this long before the expected arrival of the frame that completes a
 /// segment: the newest frame read so far may have waited up to a frame interval in the kernel, so
 /// the prediction can be that early.
 const EXPECT_MARGIN: Duration = Duration::from_millis(50);
@@ -38,22 +38,32 @@ fn next_multiple(after: Instant, period: Duration) -> Instant {
     epoch + Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
 }
 
-/// When a polled publisher's socket should next be read, given the moment the connection expects
+/// How a polled publisher's socket is next read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextRead {
+    /// At this moment, on the grid; what arrives meanwhile waits in the kernel.
+    At(Instant),
+    /// As soon as anything arrives, until this moment: the frame that completes a segment is due.
+    OnArrival { until: Instant },
+}
+
+/// How a polled publisher's socket should next be read, given the moment the connection expects
 /// the frame that completes its next segment (if it expects one).
-pub fn next_read(now: Instant, expected: Option<Instant>) -> Instant {
+pub fn next_read(now: Instant, expected: Option<Instant>) -> NextRead {
     let poll = next_multiple(now, MEDIA_POLL);
     let Some(expected) = expected else {
-        return poll;
+        return NextRead::At(poll);
     };
     let start = expected.checked_sub(EXPECT_MARGIN).unwrap_or(expected);
-    if now < start {
+    let late = expected + EXPECT_LATE;
+    if now + FINE_TICK <= start {
         // Sleep until just before it is due, on the fine grid (`start` itself may be on it).
         let fine = next_multiple(start.checked_sub(FINE_TICK).unwrap_or(start), FINE_TICK);
-        poll.min(fine.max(next_multiple(now, FINE_TICK)))
-    } else if now < expected + EXPECT_LATE {
-        next_multiple(now, FINE_TICK)
+        NextRead::At(poll.min(fine))
+    } else if now < late {
+        NextRead::OnArrival { until: late }
     } else {
-        poll
+        NextRead::At(poll)
     }
 }
 
@@ -78,10 +88,17 @@ mod tests {
         next_multiple(Instant::now(), MEDIA_POLL) + Duration::from_millis(ms)
     }
 
+    fn at(read: NextRead) -> Instant {
+        match read {
+            NextRead::At(at) => at,
+            other => panic!("expected a timed read, got {other:?}"),
+        }
+    }
+
     #[test]
     fn nothing_expected_waits_for_the_next_shared_poll() {
         let now = after_poll(30);
-        let at = next_read(now, None);
+        let at = at(next_read(now, None));
         assert_eq!(at, now - Duration::from_millis(30) + MEDIA_POLL);
         assert!(on_grid(at, MEDIA_POLL));
     }
@@ -89,15 +106,15 @@ mod tests {
     #[test]
     fn an_expected_frame_far_off_waits_for_the_poll() {
         let now = after_poll(0);
-        let at = next_read(now, Some(now + Duration::from_secs(2)));
-        assert_eq!(at, now + MEDIA_POLL);
+        let read = next_read(now, Some(now + Duration::from_secs(2)));
+        assert_eq!(read, NextRead::At(now + MEDIA_POLL));
     }
 
     #[test]
     fn wakes_on_the_fine_grid_just_before_an_expected_frame() {
         let now = after_poll(0);
         let expected = now + Duration::from_millis(123);
-        let at = next_read(now, Some(expected));
+        let at = at(next_read(now, Some(expected)));
         assert!(on_grid(at, FINE_TICK));
         assert!(
             at <= expected - EXPECT_MARGIN,
@@ -109,37 +126,50 @@ mod tests {
             "woke too early: {:?}",
             at - now
         );
+        // Woken then, it reads on arrival.
+        assert!(matches!(
+            next_read(at, Some(expected)),
+            NextRead::OnArrival { .. }
+        ));
     }
 
     #[test]
-    fn polls_finely_while_the_frame_is_due_then_gives_up() {
+    fn reads_on_arrival_while_the_frame_is_due_then_gives_up() {
         let now = after_poll(3);
         for expected in [
             now + Duration::from_millis(20),
             now,
             now - Duration::from_millis(900),
         ] {
-            let at = next_read(now, Some(expected));
-            assert_eq!(at, now - Duration::from_millis(3) + FINE_TICK);
+            assert_eq!(
+                next_read(now, Some(expected)),
+                NextRead::OnArrival {
+                    until: expected + EXPECT_LATE
+                }
+            );
         }
         let too_late = now - EXPECT_LATE - Duration::from_millis(1);
         assert_eq!(
             next_read(now, Some(too_late)),
-            now - Duration::from_millis(3) + MEDIA_POLL
+            NextRead::At(now - Duration::from_millis(3) + MEDIA_POLL)
         );
     }
 
     #[test]
-    fn never_wakes_in_the_past() {
+    fn never_waits_into_the_past() {
         let now = after_poll(195);
-        for ms in [0u64, 40, 49, 50, 51, 60, 70, 500] {
-            let at = next_read(now, Some(now + Duration::from_millis(ms)));
-            assert!(
-                at > now,
-                "{ms} ms: woke at {:?}",
-                at.checked_duration_since(now)
-            );
-            assert!(on_grid(at, FINE_TICK));
+        for ms in [0u64, 40, 49, 50, 51, 59, 60, 61, 70, 500] {
+            match next_read(now, Some(now + Duration::from_millis(ms))) {
+                NextRead::At(at) => {
+                    assert!(
+                        at > now,
+                        "{ms} ms: woke at {:?}",
+                        at.checked_duration_since(now)
+                    );
+                    assert!(on_grid(at, FINE_TICK));
+                }
+                NextRead::OnArrival { until } => assert!(until > now, "{ms} ms"),
+            }
         }
     }
 

@@ -214,7 +214,7 @@ impl Connection {
         let shutdown = self.ctx.shutdown.clone();
         loop {
             if self.publishing.is_some() {
-                self.socket.poll_on_ticks()?;
+                self.socket.poll_on_ticks();
             }
             let deadline = match &self.publishing {
                 Some(p) => TokioInstant::from_std(p.last_media + self.ctx.settings.idle_timeout),

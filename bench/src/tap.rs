@@ -9,6 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -52,16 +53,20 @@ impl Capture {
 pub struct Tap {
     addr: SocketAddr,
     capture: Arc<Mutex<Capture>>,
+    sightings: Receiver<Instant>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Tap {
-    /// Relays the first connection made to a fresh loopback port to `upstream`.
-    pub fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+    /// Relays the first connection made to a fresh loopback port to `upstream`, telling
+    /// [`Tap::sightings`] each time one of `watch` has just gone through.
+    pub fn start(upstream: SocketAddr, watch: Vec<Vec<u8>>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let capture = Arc::new(Mutex::new(Capture::default()));
         let shared = Arc::clone(&capture);
+        let (seen, sightings) = channel();
+        let longest = watch.iter().map(Vec::len).max().unwrap_or(0);
         let thread = std::thread::spawn(move || {
             let Ok((mut client, _)) = listener.accept() else {
                 return;
@@ -92,6 +97,14 @@ impl Tap {
                     c.bytes.extend_from_slice(&buf[..n]);
                     let end = c.bytes.len();
                     c.reads.push((now, end));
+                    // What ends in this read, including a signature split by the previous one.
+                    let from = (end - n).saturating_sub(longest.saturating_sub(1));
+                    if watch
+                        .iter()
+                        .any(|w| memchr::memmem::find(&c.bytes[from..], w).is_some())
+                    {
+                        let _ = seen.send(now);
+                    }
                 }
                 if server.write_all(&buf[..n]).is_err() {
                     break;
@@ -103,6 +116,7 @@ impl Tap {
         Ok(Self {
             addr,
             capture,
+            sightings,
             thread: Some(thread),
         })
     }
@@ -110,6 +124,11 @@ impl Tap {
     /// Where the publisher connects.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// When a watched sequence went through, one message per read that carried one.
+    pub fn sightings(&self) -> &Receiver<Instant> {
+        &self.sightings
     }
 
     /// What has passed so far.
@@ -163,7 +182,7 @@ mod tests {
     #[test]
     fn relays_both_ways_and_records_what_the_client_sent() {
         let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-        let tap = Tap::start(upstream.local_addr().unwrap()).unwrap();
+        let tap = Tap::start(upstream.local_addr().unwrap(), vec![b"llo".to_vec()]).unwrap();
         let mut client = TcpStream::connect(tap.addr()).unwrap();
         let (mut server, _) = upstream.accept().unwrap();
         client.write_all(b"hello").unwrap();
@@ -178,6 +197,8 @@ mod tests {
         let mut rest = Vec::new();
         server.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
+        assert!(tap.sightings().try_recv().is_ok(), "\"llo\" went through");
+        assert!(tap.sightings().try_recv().is_err(), "once");
         let c = tap.capture();
         assert_eq!(c.bytes, b"hello");
         assert_eq!(c.reads.last().map(|r| r.1), Some(5));

@@ -475,12 +475,13 @@ fn video_elementary_stream(ts: &[u8]) -> Vec<u8> {
 /// durations a stack may rewrite (nginx-rtmp's `push` does, and its first EXTINFs can be off by
 /// seconds): a segment's first IDR is one of the clip's keyframes, sent last before the segment
 /// appeared; the keyframe that closed it is the one the next segment starts with, the first time
-/// the publisher sent it after that. The playlist is polled every 2 ms, so a lag is overstated by
-/// at most that and one request. The publisher's start-up is not in it.
+/// the publisher sent it after that. The playlist is polled every 0.2 ms from a keyframe's passing
+/// until the next segment appears (every 2 ms otherwise), so a lag is overstated by at most that
+/// and one request. The publisher's start-up is not in it.
 fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -> f64 {
     let key = stack.add_user("delay");
     let (upstream, path) = Tap::split_url(&stack.publish_url(&key)).expect("an rtmp:// URL");
-    let tap = Tap::start(upstream).expect("start the tap");
+    let tap = Tap::start(upstream, keyframes.signatures.clone()).expect("start the tap");
     let publisher = Publisher::start(
         Clip::AudioVideo,
         &format!("rtmp://{}/{path}", tap.addr()),
@@ -489,18 +490,17 @@ fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -
     // (segment, when it appeared, the keyframe it starts with), in order of appearance.
     let mut appeared: Vec<(String, Instant, usize)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    // Polled every 2 ms, and every 0.2 ms for a second after a keyframe went through the tap,
+    // which is when a segment is about to appear: the lag's resolution where it matters,
+    // without hammering the stack all the time.
+    let mut fast_until = Instant::now();
     while Instant::now() < deadline {
-        let r = get(stack.http(), "/live/delay/index.m3u8");
+        // Before the poll: a keyframe passes the tap before any stack can list its segment.
+        if tap.sightings().try_iter().last().is_some() {
+            fast_until = Instant::now() + Duration::from_secs(1);
+        }
+        let newest = newest_segment(&*stack, "delay");
         let now = Instant::now();
-        let newest = (r.status == 200)
-            .then(|| {
-                r.text()
-                    .lines()
-                    .rev()
-                    .find(|l| l.ends_with(".ts"))
-                    .map(str::to_string)
-            })
-            .flatten();
         if let Some(seg) = newest {
             if !appeared.iter().any(|a| a.0 == seg) {
                 let body = get(stack.http(), &format!("/live/delay/{seg}")).body;
@@ -508,9 +508,14 @@ fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -
                     .locate(&body)
                     .expect("a segment starts with a keyframe of the clip");
                 appeared.push((seg, now, start));
+                fast_until = now;
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(if Instant::now() < fast_until {
+            Duration::from_micros(200)
+        } else {
+            Duration::from_millis(2)
+        });
     }
     drop(publisher);
     let wire = tap.capture().occurrences(&keyframes.signatures);

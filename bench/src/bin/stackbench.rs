@@ -677,7 +677,7 @@ fn main() {
         eprintln!("[{which}] publish → playable ({runs} runs)");
         let playable = publish_to_playable(stack.as_mut(), runs);
         eprintln!("[{which}] live-edge delay");
-        let delay = live_edge_delay(stack.as_mut(), &keyframes, 30);
+        let delay = live_edge_delay(stack.as_mut(), &keyframes, 60);
         eprintln!("[{which}] wrk");
         let http = {
             let key = stack.add_user("wrk");

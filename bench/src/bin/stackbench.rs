@@ -288,12 +288,10 @@ fn publish_to_playable(stack: &mut dyn Stack, runs: usize) -> f64 {
     median(samples)
 }
 
-/// The clip's keyframes, each known by a fingerprint of its IDR slice (bytes both stacks copy
-/// verbatim from the publisher into their segments) and its time in the clip.
+/// The clip's keyframes, each known by the first bytes of its IDR slice, which both stacks copy
+/// verbatim from the publisher into their segments and which appear as they are on the RTMP wire.
 struct Keyframes {
-    /// (fingerprint, seconds into the clip)
-    frames: Vec<(u64, f64)>,
-    /// The first bytes of each keyframe's IDR slice, as they appear on the RTMP wire.
+    /// Per keyframe, in clip order: the shortest prefix (and a little more) that tells them apart.
     signatures: Vec<Vec<u8>>,
     /// Clip length in seconds (the publisher loops it).
     length: f64,
@@ -319,7 +317,7 @@ impl Keyframes {
             Duration::from_secs(30),
         );
         assert!(ok, "ffprobe: {err}");
-        let mut times = Vec::new();
+        let mut keyframes = 0;
         let mut length = 0.0_f64;
         for line in csv.lines() {
             let f: Vec<&str> = line.split(',').collect();
@@ -331,7 +329,7 @@ impl Keyframes {
             };
             length = length.max(pts + dur);
             if f.get(2).is_some_and(|flags| flags.starts_with('K')) {
-                times.push(pts);
+                keyframes += 1;
             }
         }
         let annexb = out_dir().join("bench-clip.h264");
@@ -358,7 +356,7 @@ impl Keyframes {
         assert!(ok, "ffmpeg: {err}");
         let es = std::fs::read(&annexb).unwrap();
         let slices = idr_slices(&es);
-        assert_eq!(slices.len(), times.len(), "one IDR per keyframe");
+        assert_eq!(slices.len(), keyframes, "one IDR per keyframe");
         // The shortest prefix that tells the keyframes apart (a synthetic clip's pictures can
         // share hundreds of bytes), and a little more.
         let distinct = |len: usize| {
@@ -376,27 +374,14 @@ impl Keyframes {
             .iter()
             .map(|s| s[..s.len().min(len)].to_vec())
             .collect();
-        let frames: Vec<(u64, f64)> = slices.iter().map(|s| fingerprint(s)).zip(times).collect();
-        let mut unique: Vec<u64> = frames.iter().map(|f| f.0).collect();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(
-            unique.len(),
-            frames.len(),
-            "keyframes must be distinguishable"
-        );
-        Self {
-            frames,
-            signatures,
-            length,
-        }
+        Self { signatures, length }
     }
 
     /// Which of the clip's keyframes a segment starts with, from its first IDR.
     fn locate(&self, segment_ts: &[u8]) -> Option<usize> {
         let es = video_elementary_stream(segment_ts);
-        let print = fingerprint(idr_slices(&es).first()?);
-        self.frames.iter().position(|(p, _)| *p == print)
+        let slice = *idr_slices(&es).first()?;
+        self.signatures.iter().position(|s| slice.starts_with(s))
     }
 }
 
@@ -404,12 +389,6 @@ impl Keyframes {
 /// must tell the keyframes apart within this, which sits inside one RTMP chunk (ffmpeg sends
 /// 4096-byte chunks; the slice starts a few bytes into its message).
 const MAX_SIGNATURE: usize = 2048;
-
-fn fingerprint(slice: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(slice, &mut hasher);
-    std::hash::Hasher::finish(&hasher)
-}
 
 /// The first slice NAL unit of each IDR picture in an Annex B stream.
 fn idr_slices(es: &[u8]) -> Vec<&[u8]> {
@@ -521,7 +500,7 @@ fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -
     let wire = tap.capture().occurrences(&keyframes.signatures);
     assert!(
         wire.len() as f64
-            >= seconds as f64 / keyframes.length * keyframes.frames.len() as f64 / 2.0,
+            >= seconds as f64 / keyframes.length * keyframes.signatures.len() as f64 / 2.0,
         "the clip's keyframes were not found on the wire ({} found)",
         wire.len()
     );

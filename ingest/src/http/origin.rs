@@ -1,7 +1,8 @@
 //! The origin for live media: playlists and segments from the HLS output's memory (disk only for a
 //! segment that has left memory but is still on disk, and then through a small cache of recently
-//! read segments, since every viewer of a stream asks for the same few), with `shared`'s header policy so an origin
-//! used without the edge is already right, and conditional GET so edges revalidate cheaply.
+//! read segments, since every viewer of a stream asks for the same few), with `shared`'s header
+//! policy so an origin used without the edge is already right, and conditional GET so edges
+//! revalidate cheaply.
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -184,9 +184,14 @@ impl Registry {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a publish the store has just taken live.
+    /// Registers a publish the store has just taken live. The database lets a new publish in
+    /// only once the old one is no longer live there (its key was rotated), so a publish it
+    /// replaces here is dropped.
     pub fn insert(&self, stream: Arc<LiveStream>) {
-        self.map().insert(stream.user.clone(), stream);
+        if let Some(old) = self.map().insert(stream.user.clone(), stream) {
+            tracing::info!(user = %old.user, reason = "its stream key was rotated", "dropping publisher");
+            old.cancel.cancel();
+        }
     }
 
     /// Removes a publish, unless a newer one has replaced it.

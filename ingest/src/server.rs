@@ -170,8 +170,9 @@ impl RunningServer {
     }
 }
 
-/// Drops publishers whose user was banned or whose stop was requested, possibly by another process
-/// (the CLI) sharing the database.
+/// Drops publishers whose user was banned, whose stop was requested, or whose publish is no longer
+/// the live one in the database (the key was rotated), possibly by another process (the CLI)
+/// sharing the database.
 async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
     let mut tick = crate::ticks::aligned_interval(DROP_POLL);
     loop {
@@ -179,20 +180,32 @@ async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: Cancel
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if registry.list().is_empty() {
+        // The registry is read before the database: a publish is committed live before it is
+        // registered, so one registered by now and missing from the database really was ended.
+        let held = registry.list();
+        if held.is_empty() {
             continue;
         }
         let store = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || store.live_users_to_drop()).await {
-            Ok(Ok(drops)) => {
-                for (user, id) in drops {
-                    if registry.cancel(&user, id) {
-                        info!(user = %user, "dropping publisher at an operator's request");
-                    }
-                }
+        let live = match tokio::task::spawn_blocking(move || store.live_publishes()).await {
+            Ok(Ok(live)) => live,
+            Ok(Err(err)) => {
+                warn!(error = %err, "drop watch could not read the database");
+                continue;
             }
-            Ok(Err(err)) => warn!(error = %err, "drop watch could not read the database"),
-            Err(_) => {}
+            Err(_) => continue,
+        };
+        for stream in held {
+            let row = (live.iter())
+                .find(|p| p.publish_id == stream.publish_id && p.username == stream.user.as_str());
+            let why = match row {
+                None => "its stream key was rotated",
+                Some(p) if p.drop_requested => "an operator's request (ban or stop)",
+                Some(_) => continue,
+            };
+            if registry.cancel(stream.user.as_str(), stream.publish_id) {
+                info!(user = %stream.user, reason = why, "dropping publisher");
+            }
         }
     }
 }

@@ -200,6 +200,55 @@ fn rotated_key_stops_working_at_once() {
     );
 }
 
+/// Issue 13, flaw 5: a thief already live on a leaked key is cut off by the rotation, and the
+/// owner goes live with the new key at once (before this, the thief stayed live and the owner was
+/// refused as a duplicate).
+#[test]
+fn rotating_a_key_ends_a_thiefs_live_publish_and_lets_the_owner_in() {
+    let server = Server::start(&[]);
+    let leaked = server.add_user("alice");
+    let mut thief = Publisher::start(Clip::Short, &server.publish_url(&leaked), true);
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .live_users()
+            .contains(&"alice".to_string())
+            .then_some(()))
+        .is_some(),
+        "the thief never went live"
+    );
+    let out = server.cli(&["key", "rotate", "alice"]);
+    assert!(out.status.success());
+    let new = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    // The owner publishes at once, while the thief may still be connected for a moment.
+    let mut owner = Publisher::start(Clip::Short, &server.publish_url(&new), false);
+    assert!(
+        thief.wait(Duration::from_secs(3)).is_some(),
+        "the thief's ffmpeg is still publishing after the rotation"
+    );
+    let log = wait_for(Duration::from_secs(3), || {
+        Some(server.log()).filter(|l| l.contains("its stream key was rotated"))
+    });
+    assert!(log.is_some(), "no drop logged: {}", server.log());
+    assert!(
+        owner.wait(Duration::from_secs(20)).unwrap().success(),
+        "the owner's publish with the new key failed: {}",
+        owner.stderr()
+    );
+    let log = server.log();
+    let accepted = log.matches("user=alice outcome=\"accepted\"").count();
+    assert_eq!(accepted, 2, "thief then owner accepted: {log}");
+    assert!(
+        !log.contains("stream is already live"),
+        "owner refused as a duplicate: {log}"
+    );
+}
+
 #[test]
 fn idle_publisher_is_dropped() {
     let server = Server::start(&["--idle-timeout", "2"]);

@@ -450,9 +450,14 @@ impl HlsOutput {
         body
     }
 
-    /// The publish ended; its playlist is ended by [`Self::end_playlist`], after its last segment.
-    fn mark_ended(&self, channel: &Channel) {
+    /// Publish `generation` ended; its playlist is ended by [`Self::end_playlist`], after its last
+    /// segment. A no-op when a newer publish took the channel over (a rotated key's thief ending
+    /// after the owner went live again).
+    fn mark_ended(&self, channel: &Channel, generation: u64) {
         let mut state = channel.state();
+        if state.generation != generation {
+            return;
+        }
         state.publishing = false;
         state.ended_at = Some(now_ms());
     }
@@ -618,7 +623,7 @@ impl MediaSink for HlsSink {
     }
 
     fn finish(&mut self, _wall_ms: i64) {
-        self.output.mark_ended(&self.channel);
+        self.output.mark_ended(&self.channel, self.part.generation);
         match self.packager.finish() {
             Some(segment) => self.close(segment, true),
             None => self

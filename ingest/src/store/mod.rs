@@ -124,6 +124,17 @@ pub struct LiveRow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublishId(pub i64);
 
+/// A live publish as the drop watch sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LivePublish {
+    /// The channel.
+    pub username: String,
+    /// Which publish is the live one.
+    pub publish_id: PublishId,
+    /// Banned, or an operator asked to stop it.
+    pub drop_requested: bool,
+}
+
 /// The database handle. Cheap to share behind an `Arc`.
 pub struct Store {
     conn: Mutex<Connection>,
@@ -139,6 +150,10 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         created_ms: r.get(4)?,
     })
 }
+
+/// The assignments that take a stream offline and clear what its publish reported.
+const OFFLINE: &str = "started_ms = NULL, publish_id = NULL, video_codec = '', audio_codec = '',
+    width = 0, height = 0, fps = 0, bitrate_kbps = 0";
 
 const LIVE_SELECT: &str =
     "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
@@ -272,7 +287,7 @@ impl Store {
     }
 
     /// Bans or unbans a user. A running server drops a banned user's publisher (see
-    /// [`Store::live_users_to_drop`]).
+    /// [`Store::live_publishes`]).
     pub fn set_banned(&self, name: &str, banned: bool) -> Result<(), StoreError> {
         self.update_user(
             name,
@@ -290,14 +305,19 @@ impl Store {
         )
     }
 
-    /// Replaces a user's key and returns the new one; the old key fails from the next publish on.
+    /// Replaces a user's key and returns the new one. A publish running on the old key is taken
+    /// offline in the same statement, so the owner can go live with the new key at once; the
+    /// server holding that publish sees it is no longer the live one and drops it
+    /// ([`Self::live_publishes`]).
     pub fn rotate_key(&self, name: &str) -> Result<String, StoreError> {
         let user = Username::parse(name).map_err(|_| StoreError::UnknownUser(name.to_string()))?;
         let key = new_key();
         let changed = self.with(|c| {
             Ok(c.execute(
-                "UPDATE streams SET key_hash = ?1
-                 WHERE user_id = (SELECT id FROM users WHERE username = ?2)",
+                &format!(
+                    "UPDATE streams SET key_hash = ?1, {OFFLINE}
+                     WHERE user_id = (SELECT id FROM users WHERE username = ?2)"
+                ),
                 params![key::storage_hash(&key), user.as_str()],
             )?)
         })?;
@@ -351,9 +371,10 @@ impl Store {
     pub fn end_publish(&self, user: &Username, publish: PublishId) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "UPDATE streams SET started_ms = NULL, publish_id = NULL, video_codec = '', audio_codec = '',
-                   width = 0, height = 0, fps = 0, bitrate_kbps = 0
-                 WHERE publish_id = ?1 AND user_id = (SELECT id FROM users WHERE username = ?2)",
+                &format!(
+                    "UPDATE streams SET {OFFLINE}
+                     WHERE publish_id = ?1 AND user_id = (SELECT id FROM users WHERE username = ?2)"
+                ),
                 params![publish.0, user.as_str()],
             )?;
             Ok(())
@@ -415,16 +436,24 @@ impl Store {
         })
     }
 
-    /// Live publishes that must be dropped: their user was banned, or an operator asked to stop
-    /// them (from the CLI or the admin page, possibly in another process).
-    pub fn live_users_to_drop(&self) -> Result<Vec<(String, PublishId)>, StoreError> {
+    /// Every live publish: its channel, its id, and whether it must be dropped (its user was
+    /// banned, or an operator asked to stop it — possibly from the CLI in another process). A
+    /// publish a server holds that is missing here was ended behind its back (its key was rotated)
+    /// and must be dropped too.
+    pub fn live_publishes(&self) -> Result<Vec<LivePublish>, StoreError> {
         self.with(|c| {
             // Cached: the drop watch runs it several times a second while anything is live.
             let mut stmt = c.prepare_cached(
-                "SELECT u.username, s.publish_id FROM streams s JOIN users u ON u.id = s.user_id
-                 WHERE s.started_ms IS NOT NULL AND (u.banned = 1 OR s.stop_requested = 1)",
+                "SELECT u.username, s.publish_id, (u.banned = 1 OR s.stop_requested = 1)
+                 FROM streams s JOIN users u ON u.id = s.user_id WHERE s.started_ms IS NOT NULL",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, PublishId(r.get(1)?))))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(LivePublish {
+                    username: r.get(0)?,
+                    publish_id: PublishId(r.get(1)?),
+                    drop_requested: r.get(2)?,
+                })
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }

@@ -112,6 +112,15 @@ fn banned_and_rotated_keys_are_refused() {
     assert!(store.begin_publish(&new_key).unwrap().is_ok());
 }
 
+fn flagged(store: &Store) -> Vec<(String, PublishId)> {
+    let mut drop: Vec<_> = (store.live_publishes().unwrap().into_iter())
+        .filter(|p| p.drop_requested)
+        .map(|p| (p.username, p.publish_id))
+        .collect();
+    drop.sort_by(|a, b| a.0.cmp(&b.0));
+    drop
+}
+
 #[test]
 fn ban_and_stop_requests_are_seen_by_the_server() {
     let (_dir, store) = temp_store();
@@ -119,17 +128,34 @@ fn ban_and_stop_requests_are_seen_by_the_server() {
     let (_, bob_key) = store.add_user("bob", false).unwrap();
     let (alice, id) = store.begin_publish(&key).unwrap().unwrap();
     let (_, bob_id) = store.begin_publish(&bob_key).unwrap().unwrap();
-    assert!(store.live_users_to_drop().unwrap().is_empty());
+    assert_eq!(store.live_publishes().unwrap().len(), 2);
+    assert!(flagged(&store).is_empty());
     store.set_banned("alice", true).unwrap();
     assert!(store.request_stop("bob").unwrap());
-    let mut drop = store.live_users_to_drop().unwrap();
-    drop.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
-        drop,
+        flagged(&store),
         vec![("alice".to_string(), id), ("bob".to_string(), bob_id)]
     );
     store.end_publish(&alice, id).unwrap();
     assert!(!store.request_stop("alice").unwrap(), "not live any more");
+}
+
+#[test]
+fn rotating_a_key_takes_its_publish_offline_so_the_new_key_goes_live_at_once() {
+    let (_dir, store) = temp_store();
+    let (_, key) = store.add_user("alice", false).unwrap();
+    let (alice, old_id) = store.begin_publish(&key).unwrap().unwrap();
+    let new_key = store.rotate_key("alice").unwrap();
+    assert!(
+        store.live_publishes().unwrap().is_empty(),
+        "the thief's publish is no longer the live one"
+    );
+    let (_, new_id) = store.begin_publish(&new_key).unwrap().unwrap();
+    // The old connection's late clean-up cannot take the owner's publish offline.
+    store.end_publish(&alice, old_id).unwrap();
+    let live = store.live_publishes().unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].publish_id, new_id);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `boltstream-shared`, so the native tests and the wasm host tests check the same code.
 
 use boltstream_shared::policy::ORIGIN_ONLY_HEADERS;
-use boltstream_shared::route::{classify, is_canonical_live, Route};
+use boltstream_shared::route::{classify, is_canonical_live, is_under_prefix, Route};
 
 use crate::config::{FilterConfig, Role};
 
@@ -64,9 +64,7 @@ pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
 }
 
 fn is_blocked(target: &[u8], prefixes: &[String]) -> bool {
-    prefixes
-        .iter()
-        .any(|p| target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+    prefixes.iter().any(|p| is_under_prefix(target, p))
 }
 
 /// The header changes a live response with `status` gets at the edge, in order. Borrowing the
@@ -194,10 +192,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            decide_request(b"/ADMIN/users", &config),
-            RequestDecision::Refuse(403)
-        );
+        for blocked in [
+            &b"/ADMIN/users"[..],
+            b"//admin",
+            b"/%61dmin/x",
+            b"///admin//users",
+        ] {
+            assert_eq!(
+                decide_request(blocked, &config),
+                RequestDecision::Refuse(403),
+                "{blocked:?}"
+            );
+        }
         assert_eq!(
             decide_request(b"/dashboard", &config),
             RequestDecision::Pass

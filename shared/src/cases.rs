@@ -96,6 +96,22 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     case("/internal/health", Expect::Internal),
     case("/Internal/metrics", Expect::Internal),
     case("/internal", Expect::Internal),
+    // Empty segments are dropped by the rules themselves, whether or not a proxy merges slashes.
+    case("//internal/health", Expect::Internal),
+    case("///internal//metrics", Expect::Internal),
+    case(
+        "/live//alice//index.m3u8",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case(
+        "//live/alice/1764140000123.ts",
+        Expect::Segment("/live/alice/1764140000123.ts"),
+    ),
+    case(
+        "/live/alice/index.m3u8/",
+        Expect::Playlist("/live/alice/index.m3u8"),
+    ),
+    case("//admin", Expect::Other),
     case(
         concat!("/live/", example_key!(), "/index.m3u8"),
         Expect::KeyBearing,

@@ -99,25 +99,104 @@ pub fn redact(presented: &str) -> String {
     out
 }
 
-/// `text` with every well-formed key in it replaced by its redaction: for text that did not come from
-/// us (client-chosen names, parser error messages) on its way to a log line.
+/// Alphanumeric characters after a `live_` prefix (any case) from which a run is treated as a key
+/// that is slightly off: a typo, a wrong case, a character too many or too few. Such a near-miss is
+/// as secret as the key it is one repair away from (its checksum tells which repair is right).
+pub const NEAR_MISS_AFTER_PREFIX: usize = 12;
+/// Alphanumeric characters in one run, prefix or not, that are treated as a key's random part.
+pub const NEAR_MISS_RUN: usize = 24;
+
+/// True when `run` (a maximal run of ASCII letters, digits and `_`) looks like a key or a near
+/// miss of one. No word of a log line or a username is this shaped (usernames are ≤ 25 characters
+/// and may not start with `live_`).
+fn key_like(run: &[u8]) -> bool {
+    let mut longest = 0;
+    let mut current = 0;
+    for &b in run {
+        current = if b.is_ascii_alphanumeric() {
+            current + 1
+        } else {
+            0
+        };
+        longest = longest.max(current);
+    }
+    if longest >= NEAR_MISS_RUN {
+        return true;
+    }
+    let prefix = PREFIX.as_bytes();
+    (0..run.len().saturating_sub(prefix.len() - 1)).any(|i| {
+        run[i..].len() >= prefix.len()
+            && run[i..i + prefix.len()].eq_ignore_ascii_case(prefix)
+            && run[i + prefix.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count()
+                >= NEAR_MISS_AFTER_PREFIX
+    })
+}
+
+/// True when any part of `haystack` is a key or a near miss of one (see [`scrub`]): what a secret
+/// scanner looks for in logs and files, since a near miss is repairable offline.
+pub fn contains_key_like(haystack: &[u8]) -> bool {
+    contains_key(haystack) || haystack.split(|b| !is_run_byte(*b)).any(key_like)
+}
+
+fn is_run_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `text` with every key, and every run of characters shaped like one whether or not its checksum
+/// holds, replaced by its redaction: for text that did not come from us (client-chosen names,
+/// parser error messages) on its way to a log line.
 pub fn scrub(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes.len() - i >= KEY_LEN
-            && bytes[i..].starts_with(PREFIX.as_bytes())
-            && is_well_formed_bytes(&bytes[i..i + KEY_LEN])
-        {
-            // A key is ASCII, so both ends are char boundaries.
-            out.push_str(&redact(&text[i..i + KEY_LEN]));
-            i += KEY_LEN;
+        if is_run_byte(bytes[i]) {
+            let end = i + bytes[i..].iter().take_while(|b| is_run_byte(**b)).count();
+            // Runs are ASCII, so both ends are char boundaries.
+            let run = &text[i..end];
+            if key_like(run.as_bytes()) {
+                out.push_str(&redact(run));
+            } else {
+                out.push_str(run);
+            }
+            i = end;
         } else {
             let ch = text[i..].chars().next().expect("i is a char boundary");
             out.push(ch);
             i += ch.len_utf8();
         }
+    }
+    out
+}
+
+/// Most characters of client-chosen text that reach a log line.
+pub const LOG_TEXT_MAX: usize = 128;
+
+/// Client-chosen text made fit for a log line: keys and near misses redacted ([`scrub`]), control
+/// characters escaped (one log line stays one line, and no terminal escape reaches an operator's
+/// screen), and cut to [`LOG_TEXT_MAX`] characters with the length of what was cut, so one client
+/// cannot multiply the log's volume.
+pub fn for_log(text: &str) -> String {
+    let scrubbed = scrub(text);
+    let mut out = String::with_capacity(scrubbed.len().min(LOG_TEXT_MAX * 2));
+    let mut shown = 0;
+    let mut chars = scrubbed.char_indices();
+    for (_, ch) in chars.by_ref() {
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+        shown += 1;
+        if shown == LOG_TEXT_MAX {
+            break;
+        }
+    }
+    if let Some((at, _)) = chars.next() {
+        out.push_str(&alloc::format!("…(+{} bytes)", scrubbed.len() - at));
     }
     out
 }
@@ -193,6 +272,49 @@ mod tests {
     }
 
     #[test]
+    fn near_misses_are_redacted_too() {
+        // One character changed: the checksum fails, yet the key is one repair away.
+        let mut near = String::from(EXAMPLE_KEY);
+        near.replace_range(12..13, "Q");
+        assert!(!is_well_formed(&near));
+        let line = alloc::format!("bad key {near} from x");
+        assert_eq!(scrub(&line), "bad key live_…LZSi from x");
+        assert!(contains_key_like(line.as_bytes()));
+        assert!(!contains_key_like(scrub(&line).as_bytes()));
+        // One character too many or too few, upper-case prefix, no prefix at all.
+        for variant in [
+            alloc::format!("{EXAMPLE_KEY}x"),
+            String::from(&EXAMPLE_KEY[..KEY_LEN - 1]),
+            EXAMPLE_KEY.replacen("live_", "LIVE_", 1),
+            String::from(&EXAMPLE_KEY[PREFIX.len()..]),
+        ] {
+            assert!(contains_key_like(variant.as_bytes()), "{variant}");
+            assert!(!contains_key_like(scrub(&variant).as_bytes()), "{variant}");
+        }
+        // Words of ordinary log lines are left alone.
+        for plain in [
+            "route=live_playlist",
+            "boltstream_live_streams 3",
+            "user=some_very_long_username_x",
+        ] {
+            assert_eq!(scrub(plain), plain);
+            assert!(!contains_key_like(plain.as_bytes()), "{plain}");
+        }
+    }
+
+    #[test]
+    fn log_text_is_short_one_line_and_scrubbed() {
+        assert_eq!(for_log("app"), "app");
+        assert_eq!(for_log("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        let long = "x ".repeat(32 * 1024);
+        let shown = for_log(&long);
+        assert!(shown.starts_with(&long[..LOG_TEXT_MAX]));
+        assert!(shown.ends_with(&alloc::format!("…(+{} bytes)", 64 * 1024 - LOG_TEXT_MAX)));
+        assert!(shown.len() < 200);
+        assert!(!contains_key_like(for_log(EXAMPLE_KEY).as_bytes()));
+    }
+
+    #[test]
     fn contains_key_finds_embedded_keys() {
         let inside = alloc::format!("/app/x{EXAMPLE_KEY}.flv?y=1");
         assert!(contains_key(inside.as_bytes()));
@@ -226,6 +348,10 @@ mod tests {
             let _ = is_well_formed(&s);
             let _ = redact(&s);
             prop_assert!(!contains_key(scrub(&s).as_bytes()));
+            prop_assert!(!contains_key_like(scrub(&s).as_bytes()));
+            let logged = for_log(&s);
+            prop_assert!(!logged.contains('\n') && !logged.contains('\r'));
+            prop_assert!(logged.chars().count() <= LOG_TEXT_MAX * 10 + 32);
         }
     }
 }

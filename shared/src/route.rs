@@ -146,11 +146,51 @@ pub fn classify(target: &[u8]) -> Route {
     if path.contains('\\') {
         return Route::Rejected(Rejection::Traversal);
     }
-    let segments: Vec<&str> = path[1..].split('/').collect();
+    let segments = segments(path);
     if segments.iter().any(|s| *s == "." || *s == "..") {
         return Route::Rejected(Rejection::Traversal);
     }
     classify_segments(&segments)
+}
+
+/// A decoded path's segments with empty ones dropped: `//internal`, `/live//alice/` and
+/// `/internal` are one path to every rule here, whether or not the proxy in front merges slashes.
+fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// The path of `target` as the rules see it — percent-decoded, empty segments dropped, no query —
+/// for prefix rules outside [`classify`] (the edge's blocked prefixes, the origin's website
+/// routes), so `//admin` and `/%61dmin` meet the rule for `/admin`. `None` for a target
+/// [`classify`] rejects or that carries a key.
+pub fn normalized_path(target: &[u8]) -> Option<String> {
+    if matches!(classify(target), Route::Rejected(_) | Route::KeyBearing) {
+        return None;
+    }
+    let raw_path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let decoded: Cow<'_, [u8]> = percent_decode(raw_path).into();
+    let path = core::str::from_utf8(&decoded).ok()?;
+    let mut out = String::with_capacity(path.len());
+    for segment in segments(path) {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// True when `target`'s [normalized path](normalized_path) starts with `prefix` (ASCII case
+/// ignored). A target that cannot be normalised is under every prefix: it is refused anyway.
+pub fn is_under_prefix(target: &[u8], prefix: &str) -> bool {
+    match normalized_path(target) {
+        Some(path) => {
+            path.len() >= prefix.len()
+                && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        }
+        None => true,
+    }
 }
 
 fn classify_segments(segments: &[&str]) -> Route {
@@ -261,6 +301,28 @@ mod tests {
                 route
             );
         }
+    }
+
+    #[test]
+    fn empty_segments_do_not_hide_a_path_from_prefix_rules() {
+        assert_eq!(
+            normalized_path(b"//admin//users/?x=1").as_deref(),
+            Some("/admin/users")
+        );
+        assert_eq!(normalized_path(b"/%61dmin").as_deref(), Some("/admin"));
+        assert_eq!(normalized_path(b"//").as_deref(), Some("/"));
+        assert_eq!(normalized_path(b"/a/../b"), None);
+        for target in [
+            &b"/admin"[..],
+            b"//admin",
+            b"///ADMIN/x",
+            b"/%61dmin",
+            b"/admin/",
+        ] {
+            assert!(is_under_prefix(target, "/admin"), "{target:?}");
+        }
+        assert!(!is_under_prefix(b"/dashboard", "/admin"));
+        assert!(!is_under_prefix(b"/ad/min", "/admin"));
     }
 
     #[test]

@@ -31,6 +31,47 @@ impl RawRtmp {
         }
     }
 
+    /// Connects with a tiny receive window, as a peer that means not to read would.
+    pub fn connect_small_window(addr: SocketAddr) -> Self {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&addr.into(), Duration::from_secs(5))
+            .expect("connect to RTMP");
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Self {
+            stream,
+            serializer: ChunkSerializer::new(),
+        }
+    }
+
+    /// An RTMP ping request (user control event 6), which rml_rtmp answers even before `connect`.
+    pub fn ping_request() -> Vec<u8> {
+        // Chunk stream 2, type 4 (user control), 6-byte payload: event 6 + a timestamp.
+        vec![
+            0x02, 0, 0, 0, 0, 0, 6, 0x04, 0, 0, 0, 0, 0x00, 0x06, 0, 0, 0, 1,
+        ]
+    }
+
+    /// Sends pings without reading a byte, until the server stops taking them (our writes block
+    /// for `stall`) or `limit` bytes went out. True when the server stopped taking them.
+    pub fn flood_pings_until_blocked(&mut self, stall: Duration, limit: usize) -> bool {
+        let burst: Vec<u8> = Self::ping_request().repeat(1024);
+        self.stream.set_write_timeout(Some(stall)).unwrap();
+        let mut sent = 0;
+        while sent < limit {
+            match self.stream.write(&burst) {
+                Ok(n) => sent += n,
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
     /// Performs a valid client handshake.
     pub fn handshake(&mut self) {
         let mut hs = Handshake::new(PeerType::Client);

@@ -22,6 +22,10 @@ use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
 use crate::store::{now_ms, PublishRefusal, StoreError};
 
 const READ_BUFFER: usize = 64 * 1024;
+/// Most output we queue for a peer that has not published yet. Before `connect` rml_rtmp answers
+/// pings on its own, so a client that sends them and never reads could otherwise make us queue
+/// without end; a real client's replies before publishing are well under a kilobyte.
+const MAX_SETUP_OUTPUT: usize = 256 * 1024;
 /// Enough for any handshake message (C0+C1 is 1537 bytes).
 const HANDSHAKE_BUFFER: usize = 4 * 1024;
 
@@ -128,9 +132,11 @@ impl Drop for Publishing {
 
 /// Serves one connection until it ends; never returns an error to the listener.
 pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
+    let setup_deadline = TokioInstant::now() + ctx.settings.handshake_timeout;
     let mut conn = Connection {
         socket: RtmpSocket::new(socket),
         peer,
+        setup_deadline,
         ctx,
         out: Vec::with_capacity(4096),
         publishing: None,
@@ -138,7 +144,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
     let end = conn.run().await;
     let end = end.err().unwrap_or(ConnectionEnd::Closed);
     // Reasons can carry rml_rtmp's error text, which quotes client input: scrub before logging.
-    let reason = key::scrub(&end.to_string());
+    let reason = key::for_log(&end.to_string());
     match conn.publishing.take() {
         Some(publishing) => publishing.end(&reason).await,
         None => match &end {
@@ -175,6 +181,9 @@ async fn linger(socket: &mut RtmpSocket) {
 struct Connection {
     socket: RtmpSocket,
     peer: SocketAddr,
+    /// Handshake, connect and publish must be done by then — every wait before publishing,
+    /// writes included, ends at this deadline.
+    setup_deadline: TokioInstant,
     ctx: Arc<RtmpContext>,
     out: Vec<u8>,
     publishing: Option<Publishing>,
@@ -188,18 +197,20 @@ enum Flow {
 
 impl Connection {
     async fn run(&mut self) -> Result<(), ConnectionEnd> {
-        let setup_deadline = TokioInstant::now() + self.ctx.settings.handshake_timeout;
+        let setup_deadline = self.setup_deadline;
         let mut buf = vec![0u8; HANDSHAKE_BUFFER];
         let mut handshake = ServerHandshake::default();
         let remaining = loop {
             let n = self.read(&mut buf, setup_deadline, None).await?;
             match handshake.feed(&buf[..n])? {
-                HandshakeStep::Continue(response) => self.socket.write_all(&response).await?,
+                HandshakeStep::Continue(response) => {
+                    self.socket.write_all(&response, setup_deadline).await?
+                }
                 HandshakeStep::Done {
                     response,
                     remaining,
                 } => {
-                    self.socket.write_all(&response).await?;
+                    self.socket.write_all(&response, setup_deadline).await?;
                     break remaining;
                 }
             }
@@ -278,10 +289,19 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Result<(), ConnectionEnd> {
-        if !self.out.is_empty() {
-            self.socket.write_all(&self.out).await?;
-            self.out.clear();
+        if self.out.is_empty() {
+            return Ok(());
         }
+        if self.publishing.is_none() && self.out.len() > MAX_SETUP_OUTPUT {
+            return Err(ConnectionEnd::Refused(
+                "too much unread output before publishing",
+            ));
+        }
+        // Publishing, the socket is polled and bounds what a peer may owe itself.
+        self.socket
+            .write_all(&self.out, self.setup_deadline)
+            .await?;
+        self.out.clear();
         Ok(())
     }
 
@@ -333,7 +353,7 @@ impl Connection {
                 app_name,
             } => {
                 if app_name != self.ctx.settings.rtmp_app {
-                    info!(peer = %self.peer, app = %key::scrub(&app_name).escape_debug(), outcome = "refused", reason = "unknown app", "connect");
+                    info!(peer = %self.peer, app = %key::for_log(&app_name), outcome = "refused", reason = "unknown app", "connect");
                     return self
                         .refuse(
                             session,

@@ -171,14 +171,24 @@ impl RtmpSocket {
         }
     }
 
-    /// Writes all of `bytes` (polled: hands the kernel what it takes now, the rest on later ticks).
-    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes all of `bytes` (polled: hands the kernel what it takes now, the rest on later ticks,
+    /// within a bound on what a peer may owe). In reactor mode a peer that does not read cannot
+    /// hold the write past `deadline`: without it, a client that sends pings before `connect` and
+    /// never reads the answers pinned its connection slot for ever, out of reach of every other
+    /// deadline and of shutdown.
+    pub async fn write_all(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
         if self.polled {
             self.pending.extend_from_slice(bytes);
             return self.write_pending();
         }
         match &mut self.inner {
-            Inner::Reactor(socket) => socket.write_all(bytes).await,
+            Inner::Reactor(socket) => match timeout_at(deadline, socket.write_all(bytes)).await {
+                Ok(result) => result,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not read what we sent before the deadline",
+                )),
+            },
             Inner::Unregistered(_) | Inner::Closed => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -294,7 +304,7 @@ mod tests {
         }
         assert_eq!(got, b"bc");
         // Writes work in the reactor too, and the next wait without a due segment leaves it.
-        socket.write_all(b"ack").await.unwrap();
+        socket.write_all(b"ack", far).await.unwrap();
         let mut peer = writer.await.unwrap();
         let mut ack = [0u8; 3];
         peer.read_exact(&mut ack).await.unwrap();
@@ -315,6 +325,23 @@ mod tests {
         assert_eq!(rest, b"d");
     }
 
+    #[tokio::test]
+    async fn a_write_to_a_peer_that_never_reads_ends_at_the_deadline() {
+        let (mut socket, _peer) = pair().await;
+        let chunk = vec![0u8; 1 << 20];
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Err(err) = socket.write_all(&chunk, deadline).await {
+                    return err;
+                }
+            }
+        })
+        .await
+        .expect("the write ended at its deadline, not held for ever");
+        assert_eq!(outcome.kind(), io::ErrorKind::TimedOut);
+    }
+
     async fn pair() -> (RtmpSocket, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
@@ -332,7 +359,7 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(5);
         assert_eq!(socket.read(&mut buf, far, None).await.unwrap(), Some(5));
         assert_eq!(&buf[..5], b"media");
-        socket.write_all(b"ack").await.unwrap();
+        socket.write_all(b"ack", far).await.unwrap();
         let mut got = [0u8; 3];
         peer.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"ack");
@@ -349,8 +376,9 @@ mod tests {
         socket.poll_on_ticks();
         let chunk = vec![0u8; 256 * 1024];
         let mut refused = false;
+        let far = Instant::now() + Duration::from_secs(5);
         for _ in 0..64 {
-            if socket.write_all(&chunk).await.is_err() {
+            if socket.write_all(&chunk, far).await.is_err() {
                 refused = true;
                 break;
             }

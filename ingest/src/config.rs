@@ -119,6 +119,34 @@ pub struct Options {
         value_name = "MIB"
     )]
     pub hls_disk_cache_mb: Option<u64>,
+    /// Highest stream bitrate in Mb/s the server makes room for: a segment may hold this bitrate
+    /// times the longest segment, a stream's window this bitrate times the window's length plus
+    /// the longest segment; a publish past either is ended [default: 50]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_MAX_BITRATE_MBPS",
+        value_name = "MBPS"
+    )]
+    pub hls_max_bitrate_mbps: Option<u64>,
+    /// Seconds one segment may stay open (wall-clock time, and media time without a keyframe);
+    /// a publish past it is ended [default: 30]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_MAX_SEGMENT_DURATION",
+        value_name = "SECS"
+    )]
+    pub hls_max_segment_duration: Option<u64>,
+    /// Seconds a publisher may keep sending media whose timestamps do not advance before it is
+    /// dropped [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_MEDIA_STALL_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub media_stall_timeout: Option<u64>,
     /// Seconds a finished stream's files are kept before removal [default: 60]
     #[arg(
         long,
@@ -220,6 +248,12 @@ pub struct Settings {
     pub hls_disk_cache_bytes: usize,
     /// Delay before a finished stream's files are removed.
     pub hls_cleanup_after: Duration,
+    /// Highest stream bitrate room is made for, in Mb/s.
+    pub hls_max_bitrate_mbps: u64,
+    /// Longest a segment may stay open.
+    pub hls_max_segment_duration: Duration,
+    /// Longest media may arrive without its time advancing.
+    pub media_stall_timeout: Duration,
     /// Header policy (playlist max-age).
     pub policy: Policy,
     /// Website sign-up allowed.
@@ -260,7 +294,8 @@ impl Settings {
         };
         merge!(cli, file; data, rtmp_listen, http_listen, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
-            hls_target_duration, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after, playlist_max_age, signup, secure_cookies,
+            hls_target_duration, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
+            hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
         let invalid = |name, message: &str| ConfigError::Invalid {
@@ -282,6 +317,17 @@ impl Settings {
         let window = hls_window.unwrap_or(6);
         if !(3..=30).contains(&window) {
             return Err(invalid("hls_window", "must be 3 to 30 segments"));
+        }
+        let max_bitrate = hls_max_bitrate_mbps.unwrap_or(50);
+        if !(1..=10_000).contains(&max_bitrate) {
+            return Err(invalid("hls_max_bitrate_mbps", "must be 1 to 10000"));
+        }
+        let max_segment = hls_max_segment_duration.unwrap_or(30);
+        if !(u64::from(target) + 1..=600).contains(&max_segment) {
+            return Err(invalid(
+                "hls_max_segment_duration",
+                "must be longer than hls_target_duration and at most 600 seconds",
+            ));
         }
         let positive = |name, v: Option<u64>, default: u64| match v.unwrap_or(default) {
             0 => Err(invalid(name, "must be at least 1")),
@@ -321,11 +367,31 @@ impl Settings {
                 mb => (mb.unwrap_or(32) as usize) << 20,
             },
             hls_cleanup_after: positive("hls_cleanup_after", hls_cleanup_after, 60)?,
+            hls_max_bitrate_mbps: max_bitrate,
+            hls_max_segment_duration: Duration::from_secs(max_segment),
+            media_stall_timeout: positive("media_stall_timeout", media_stall_timeout, 10)?,
             policy,
             signup: signup.unwrap_or(true),
             secure_cookies: secure_cookies.unwrap_or(false),
             public_rtmp_url,
         })
+    }
+
+    /// What one publish may make the packager hold.
+    pub fn packager_limits(&self) -> crate::hls::packager::Limits {
+        crate::hls::packager::Limits::for_bitrate(
+            self.hls_max_bitrate_mbps,
+            self.hls_max_segment_duration.as_millis() as i64,
+            self.media_stall_timeout.as_millis() as i64,
+        )
+    }
+
+    /// Bytes one stream's window (its listed segments and the open one) may hold: the highest
+    /// bitrate over the window's length plus the longest segment.
+    pub fn max_window_bytes(&self) -> u64 {
+        let seconds = self.hls_target_duration.as_secs() * self.hls_window as u64
+            + self.hls_max_segment_duration.as_secs();
+        self.hls_max_bitrate_mbps * 125_000 * seconds
     }
 
     /// The database file.

@@ -62,6 +62,9 @@ pub enum MediaError {
     /// Bytes that cannot be parsed as what they claim to be.
     #[error("malformed media: {0}")]
     Malformed(&'static str),
+    /// The publish passed a bound on what it may make the server hold.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
 }
 
 /// Consumer of one publish's media. Called inline by the connection task, so it must not block:

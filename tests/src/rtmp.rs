@@ -173,3 +173,165 @@ impl RawRtmp {
         false
     }
 }
+
+/// A publisher speaking RTMP through rml_rtmp's client session, sending whatever FLV tag bodies and
+/// timestamps a test chooses, as fast as the socket takes them: what a hostile streamer with a
+/// valid key can do that ffmpeg will not.
+pub struct RawPublisher {
+    raw: RawRtmp,
+    session: rml_rtmp::sessions::ClientSession,
+}
+
+impl RawPublisher {
+    /// Connects to `app` and publishes with `key`; `Err` says why the server refused.
+    pub fn start(addr: SocketAddr, app: &str, key: &str) -> Result<Self, String> {
+        use rml_rtmp::sessions::{
+            ClientSession, ClientSessionConfig, ClientSessionEvent, PublishRequestType,
+        };
+        let mut raw = RawRtmp::connect(addr);
+        raw.handshake();
+        let (session, _) =
+            ClientSession::new(ClientSessionConfig::new()).map_err(|e| e.to_string())?;
+        let mut me = Self { raw, session };
+        let request = me
+            .session
+            .request_connection(app.to_string())
+            .map_err(|e| e.to_string())?;
+        me.write_result(request)?;
+        me.wait_for(|e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted))?;
+        let request = me
+            .session
+            .request_publishing(key.to_string(), PublishRequestType::Live)
+            .map_err(|e| e.to_string())?;
+        me.write_result(request)?;
+        me.wait_for(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted))?;
+        me.raw
+            .stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        Ok(me)
+    }
+
+    fn write_result(
+        &mut self,
+        result: rml_rtmp::sessions::ClientSessionResult,
+    ) -> Result<(), String> {
+        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(packet) = result {
+            self.raw
+                .stream
+                .write_all(&packet.bytes)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn wait_for(
+        &mut self,
+        wanted: impl Fn(&rml_rtmp::sessions::ClientSessionEvent) -> bool,
+    ) -> Result<(), String> {
+        use rml_rtmp::sessions::ClientSessionResult;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let n = match self.raw.stream.read(&mut buf) {
+                Ok(0) => return Err("the server closed the connection".into()),
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let results = self
+                .session
+                .handle_input(&buf[..n])
+                .map_err(|e| e.to_string())?;
+            let mut found = false;
+            for result in results {
+                match result {
+                    ClientSessionResult::RaisedEvent(event) => {
+                        if let rml_rtmp::sessions::ClientSessionEvent::ConnectionRequestRejected {
+                            description,
+                        } = &event
+                        {
+                            return Err(description.clone());
+                        }
+                        found |= wanted(&event);
+                    }
+                    other => self.write_result(other)?,
+                }
+            }
+            if found {
+                return Ok(());
+            }
+        }
+        Err("no answer from the server".into())
+    }
+
+    /// Sends an FLV video tag body at RTMP time `ms`; `Err` once the server has closed.
+    pub fn video(&mut self, body: &[u8], ms: u32) -> Result<(), String> {
+        let packet = self
+            .session
+            .publish_video_data(
+                bytes::Bytes::copy_from_slice(body),
+                RtmpTimestamp::new(ms),
+                false,
+            )
+            .map_err(|e| e.to_string())?;
+        self.write_result(packet)
+    }
+
+    /// Sends an FLV audio tag body at RTMP time `ms`; `Err` once the server has closed.
+    pub fn audio(&mut self, body: &[u8], ms: u32) -> Result<(), String> {
+        let packet = self
+            .session
+            .publish_audio_data(
+                bytes::Bytes::copy_from_slice(body),
+                RtmpTimestamp::new(ms),
+                false,
+            )
+            .map_err(|e| e.to_string())?;
+        self.write_result(packet)
+    }
+}
+
+/// FLV tag bodies for [`RawPublisher`]: a minimal H.264 configuration and frames of any size, and
+/// AAC-LC 48 kHz stereo, enough for the packager to package.
+pub mod flv {
+    const RECORD: &[u8] = &[
+        0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, 0x1f, 0x01, 0x00, 0x03,
+        0x68, 0xeb, 0xe3,
+    ];
+
+    /// The AVC sequence header.
+    pub fn avc_config() -> Vec<u8> {
+        let mut body = vec![0x17, 0x00, 0, 0, 0];
+        body.extend_from_slice(RECORD);
+        body
+    }
+
+    /// One frame of `size` bytes.
+    pub fn video(keyframe: bool, size: usize) -> Vec<u8> {
+        let mut body = vec![if keyframe { 0x17 } else { 0x27 }, 0x01, 0, 0, 0];
+        body.extend_from_slice(&(size as u32).to_be_bytes());
+        body.push(if keyframe { 0x65 } else { 0x41 });
+        body.resize(body.len() + size - 1, 0xab);
+        body
+    }
+
+    /// The AAC sequence header.
+    pub fn aac_config() -> Vec<u8> {
+        vec![0xaf, 0x00, 0x11, 0x90]
+    }
+
+    /// One AAC frame.
+    pub fn audio() -> Vec<u8> {
+        let mut body = vec![0xaf, 0x01];
+        body.resize(302, 0x21);
+        body
+    }
+}

@@ -114,3 +114,167 @@ fn client_text_in_logs_is_short_one_line_and_scrubbed() {
     );
     assert!(added.contains("bytes)"), "the cut is said: {added}");
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes of every file under `dir`.
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        total += if path.is_dir() {
+            disk_bytes(&path)
+        } else {
+            entry.metadata().map_or(0, |m| m.len())
+        };
+    }
+    total
+}
+
+/// Flaw 1: the packager bounded a segment only in media time, which the publisher controls. A
+/// publisher with a valid key sends 2.5 s of ordinary media, then frames at line rate whose
+/// timestamps are frozen or crawl — audio+video, video-only and audio-only. Each variant must end
+/// the publish with a log line naming the user and the bound, end the playlist, and keep the
+/// server's memory and disk within the configured bounds (1 Mb/s × 4 s segments here: 500 KB).
+#[test]
+fn frozen_or_crawling_timestamps_cannot_grow_a_segment_without_bound() {
+    use boltstream_tests::rtmp::{flv, RawPublisher};
+    let server = Server::start(&[
+        "--hls-max-bitrate-mbps",
+        "1",
+        "--hls-max-segment-duration",
+        "4",
+        "--media-stall-timeout",
+        "2",
+    ]);
+    let key = server.add_user("alice");
+    // The bound the settings imply for the window (1 Mb/s × (6 × 2 s + 4 s)) plus the window's
+    // own files; memory: the server's baseline plus a few segments' worth.
+    let disk_bound = 2_000_000 + 2_000_000;
+    let rss_bound_kib = 120 * 1024;
+    type Frame = fn(u32) -> (bool, u32); // (is video, timestamp) of attack frame i
+    let line_rate = Duration::ZERO;
+    let variants: [(&str, bool, bool, Frame, Duration); 4] = [
+        (
+            "audio+video frozen",
+            true,
+            true,
+            |i| (i % 2 == 0, 2_500),
+            line_rate,
+        ),
+        (
+            "video-only crawling",
+            false,
+            true,
+            |i| (true, 2_500 + i / 8),
+            line_rate,
+        ),
+        (
+            "audio-only frozen",
+            true,
+            false,
+            |_| (false, 2_500),
+            line_rate,
+        ),
+        // Slowly enough to stay under the byte bound: the stalled clock ends it.
+        (
+            "video-only frozen, 20 frames/s",
+            false,
+            true,
+            |_| (true, 2_500),
+            Duration::from_millis(50),
+        ),
+    ];
+    for (name, with_audio, with_video, frame, pace) in variants {
+        let before = server.log().len();
+        let mut p = RawPublisher::start(server.rtmp, "app", &key)
+            .unwrap_or_else(|e| panic!("{name}: publish refused: {e}"));
+        if with_video {
+            p.video(&flv::avc_config(), 0).unwrap();
+        }
+        if with_audio {
+            p.audio(&flv::aac_config(), 0).unwrap();
+        }
+        // 2.5 s of ordinary media (30 fps, keyframe every 2 s, audio every ~21 ms), sent at once.
+        for ms in (0..2_500u32).step_by(21) {
+            if with_video && ms % 33 < 21 {
+                p.video(&flv::video(ms % 2_000 < 21, 2_000), ms).unwrap();
+            }
+            if with_audio {
+                p.audio(&flv::audio(), ms).unwrap();
+            }
+        }
+        let started = std::time::Instant::now();
+        let (mut peak_rss, mut peak_disk) = (0, 0);
+        let mut ended = false;
+        for i in 0..2_000_000u32 {
+            let (video, ms) = frame(i);
+            let sent = if video {
+                p.video(&flv::video(i == 0 && !with_audio, 4_000), ms)
+            } else {
+                p.audio(&flv::audio(), ms)
+            };
+            if i % 500 == 0 {
+                peak_rss = peak_rss.max(rss_kib(server.pid()));
+                peak_disk = peak_disk.max(disk_bytes(&server.data().join("hls")));
+            }
+            if sent.is_err() {
+                ended = true;
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            std::thread::sleep(pace);
+        }
+        assert!(ended, "{name}: the server still took media after 20 s");
+        let log = wait_for(Duration::from_secs(5), || {
+            let log = server.log();
+            log[before..].contains("publish ended").then_some(log)
+        })
+        .unwrap_or_else(|| server.log());
+        let added = &log[before..];
+        let line = added
+            .lines()
+            .find(|l| l.contains("publish ended"))
+            .unwrap_or_else(|| panic!("{name}: no end logged: {added}"));
+        assert!(
+            line.contains("user=alice") && line.contains("limit exceeded"),
+            "{name}: {line}"
+        );
+        assert!(!boltstream_shared::key::contains_key_like(added.as_bytes()));
+        assert!(
+            peak_rss <= rss_bound_kib,
+            "{name}: server RSS reached {peak_rss} KiB"
+        );
+        assert!(
+            peak_disk <= disk_bound,
+            "{name}: HLS output reached {peak_disk} bytes"
+        );
+        let playlist = wait_for(Duration::from_secs(5), || {
+            let r = boltstream_tests::http::get(server.http, "/live/alice/index.m3u8");
+            r.text().contains("#EXT-X-ENDLIST").then_some(r)
+        });
+        assert!(playlist.is_some(), "{name}: the playlist was not ended");
+        assert!(
+            wait_for(Duration::from_secs(5), || server
+                .live_users()
+                .is_empty()
+                .then_some(()))
+            .is_some(),
+            "{name}: still live"
+        );
+        eprintln!(
+            "{name}: ended after {:.1} s, peak RSS {peak_rss} KiB, peak HLS disk {peak_disk} B: {line}",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -201,6 +201,8 @@ impl DiskCache {
 /// All channels' output.
 pub struct HlsOutput {
     root: PathBuf,
+    limits: super::packager::Limits,
+    max_window_bytes: u64,
     target_s: u64,
     window: usize,
     in_memory: bool,
@@ -233,6 +235,8 @@ impl HlsOutput {
         let target_s = settings.hls_target_duration.as_secs();
         let output = Arc::new(Self {
             root,
+            limits: settings.packager_limits(),
+            max_window_bytes: settings.max_window_bytes(),
             target_s,
             window: settings.hls_window,
             in_memory: settings.hls_window_in_memory,
@@ -553,6 +557,8 @@ struct HlsSink {
     part: PartId,
     /// Write the open segment to disk as it is made (the window is not kept in memory).
     stream: bool,
+    /// Sizes of the last segments closed, as many as the window lists.
+    recent_bytes: VecDeque<u64>,
 }
 
 impl HlsSink {
@@ -609,11 +615,36 @@ impl HlsSink {
     }
 }
 
+impl HlsSink {
+    /// Refuses a stream whose window (the segments listed and the open one) passed its bound in
+    /// bytes: segments within their own bound can still add up past what one stream may hold.
+    fn check_window(&mut self, closed: Option<u64>) -> Result<(), MediaError> {
+        if let Some(size) = closed {
+            if self.recent_bytes.len() == self.output.window {
+                self.recent_bytes.pop_front();
+            }
+            self.recent_bytes.push_back(size);
+        }
+        let held = self.recent_bytes.iter().sum::<u64>() + self.packager.open_total();
+        if held <= self.output.max_window_bytes {
+            return Ok(());
+        }
+        self.packager.discard_open();
+        Err(MediaError::LimitExceeded(format!(
+            "the stream's window passed {} bytes (the limit for the highest allowed bitrate)",
+            self.output.max_window_bytes
+        )))
+    }
+}
+
 impl MediaSink for HlsSink {
     fn push(&mut self, media: Media, wall_ms: i64) -> Result<(), MediaError> {
-        if let Some(segment) = self.packager.push(&media, wall_ms)? {
+        let closed = self.packager.push(&media, wall_ms)?;
+        let closed_bytes = closed.as_ref().map(|s| s.streamed + s.data.len() as u64);
+        if let Some(segment) = closed {
             self.close(segment, false);
         }
+        self.check_window(closed_bytes)?;
         self.stream_open();
         Ok(())
     }
@@ -636,7 +667,7 @@ impl MediaSink for HlsSink {
 impl SinkFactory for Arc<HlsOutput> {
     fn open(&self, user: &Username) -> Box<dyn MediaSink> {
         let (channel, generation) = self.open_channel(user);
-        let mut packager = Packager::new(self.target_s * 1000);
+        let mut packager = Packager::new(self.target_s * 1000).with_limits(self.limits);
         if !self.in_memory {
             packager.stream_in_chunks(CHUNK_CAPACITY);
         }
@@ -646,6 +677,7 @@ impl SinkFactory for Arc<HlsOutput> {
             output: Arc::clone(self),
             part: PartId { generation, seq: 0 },
             stream: !self.in_memory,
+            recent_bytes: VecDeque::with_capacity(self.window),
         })
     }
 }

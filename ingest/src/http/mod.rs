@@ -38,8 +38,20 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted; larger gets 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// A response body: whole bytes, or a file read in chunks as it is sent (a segment too large to
+/// read into memory for each request).
+pub type Body = http_body_util::Either<Full<Bytes>, FileBody>;
+
+/// A file sent in chunks.
+pub type FileBody = http_body_util::StreamBody<
+    futures_util::stream::MapOk<
+        tokio_util::io::ReaderStream<tokio::fs::File>,
+        fn(Bytes) -> hyper::body::Frame<Bytes>,
+    >,
+>;
+
 /// The response type of every handler.
-pub type Resp = Response<Full<Bytes>>;
+pub type Resp = Response<Body>;
 
 /// What request handlers share.
 pub struct HttpContext {

@@ -5,11 +5,16 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use super::Resp;
+use super::{Body, Resp};
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Body::Left(Full::new(bytes.into()))
+}
 
 /// A plain-text response that is never cached.
 pub fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -22,7 +27,7 @@ pub fn text(status: StatusCode, body: &'static str) -> Resp {
 
 /// A response with a body and content type.
 pub fn body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut response = Response::new(Full::new(body.into()));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

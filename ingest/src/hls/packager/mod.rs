@@ -26,8 +26,41 @@ const PCR_LEAD_MS: i64 = 700;
 /// A timestamp step larger than this (either way) is a jump, not jitter or A/V interleave.
 const JUMP_BACKWARD_MS: i64 = 2_000;
 const JUMP_FORWARD_MS: i64 = 10_000;
-/// A segment this long without a keyframe ends the publish: memory is bounded, output stays valid.
-const MAX_SEGMENT_MS: i64 = 60_000;
+
+/// What one publish may make the packager hold. The publisher chooses its timestamps, so media time
+/// alone bounds nothing: a keyframe followed by frames with a frozen or crawling timestamp would
+/// grow one segment at line rate. Past any bound the open segment is dropped and [`Packager::push`]
+/// fails, which ends the publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes one segment may reach.
+    pub max_segment_bytes: u64,
+    /// How long one segment may stay open, in wall-clock time and (for video, cut at keyframes)
+    /// in media time.
+    pub max_segment_ms: i64,
+    /// How long media may keep arriving while its time stands still.
+    pub max_stall_ms: i64,
+}
+
+impl Limits {
+    /// Bounds for streams of at most `mbps` megabits per second and segments of at most
+    /// `max_segment_ms`.
+    pub fn for_bitrate(mbps: u64, max_segment_ms: i64, max_stall_ms: i64) -> Self {
+        Self {
+            max_segment_bytes: mbps * 125_000 * max_segment_ms.max(0) as u64 / 1000,
+            max_segment_ms,
+            max_stall_ms,
+        }
+    }
+}
+
+impl Default for Limits {
+    /// 50 Mb/s (well above any live encoder's setting) for 30 s segments; media time may stand
+    /// still for 10 s.
+    fn default() -> Self {
+        Self::for_bitrate(50, 30_000, 10_000)
+    }
+}
 
 /// One finished segment.
 #[derive(Clone, Debug)]
@@ -104,6 +137,11 @@ pub struct Packager {
     last_duration_ms: i64,
     /// Set when the open segment is taken out in chunks: the capacity of each new buffer.
     chunk_capacity: Option<usize>,
+    limits: Limits,
+    /// The newest media time seen, and the wall-clock time it was first seen: media that keeps
+    /// arriving without moving it is a stalled (or hostile) publisher.
+    newest_ms: i64,
+    advanced_wall_ms: i64,
 }
 
 impl Packager {
@@ -128,7 +166,29 @@ impl Packager {
             size_hint: 64 * 1024,
             last_duration_ms: 0,
             chunk_capacity: None,
+            limits: Limits::default(),
+            newest_ms: -1,
+            advanced_wall_ms: 0,
         }
+    }
+
+    /// Replaces the default [`Limits`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Drops the open segment: the publish is being ended for passing a bound, and what it made of
+    /// the segment is not to be listed.
+    pub fn discard_open(&mut self) {
+        self.open = None;
+    }
+
+    /// Bytes of the open segment, taken or not.
+    pub fn open_total(&self) -> u64 {
+        self.open
+            .as_ref()
+            .map_or(0, |o| o.taken + o.buf.len() as u64)
     }
 
     /// The AVC configuration seen so far.
@@ -198,9 +258,38 @@ impl Packager {
                 }
                 Ok(None)
             }
-            Media::Video { timestamp, data } => self.video(*timestamp, data, wall_ms),
-            Media::Audio { timestamp, data } => self.audio(*timestamp, data, wall_ms),
+            Media::Video { timestamp, data } => {
+                let closed = self.video(*timestamp, data, wall_ms)?;
+                self.check_open(wall_ms).map(|()| closed)
+            }
+            Media::Audio { timestamp, data } => {
+                let closed = self.audio(*timestamp, data, wall_ms)?;
+                self.check_open(wall_ms).map(|()| closed)
+            }
         }
+    }
+
+    /// Refuses an open segment past its bounds in bytes or wall-clock time, dropping it.
+    fn check_open(&mut self, wall_ms: i64) -> Result<(), MediaError> {
+        let Some(open) = &self.open else {
+            return Ok(());
+        };
+        let bytes = self.open_total();
+        let why = if bytes > self.limits.max_segment_bytes {
+            format!(
+                "a segment passed {} bytes (the limit for the highest allowed bitrate)",
+                self.limits.max_segment_bytes
+            )
+        } else if wall_ms - open.start_wall_ms > self.limits.max_segment_ms {
+            format!(
+                "a segment stayed open for over {} s of wall-clock time",
+                self.limits.max_segment_ms / 1000
+            )
+        } else {
+            return Ok(());
+        };
+        self.open = None;
+        Err(MediaError::LimitExceeded(why))
     }
 
     fn tracks(&mut self) -> Tracks {
@@ -210,15 +299,25 @@ impl Packager {
         })
     }
 
-    fn time(&mut self, raw: u32) -> (i64, Option<Segment>) {
+    fn time(&mut self, raw: u32, wall_ms: i64) -> Result<(i64, Option<Segment>), MediaError> {
         let (ms, jumped) = self.timeline.extend(raw);
+        if ms > self.newest_ms || self.newest_ms < 0 {
+            self.newest_ms = ms;
+            self.advanced_wall_ms = wall_ms;
+        } else if wall_ms - self.advanced_wall_ms > self.limits.max_stall_ms {
+            self.open = None;
+            return Err(MediaError::LimitExceeded(format!(
+                "media time stood still for over {} s while media kept arriving",
+                self.limits.max_stall_ms / 1000
+            )));
+        }
         if !jumped {
-            return (ms, None);
+            return Ok((ms, None));
         }
         self.pending_discontinuity = true;
         self.last_video_ms = None;
         // The rebased timeline continues after the last time seen, so the floors stay valid.
-        (ms, self.close(self.end_ms))
+        Ok((ms, self.close(self.end_ms)))
     }
 
     fn video(
@@ -269,7 +368,7 @@ impl Packager {
         if !tracks.video {
             return Ok(None);
         }
-        let (ms, mut closed) = self.time(raw);
+        let (ms, mut closed) = self.time(raw, wall_ms)?;
         let ms = ms.max(self.video_floor_ms);
         if let Some(prev) = self.last_video_ms.replace(ms) {
             if ms > prev {
@@ -283,10 +382,12 @@ impl Packager {
                 closed = self.close(ms);
                 self.start(ms, wall_ms);
             }
-            Some(open) if ms - open.start_ms > MAX_SEGMENT_MS => {
-                return Err(MediaError::Malformed(
-                    "no keyframe for 60 s: set a keyframe interval in the encoder",
-                ));
+            Some(open) if ms - open.start_ms > self.limits.max_segment_ms => {
+                self.open = None;
+                return Err(MediaError::LimitExceeded(format!(
+                    "no keyframe for {} s: set a keyframe interval in the encoder",
+                    self.limits.max_segment_ms / 1000
+                )));
             }
             Some(_) => {}
         }
@@ -327,7 +428,7 @@ impl Packager {
         if !tracks.audio {
             return Ok(None);
         }
-        let (ms, mut closed) = self.time(raw);
+        let (ms, mut closed) = self.time(raw, wall_ms)?;
         let ms = ms.max(self.audio_floor_ms);
         if tracks.video {
             match &self.open {

@@ -413,3 +413,120 @@ fn chunks_taken_while_open_plus_the_tail_are_the_same_bytes() {
     }
     assert_eq!(p.take_open(), None, "nothing open after the end");
 }
+
+/// Limits small enough to reach in a unit test: 1 Mb/s (125 KB/s) × 4 s = 500 KB per segment.
+fn small_limits() -> Limits {
+    Limits::for_bitrate(1, 4_000, 2_000)
+}
+
+/// Feeds `frames` inputs made by `make(i)` at `wall(i)`; returns the error that ended it, and how
+/// many bytes the open segment held at the most.
+fn attack(
+    p: &mut Packager,
+    frames: u32,
+    make: impl Fn(u32) -> Media,
+    wall: impl Fn(u32) -> i64,
+) -> (Option<MediaError>, u64) {
+    let mut most = 0;
+    for i in 0..frames {
+        match p.push(&make(i), wall(i)) {
+            Ok(_) => most = most.max(p.open_total()),
+            Err(err) => return (Some(err), most),
+        }
+    }
+    (None, most)
+}
+
+#[test]
+fn frozen_or_crawling_timestamps_at_line_rate_are_bounded() {
+    let limits = small_limits();
+    // Every variant at line rate: thousands of frames within one wall-clock millisecond.
+    type Variant = (&'static str, bool, bool, fn(u32) -> u32);
+    let variants: [Variant; 6] = [
+        ("audio+video frozen", true, true, |_| 0),
+        ("audio+video crawling", true, true, |i| i / 4),
+        ("video-only frozen", false, true, |_| 0),
+        ("video-only crawling", false, true, |i| i / 4),
+        ("audio-only frozen", true, false, |_| 0),
+        ("audio-only crawling", true, false, |i| i / 4),
+    ];
+    for (name, with_audio, with_video, ts) in variants {
+        let mut p = Packager::new(2000).with_limits(limits);
+        p.push(&meta(with_video, with_audio), T0).unwrap();
+        if with_video {
+            p.push(&avc_config(), T0).unwrap();
+        }
+        if with_audio {
+            p.push(&aac_config(), T0).unwrap();
+        }
+        let (err, most) = attack(
+            &mut p,
+            200_000,
+            |i| match (with_video, with_audio && i % 2 == 1) {
+                (true, false) => video(ts(i), i == 0, 0, 4000),
+                _ => audio(ts(i)),
+            },
+            |_| T0,
+        );
+        let err = err.unwrap_or_else(|| panic!("{name}: never ended"));
+        assert!(matches!(err, MediaError::LimitExceeded(_)), "{name}: {err}");
+        assert!(
+            most <= limits.max_segment_bytes,
+            "{name}: held {most} bytes"
+        );
+        assert_eq!(
+            p.open_total(),
+            0,
+            "{name}: the over-limit segment is dropped"
+        );
+        assert!(p.finish().is_none(), "{name}: nothing left to list");
+    }
+}
+
+#[test]
+fn a_segment_open_too_long_in_wall_time_ends_the_publish() {
+    // Real-time pace, but media time crawls (1 ms per 40 ms): the segment never reaches the
+    // target, and stays under the byte bound — the wall clock ends it.
+    let limits = small_limits();
+    let mut p = Packager::new(2000).with_limits(limits);
+    p.push(&avc_config(), T0).unwrap();
+    let (err, _) = attack(
+        &mut p,
+        10_000,
+        |i| video(i, i == 0, 0, 200),
+        |i| T0 + i64::from(i) * 40,
+    );
+    let err = err.expect("ended").to_string();
+    assert!(err.contains("wall-clock"), "{err}");
+}
+
+#[test]
+fn media_time_that_stands_still_ends_the_publish_even_before_a_segment_opens() {
+    let limits = small_limits();
+    let mut p = Packager::new(2000).with_limits(limits);
+    p.push(&avc_config(), T0).unwrap();
+    // Frames without a keyframe: nothing is held, but the publisher is stuck at one time.
+    let (err, most) = attack(
+        &mut p,
+        1_000,
+        |_| video(5, false, 0, 100),
+        |i| T0 + i64::from(i) * 10,
+    );
+    assert_eq!(most, 0);
+    let err = err.expect("ended").to_string();
+    assert!(err.contains("stood still"), "{err}");
+}
+
+#[test]
+fn ordinary_streams_stay_within_the_default_limits() {
+    let media = av_stream(0, 30, 120, true, true);
+    let mut p = Packager::new(2000).with_limits(Limits::default());
+    for (i, m) in media.iter().enumerate() {
+        p.push(m, T0 + i as i64 * 12).expect("within limits");
+    }
+    assert_eq!(
+        Limits::default().max_segment_bytes,
+        50 * 125_000 * 30,
+        "50 Mb/s for 30 s"
+    );
+}

@@ -99,10 +99,10 @@ pub struct Options {
     /// Segments listed in a live playlist [default: 6]
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
-    /// Keep the live window's segments in memory and serve them from there; false serves them
-    /// from the disk mirror (the page cache), writes each segment while it is made and keeps
-    /// segments in memory only while the disk fails — about 4.5 MB less per 2.5 Mb/s stream
-    /// [default: true]
+    /// Keep the live window's segments in memory and serve them from there (about 4.5 MB per
+    /// 2.5 Mb/s stream); false serves them from the disk mirror (the page cache), writes each
+    /// segment while it is made and keeps segments in memory only while the disk fails
+    /// [default: false]
     #[arg(
         long,
         global = true,
@@ -359,7 +359,7 @@ impl Settings {
             auth_failures_per_minute: auth_failures_per_minute.unwrap_or(10).max(1),
             hls_target_duration: Duration::from_secs(u64::from(target)),
             hls_window: window,
-            hls_window_in_memory: hls_window_in_memory.unwrap_or(true),
+            hls_window_in_memory: hls_window_in_memory.unwrap_or(false),
             hls_disk_cache_bytes: match hls_disk_cache_mb {
                 Some(mb) if mb > 65_536 => {
                     return Err(invalid("hls_disk_cache_mb", "must be at most 65536"))
@@ -417,7 +417,7 @@ mod tests {
         assert_eq!(s.data, PathBuf::from("./data"));
         assert_eq!(s.idle_timeout, Duration::from_secs(10));
         assert_eq!(s.hls_window, 6);
-        assert!(s.hls_window_in_memory);
+        assert!(!s.hls_window_in_memory, "the window is served from disk");
         assert_eq!(s.hls_disk_cache_bytes, 32 << 20);
         assert!(s.workers >= 1);
     }

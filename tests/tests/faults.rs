@@ -146,15 +146,15 @@ fn break_disk(hls_dir: &std::path::Path, user: &str) -> &'static str {
 }
 
 #[test]
-fn full_or_unwritable_disk_keeps_streams_up() {
-    disk_fault_keeps_streams_up(&[]);
+fn full_or_unwritable_disk_keeps_streams_up_with_the_memory_window() {
+    disk_fault_keeps_streams_up(&["--hls-window-in-memory", "true"]);
 }
 
-/// Without the in-memory window the origin serves from disk, so a segment that cannot be written
-/// must stay in memory.
+/// By default the origin serves the window from disk, so a segment that cannot be written must
+/// stay in memory.
 #[test]
-fn full_or_unwritable_disk_keeps_streams_up_without_the_memory_window() {
-    disk_fault_keeps_streams_up(&["--hls-window-in-memory", "false"]);
+fn full_or_unwritable_disk_keeps_streams_up() {
+    disk_fault_keeps_streams_up(&[]);
 }
 
 fn disk_fault_keeps_streams_up(args: &[&str]) {

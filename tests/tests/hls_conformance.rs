@@ -197,15 +197,11 @@ fn metric(server: &Server, name: &str) -> u64 {
         .unwrap()
 }
 
-/// `--hls-window-in-memory false`: the same conformance, served from the disk mirror, and the
-/// window's bytes leave memory once written (while the default keeps them).
+/// The default: the same conformance, served from the disk mirror, and the window's bytes leave
+/// memory once written (while `--hls-window-in-memory true` keeps them).
 #[test]
-fn window_served_from_disk_when_not_kept_in_memory() {
-    let (server, last) = publish_and_check_with(
-        Clip::AudioVideo,
-        10.0,
-        &["--hls-window", "10", "--hls-window-in-memory", "false"],
-    );
+fn window_served_from_disk_by_default() {
+    let (server, last) = publish_and_check_with(Clip::AudioVideo, 10.0, &["--hls-window", "10"]);
     let dir = server.data().join("hls").join("alice");
     for name in &last.names {
         let served = get(server.http, &format!("/live/alice/{name}"));
@@ -244,11 +240,11 @@ fn window_served_from_disk_when_not_kept_in_memory() {
     );
 }
 
-/// The default keeps a live window in memory; once the publish ends, the segments safely on disk
-/// leave memory and are served from there, byte for byte the same.
+/// `--hls-window-in-memory true` keeps a live window in memory; once the publish ends, the
+/// segments safely on disk leave memory and are served from there, byte for byte the same.
 #[test]
-fn the_default_keeps_the_live_window_in_memory_and_releases_it_at_the_end() {
-    let server = Server::start(&[]);
+fn the_memory_window_keeps_the_live_window_in_memory_and_releases_it_at_the_end() {
+    let server = Server::start(&["--hls-window-in-memory", "true"]);
     let key = server.add_user("alice");
     let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
     let live = wait_for(Duration::from_secs(15), || {

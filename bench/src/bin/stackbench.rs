@@ -629,7 +629,7 @@ fn main() {
     let runs = 5;
     let keyframes = Keyframes::of(Clip::AudioVideo);
 
-    let variants = ["Boltstream", "Boltstream, window on disk", "nginx-rtmp"];
+    let variants = ["Boltstream", "Boltstream, window in memory", "nginx-rtmp"];
     let mut results: Vec<StackResult> = Vec::new();
     for which in variants {
         // One worker thread, as nginx runs one worker process (`worker_processes 1`): the same
@@ -647,8 +647,8 @@ fn main() {
             // Logging as shipped (info), like nginx's `access_log off` and `error_log warn`: no
             // line per request.
             "Boltstream" => Box::new(Server::start_logging(&common, "info")),
-            "Boltstream, window on disk" => Box::new(Server::start_logging(
-                &[&common[..], &["--hls-window-in-memory", "false"]].concat(),
+            "Boltstream, window in memory" => Box::new(Server::start_logging(
+                &[&common[..], &["--hls-window-in-memory", "true"]].concat(),
                 "info",
             )),
             _ => Box::new(Nginx::start()),

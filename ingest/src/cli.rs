@@ -96,7 +96,7 @@ pub fn run_command(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let open = || -> anyhow::Result<Store> {
-        std::fs::create_dir_all(&settings.data)
+        Store::create_data_dir(&settings.data)
             .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
         Ok(Store::open(&settings.database_path())?)
     };

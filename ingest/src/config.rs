@@ -33,6 +33,79 @@ pub struct Options {
         value_name = "ADDR"
     )]
     pub http_listen: Option<SocketAddr>,
+    /// Address of the operator endpoints /internal/health and /internal/metrics, kept off the
+    /// public port [default: 127.0.0.1:9935]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_INTERNAL_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub internal_listen: Option<SocketAddr>,
+    /// Proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client:
+    /// for a request from one of them the client is the right-most forwarded address that is not
+    /// itself a trusted proxy. Set it to your edges' addresses, or every viewer behind an edge is
+    /// one client to the per-address limits [default: none]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds a client has to send a request body (a form or JSON) [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HTTP_BODY_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub http_body_timeout: Option<u64>,
+    /// Seconds a response may wait for a client to read any of it before the connection is
+    /// closed [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HTTP_WRITE_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub http_write_timeout: Option<u64>,
+    /// Failed log-ins to one account per minute, from all addresses, after which only addresses
+    /// that logged in to it before may try [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_LOGIN_FAILURES_PER_ACCOUNT",
+        value_name = "N"
+    )]
+    pub login_failures_per_account: Option<u32>,
+    /// Accounts one address (IPv6: one /64) may sign up per hour [default: 5]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_SIGNUPS_PER_ADDRESS",
+        value_name = "N"
+    )]
+    pub signups_per_address: Option<u32>,
+    /// Accounts the whole site accepts per minute [default: 30]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_SIGNUPS_PER_MINUTE",
+        value_name = "N"
+    )]
+    pub signups_per_minute: Option<u32>,
+    /// Password hashes (log-in, sign-up, password change) computed at once; each takes ~19 MiB
+    /// and a core for a moment, so more wait, and past a few seconds are told to retry
+    /// [default: half the CPU cores, at least 1]
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_PASSWORD_HASHES_AT_ONCE",
+        value_name = "N"
+    )]
+    pub password_hashes_at_once: Option<usize>,
     /// RTMP application name publishers use: rtmp://host/APP/<stream key> [default: app]
     #[arg(long, global = true, env = "BOLTSTREAM_RTMP_APP", value_name = "NAME")]
     pub rtmp_app: Option<String>,
@@ -222,6 +295,22 @@ pub struct Settings {
     pub rtmp_listen: SocketAddr,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
+    /// Operator endpoints' listen address.
+    pub internal_listen: SocketAddr,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Deadline for a request body.
+    pub http_body_timeout: Duration,
+    /// Deadline for a client to take any of a response.
+    pub http_write_timeout: Duration,
+    /// Failed log-ins per account per minute.
+    pub login_failures_per_account: u32,
+    /// Sign-ups per address group per hour.
+    pub signups_per_address: u32,
+    /// Sign-ups per minute, site-wide.
+    pub signups_per_minute: u32,
+    /// Password hashes at once.
+    pub password_hashes_at_once: usize,
     /// RTMP application name.
     pub rtmp_app: String,
     /// Handshake-to-publish deadline.
@@ -292,7 +381,9 @@ impl Settings {
             }
             None => Options::default(),
         };
-        merge!(cli, file; data, rtmp_listen, http_listen, rtmp_app, handshake_timeout, idle_timeout,
+        merge!(cli, file; data, rtmp_listen, http_listen, internal_listen, trusted_proxies,
+            http_body_timeout, http_write_timeout, login_failures_per_account, signups_per_address,
+            signups_per_minute, password_hashes_at_once, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
             hls_target_duration, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
@@ -337,12 +428,38 @@ impl Settings {
             0 => Err(invalid(name, "must be at least 1")),
             v => Ok(v),
         };
+        let trusted_proxies = (trusted_proxies.unwrap_or_default().iter())
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| parse_net(t.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|bad| {
+                invalid(
+                    "trusted_proxies",
+                    &format!("{bad:?} is not an address or CIDR (e.g. 10.0.0.0/8, ::1)"),
+                )
+            })?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let policy = Policy::with_playlist_max_age(playlist_max_age.unwrap_or(1))
             .map_err(|e: PolicyError| invalid("playlist_max_age", &e.to_string()))?;
         Ok(Settings {
             data: data.unwrap_or_else(|| PathBuf::from("./data")),
             rtmp_listen: rtmp_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1935))),
             http_listen: http_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            internal_listen: internal_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9935))),
+            trusted_proxies,
+            http_body_timeout: positive("http_body_timeout", http_body_timeout, 10)?,
+            http_write_timeout: positive("http_write_timeout", http_write_timeout, 10)?,
+            login_failures_per_account: login_failures_per_account.unwrap_or(10).max(1),
+            signups_per_address: signups_per_address.unwrap_or(5).max(1),
+            signups_per_minute: signups_per_minute.unwrap_or(30).max(1),
+            password_hashes_at_once: match password_hashes_at_once {
+                Some(n) if !(1..=256).contains(&n) => {
+                    return Err(invalid("password_hashes_at_once", "must be 1 to 256"))
+                }
+                Some(n) => n,
+                None => (cores / 2).max(1),
+            },
             rtmp_app,
             handshake_timeout: positive("handshake_timeout", handshake_timeout, 5)?,
             idle_timeout: positive("idle_timeout", idle_timeout, 10)?,
@@ -354,7 +471,7 @@ impl Settings {
                     return Err(invalid("workers", "must be 1 to 1024"))
                 }
                 Some(n) => n,
-                None => std::thread::available_parallelism().map_or(1, usize::from),
+                None => cores,
             },
             auth_failures_per_minute: auth_failures_per_minute.unwrap_or(10).max(1),
             hls_target_duration: Duration::from_secs(u64::from(target)),
@@ -403,6 +520,13 @@ impl Settings {
     pub fn hls_dir(&self) -> PathBuf {
         self.data.join("hls")
     }
+}
+
+/// An address or a CIDR network; a bare address is a network of one.
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| text.to_string())
 }
 
 #[cfg(test)]
@@ -479,6 +603,22 @@ mod tests {
                 .to_string()
                 .contains("workers"));
         }
+        let cli = Options {
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "not-an-address".into()]),
+            ..Options::default()
+        };
+        let err = Settings::resolve(cli, None).unwrap_err().to_string();
+        assert!(
+            err.contains("trusted_proxies") && err.contains("not-an-address"),
+            "{err}"
+        );
+        let cli = Options {
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "::1".into(), "127.0.0.1".into()]),
+            ..Options::default()
+        };
+        let s = Settings::resolve(cli, None).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 3);
+        assert!(s.trusted_proxies[2].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
         let cli = Options {
             hls_disk_cache_mb: Some(1 << 20),
             ..Options::default()

@@ -41,7 +41,7 @@ impl RunningServer {
     /// Opens the database, resets streams a crash left live, binds both listeners and starts serving.
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        std::fs::create_dir_all(&settings.data)
+        Store::create_data_dir(&settings.data)
             .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
         let db_path = settings.database_path();
         let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
@@ -73,6 +73,15 @@ impl RunningServer {
             .with_context(|| format!("cannot listen for HTTP on {}", settings.http_listen))?;
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
+        let internal_listener = TcpListener::bind(settings.internal_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for the internal endpoints on {}",
+                    settings.internal_listen
+                )
+            })?;
+        let internal_addr = internal_listener.local_addr()?;
 
         let rtmp_ctx = Arc::new(RtmpContext {
             settings: Arc::clone(&settings),
@@ -97,7 +106,18 @@ impl RunningServer {
             shutdown.clone(),
             rtmp_addr.port(),
         ));
-        tracker.spawn(http::listen(http_listener, http_ctx, tracker.clone()));
+        tracker.spawn(http::listen(
+            http_listener,
+            Arc::clone(&http_ctx),
+            tracker.clone(),
+            http::Side::Public,
+        ));
+        tracker.spawn(http::listen(
+            internal_listener,
+            http_ctx,
+            tracker.clone(),
+            http::Side::Internal,
+        ));
         tracker.spawn(drop_watch(
             Arc::clone(&store),
             Arc::clone(&registry),
@@ -109,7 +129,7 @@ impl RunningServer {
             shutdown.clone(),
         ));
 
-        info!(rtmp = %rtmp_addr, http = %http_addr, data = %settings.data.display(), app = %settings.rtmp_app, "boltstream serving");
+        info!(rtmp = %rtmp_addr, http = %http_addr, internal = %internal_addr, data = %settings.data.display(), app = %settings.rtmp_app, "boltstream serving");
         Ok(Self {
             rtmp_addr,
             http_addr,

@@ -37,7 +37,32 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    request_on(stream, method, target, headers, body)
+}
+
+/// [`request`] from another loopback address (`127.0.0.2`, ...), as a second client would.
+pub fn request_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    target: &[u8],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+    request_on(socket.into(), method, target, headers, body)
+}
+
+fn request_on(
+    mut stream: TcpStream,
+    method: &str,
+    target: &[u8],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     let mut req = Vec::new();
     req.extend_from_slice(method.as_bytes());

@@ -30,6 +30,8 @@ pub struct Server {
     pub rtmp: SocketAddr,
     /// HTTP address.
     pub http: SocketAddr,
+    /// The internal endpoints' address (health, metrics).
+    pub internal: SocketAddr,
     log: PathBuf,
     extra: Vec<String>,
     log_filter: String,
@@ -65,7 +67,7 @@ impl Server {
     fn spawn(
         data: PathBuf,
         extra: Vec<String>,
-        ports: Option<(SocketAddr, SocketAddr)>,
+        ports: Option<(SocketAddr, SocketAddr, SocketAddr)>,
         log_filter: String,
     ) -> Self {
         let log =
@@ -73,14 +75,15 @@ impl Server {
                 .join("logs")
                 .join(format!("server-{}-{}.log", std::process::id(), unique()));
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        let (rtmp, http) = ports.map_or(
-            ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
-            |(r, h)| (r.to_string(), h.to_string()),
-        );
+        let any = "127.0.0.1:0".to_string();
+        let (rtmp, http, internal) = ports.map_or((any.clone(), any.clone(), any), |(r, h, i)| {
+            (r.to_string(), h.to_string(), i.to_string())
+        });
         let child = Command::new(binary())
             .arg("--data")
             .arg(&data)
             .args(["--rtmp-listen", &rtmp, "--http-listen", &http])
+            .args(["--internal-listen", &internal])
             .args(&extra)
             .arg("serve")
             .env("BOLTSTREAM_LOG", &log_filter)
@@ -95,6 +98,7 @@ impl Server {
             _dir: None,
             rtmp: "0.0.0.0:0".parse().unwrap(),
             http: "0.0.0.0:0".parse().unwrap(),
+            internal: "0.0.0.0:0".parse().unwrap(),
             log,
             extra,
             log_filter,
@@ -107,9 +111,9 @@ impl Server {
                     .find_map(|w| w.strip_prefix(name))
                     .and_then(|v| v.parse::<SocketAddr>().ok())
             };
-            Some((field("rtmp=")?, field("http=")?))
+            Some((field("rtmp=")?, field("http=")?, field("internal=")?))
         });
-        let Some((rtmp, http)) = addrs else {
+        let Some((rtmp, http, internal)) = addrs else {
             let status = server
                 .child
                 .as_mut()
@@ -121,6 +125,7 @@ impl Server {
         };
         server.rtmp = rtmp;
         server.http = http;
+        server.internal = internal;
         server
     }
 
@@ -130,7 +135,7 @@ impl Server {
         let mut next = Self::spawn(
             self.data.clone(),
             self.extra.clone(),
-            Some((self.rtmp, self.http)),
+            Some((self.rtmp, self.http, self.internal)),
             self.log_filter.clone(),
         );
         next._dir = dir;

@@ -45,7 +45,7 @@ fn slowloris_does_not_starve_real_clients() {
     });
     assert!(playlist.is_some(), "the viewer was starved");
     assert!(publisher.running(), "{}", publisher.stderr());
-    assert_eq!(get(server.http, "/internal/health").status, 200);
+    assert_eq!(get(server.internal, "/internal/health").status, 200);
     // The idle RTMP connections are closed by the handshake timeout, the HTTP ones by the header
     // timeout; the server holds no more than the per-address cap of them at any time.
     std::thread::sleep(Duration::from_secs(4));

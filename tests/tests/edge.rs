@@ -10,7 +10,7 @@ use boltstream_tests::server::Server;
 use boltstream_tests::wait_for;
 
 fn origin_count(server: &Server, route: &str) -> u64 {
-    let metrics = get(server.http, "/internal/metrics").text();
+    let metrics = get(server.internal, "/internal/metrics").text();
     let needle = format!("boltstream_http_requests_total{{route=\"{route}\"}} ");
     metrics
         .lines()

@@ -278,3 +278,437 @@ fn frozen_or_crawling_timestamps_cannot_grow_a_segment_without_bound() {
         );
     }
 }
+
+/// Opens a connection from `source` (a loopback address) to `to`.
+fn connect_from(
+    source: &str,
+    to: std::net::SocketAddr,
+    rcvbuf: Option<usize>,
+) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    socket.into()
+}
+
+/// Flaw 3: request bodies were read with no deadline and responses written with no deadline. Two
+/// clients that trickle a form body and one that pipelines downloads and never reads held all
+/// three connection slots of their address for as long as they liked; now each is cut off at its
+/// timeout and the address gets in again.
+#[test]
+fn slow_bodies_and_slow_readers_release_their_connection_slots() {
+    use std::io::Write as _;
+    let server = Server::start(&[
+        "--max-connections-per-ip",
+        "3",
+        "--http-body-timeout",
+        "2",
+        "--http-write-timeout",
+        "2",
+    ]);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from("127.0.0.2", server.http, None);
+        s.write_all(
+            b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nu",
+        )
+        .unwrap();
+        held.push(s);
+    }
+    // 40 pipelined requests for hls.js (~500 KB each) into a 4 KB receive window, never read.
+    let mut reader = connect_from("127.0.0.2", server.http, Some(4096));
+    let one = b"GET /static/hls.min.js HTTP/1.1\r\nHost: x\r\n\r\n";
+    reader.write_all(&one.repeat(40)).unwrap();
+    held.push(reader);
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = boltstream_tests::http::request_from(
+        "127.0.0.2".parse().unwrap(),
+        server.http,
+        "GET",
+        b"/",
+        &[],
+        b"",
+    );
+    assert!(refused.is_err(), "the three slots are taken at first");
+    // Past both timeouts, still holding the sockets open, the address is served again.
+    let served = wait_for(Duration::from_secs(8), || {
+        boltstream_tests::http::request_from(
+            "127.0.0.2".parse().unwrap(),
+            server.http,
+            "GET",
+            b"/",
+            &[],
+            b"",
+        )
+        .ok()
+        .filter(|r| r.status == 200)
+    });
+    assert!(served.is_some(), "slots still pinned: {}", server.log());
+    drop(held);
+}
+
+/// Posts the log-in form from `source` to `to` (the origin or the edge) with extra headers;
+/// returns the status.
+fn log_in_from(
+    source: &str,
+    to: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> u16 {
+    use boltstream_tests::http::request_from;
+    let source = source.parse().unwrap();
+    let form = request_from(source, to, "GET", b"/login", extra, b"").unwrap();
+    let text = form.text();
+    let start = text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    let csrf = &text[start..start + 64];
+    let cookie = format!("bs_csrf={csrf}");
+    let mut headers = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", cookie.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    let body = format!("csrf={csrf}&username={user}&password={password}");
+    request_from(source, to, "POST", b"/login", &headers, body.as_bytes())
+        .unwrap()
+        .status
+}
+
+fn with_password(server: &Server, user: &str, password: &str) {
+    server.add_user(user);
+    let out = server.cli_with_stdin(&["user", "password", user], &format!("{password}\n"));
+    assert!(out.status.success());
+}
+
+/// Flaw 3, the edge: every request through Envoy came from Envoy's address, so five wrong log-ins
+/// by one viewer locked every viewer out. With the edge as a trusted proxy, the origin counts the
+/// address Envoy appends to X-Forwarded-For — never the part the client wrote.
+#[test]
+fn through_the_edge_each_viewer_is_its_own_client() {
+    use boltstream_tests::envoy::Envoy;
+    let server = Server::start(&["--trusted-proxies", "127.0.0.1/32"]);
+    with_password(&server, "alice", "correct horse battery");
+    let edge = Envoy::start(server.http, "{}");
+    // The attacker guesses from 127.0.0.2, claiming to be the victim at 127.0.0.3.
+    let forged = [("x-forwarded-for", "127.0.0.3")];
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| log_in_from("127.0.0.2", edge.addr, "alice", "wrong", &forged))
+        .collect();
+    // A wrong password is answered 400 (the form again, with the error).
+    assert_eq!(&statuses[..5], &[400; 5], "wrong passwords: {statuses:?}");
+    assert_eq!(statuses[5], 429, "the attacker is throttled: {statuses:?}");
+    // The victim, through the same edge, is not.
+    assert_eq!(
+        log_in_from(
+            "127.0.0.3",
+            edge.addr,
+            "alice",
+            "correct+horse+battery",
+            &[]
+        ),
+        303,
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("peer=127.0.0.2"),
+        "the origin saw the viewer's address"
+    );
+}
+
+/// Flaw 4: the log-in throttle was checked before the (slow, ~19 MiB) password hash and counted
+/// after it, so parallel guesses passed it about 40 times over; sign-up had no limit at all; and
+/// every hash ran on the blocking pool that publish authentication needs. Forty parallel wrong
+/// log-ins from one address now reach the hash at most five times; a guesser spread over
+/// addresses is slowed per account while the owner's known address still gets in; sign-ups are
+/// limited per address and for the site; and a real publish goes live during a flood of log-ins.
+#[test]
+fn parallel_guesses_spread_guessers_and_sign_up_floods_are_limited() {
+    let server = Server::start(&[
+        "--login-failures-per-account",
+        "6",
+        "--signups-per-address",
+        "3",
+        "--signups-per-minute",
+        "4",
+    ]);
+    with_password(&server, "alice", "correct horse battery");
+    let http = server.http;
+    // The owner logged in once from 127.0.0.1: that address is known to the account.
+    assert_eq!(
+        log_in_from("127.0.0.1", http, "alice", "correct+horse+battery", &[]),
+        303
+    );
+
+    let guesses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| s.spawn(move || log_in_from("127.0.0.2", http, "alice", "wrong", &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let hashed = guesses.iter().filter(|s| **s == 400).count();
+    let throttled = guesses.iter().filter(|s| **s == 429).count();
+    assert!(
+        hashed <= 5,
+        "{hashed} of 40 parallel guesses reached the hash: {guesses:?}"
+    );
+    assert_eq!(hashed + throttled, 40, "{guesses:?}");
+
+    // Guesses spread over three more addresses use up the account's allowance (6, 5 used).
+    let spread: Vec<u16> = ["127.0.0.3", "127.0.0.4", "127.0.0.5"]
+        .iter()
+        .map(|ip| log_in_from(ip, http, "alice", "wrong", &[]))
+        .collect();
+    assert_eq!(spread, [400, 429, 429], "per-account limit: {spread:?}");
+    // The owner, from the address the account knows, still gets in.
+    assert_eq!(
+        log_in_from("127.0.0.1", http, "alice", "correct+horse+battery", &[]),
+        303
+    );
+
+    // Sign-ups: three per address, four for the site.
+    let sign_up = |source: &str, name: &str| {
+        use boltstream_tests::http::request_from;
+        let ip = source.parse().unwrap();
+        let page = request_from(ip, http, "GET", b"/signup", &[], b"")
+            .unwrap()
+            .text();
+        let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &page[start..start + 64];
+        let body = format!("csrf={csrf}&username={name}&password=a+long+enough+password");
+        let cookie = format!("bs_csrf={csrf}");
+        let headers = [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", cookie.as_str()),
+        ];
+        request_from(ip, http, "POST", b"/signup", &headers, body.as_bytes())
+            .unwrap()
+            .status
+    };
+    let from_one: Vec<u16> = (0..4)
+        .map(|i| sign_up("127.0.0.6", &format!("new{i}")))
+        .collect();
+    assert_eq!(from_one, [200, 200, 200, 429], "{from_one:?}");
+    assert_eq!(sign_up("127.0.0.7", "other1"), 200);
+    assert_eq!(sign_up("127.0.0.8", "other2"), 429, "site-wide limit");
+
+    // A flood of log-ins from many addresses does not keep a publisher out.
+    let key = server.add_user("streamer");
+    std::thread::scope(|s| {
+        for i in 0..30u8 {
+            s.spawn(move || {
+                let ip = format!("127.0.1.{}", i + 1);
+                for _ in 0..3 {
+                    log_in_from(&ip, http, &format!("user{i}"), "wrong", &[]);
+                }
+            });
+        }
+        let mut publisher = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+        assert!(
+            goes_live(&server, "streamer", Duration::from_secs(10)),
+            "the publish was starved: {}",
+            publisher.stderr()
+        );
+        let _ = publisher.wait(Duration::from_secs(20));
+    });
+}
+
+/// Flaw 8, the smaller items over HTTP: `/internal/*` lives on its own (loopback) listener and is
+/// a plain 404 on the public port, whatever the spelling; HEAD on pages and the API answers like
+/// GET without a body; the data directory and database are private.
+#[test]
+fn internal_endpoints_head_requests_and_private_files() {
+    use boltstream_tests::http::{get, request};
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(&[]);
+    for path in ["/internal/health", "//internal/metrics", "/Internal/health"] {
+        assert_eq!(
+            get(server.http, path).status,
+            404,
+            "{path} on the public port"
+        );
+    }
+    assert_eq!(get(server.internal, "/internal/health").status, 200);
+    assert!(get(server.internal, "/internal/metrics")
+        .text()
+        .contains("boltstream_live_streams"));
+    assert_eq!(get(server.internal, "/").status, 404, "only the endpoints");
+    for path in ["/", "/login", "/api/v1/channels", "/nobody"] {
+        let got = get(server.http, path);
+        let head = request(server.http, "HEAD", path.as_bytes(), &[], b"").unwrap();
+        assert_eq!(head.status, got.status, "{path}");
+        assert!(head.body.is_empty(), "{path}: HEAD has no body");
+        assert_eq!(
+            head.header("content-type"),
+            got.header("content-type"),
+            "{path}"
+        );
+        assert_eq!(
+            head.header("content-length"),
+            Some(got.body.len().to_string().as_str()),
+            "{path}"
+        );
+    }
+    // A data directory the binary creates (here through the CLI, which shares the code with
+    // `serve`) is private, and so is the database in it.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data().join("boltstream.db")), 0o600);
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("new/data");
+    let out = std::process::Command::new(boltstream_tests::server::binary())
+        .arg("--data")
+        .arg(&fresh)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("boltstream.db")), 0o600);
+}
+
+/// Flaw 8: changing a password signs out every other session, and API tokens can be listed and
+/// revoked, from the API as from the dashboard.
+#[test]
+fn password_change_ends_other_sessions_and_tokens_are_revocable() {
+    use boltstream_tests::http::request;
+    let server = Server::start(&[]);
+    with_password(&server, "alice", "correct horse battery");
+    let session = |source: &str| -> String {
+        use boltstream_tests::http::request_from;
+        let ip = source.parse().unwrap();
+        let form = request_from(ip, server.http, "GET", b"/login", &[], b"")
+            .unwrap()
+            .text();
+        let start = form.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &form[start..start + 64];
+        let cookie = format!("bs_csrf={csrf}");
+        let body = format!("csrf={csrf}&username=alice&password=correct+horse+battery");
+        let r = request_from(
+            ip,
+            server.http,
+            "POST",
+            b"/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", cookie.as_str()),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 303);
+        let all = r.header("set-cookie").unwrap_or_default().to_string();
+        all.split([';', ','])
+            .find_map(|p| p.trim().strip_prefix("bs_session="))
+            .unwrap()
+            .to_string()
+    };
+    let mine = session("127.0.0.1");
+    let thief = session("127.0.0.2");
+    let cookie = |t: &str| format!("bs_session={t}");
+    let dash = |t: &str| {
+        request(
+            server.http,
+            "GET",
+            b"/dashboard",
+            &[("cookie", &cookie(t))],
+            b"",
+        )
+        .unwrap()
+    };
+    let page = dash(&mine).text();
+    let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page[start..start + 64].to_string();
+    let post = |path: &[u8], body: &str| {
+        request(
+            server.http,
+            "POST",
+            path,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", &cookie(&mine)),
+            ],
+            format!("csrf={csrf}&{body}").as_bytes(),
+        )
+        .unwrap()
+    };
+    let wrong = post(b"/dashboard/password", "current=nope&new=new+password+here");
+    assert!(wrong.text().contains("not your current password"));
+    assert_eq!(
+        dash(&thief).status,
+        200,
+        "a wrong current password changes nothing"
+    );
+    let changed = post(
+        b"/dashboard/password",
+        "current=correct+horse+battery&new=new+password+here",
+    );
+    assert!(
+        changed.text().contains("Password changed"),
+        "{}",
+        changed.text()
+    );
+    assert_eq!(dash(&mine).status, 200, "the changer stays signed in");
+    assert_eq!(dash(&thief).status, 303, "the other session is signed out");
+
+    // API tokens: two created, listed by id, one revoked through the API itself.
+    let created: Vec<String> = (0..2)
+        .map(|_| {
+            let page = post(b"/dashboard/token", "").text();
+            let start = page.find("bst_").unwrap();
+            page[start..start + 68].to_string()
+        })
+        .collect();
+    let bearer = |t: &str| format!("Bearer {t}");
+    let listed = request(
+        server.http,
+        "GET",
+        b"/api/v1/me/tokens",
+        &[("authorization", &bearer(&created[0]))],
+        b"",
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
+    let ids: Vec<String> = json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{json}");
+    assert!(ids
+        .iter()
+        .all(|id| !created.iter().any(|t| t.contains(id.as_str()))));
+    // Revoked through the API, signed in with the session (and its CSRF token).
+    for id in &ids {
+        let path = format!("/api/v1/me/tokens/{id}");
+        let r = request(
+            server.http,
+            "DELETE",
+            path.as_bytes(),
+            &[("cookie", &cookie(&mine)), ("x-csrf-token", &csrf)],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let me = |t: &str| {
+        request(
+            server.http,
+            "GET",
+            b"/api/v1/me",
+            &[("authorization", &bearer(t))],
+            b"",
+        )
+        .unwrap()
+        .status
+    };
+    let alive: Vec<u16> = created.iter().map(|t| me(t)).collect();
+    assert_eq!(alive.iter().filter(|s| **s == 401).count(), 2, "{alive:?}");
+}

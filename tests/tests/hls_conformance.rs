@@ -188,7 +188,7 @@ fn segment_bytes_in_memory(server: &Server) -> u64 {
 }
 
 fn metric(server: &Server, name: &str) -> u64 {
-    get(server.http, "/internal/metrics")
+    get(server.internal, "/internal/metrics")
         .text()
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))

@@ -185,7 +185,7 @@ fn oversized_headers_and_bodies() {
     .unwrap();
     assert_eq!(r.status, 413);
     // The server is fine afterwards.
-    assert_eq!(get(server.http, "/internal/health").status, 200);
+    assert_eq!(get(server.internal, "/internal/health").status, 200);
 }
 
 #[test]

@@ -271,7 +271,7 @@ fn report(results: &mut Results, channel: &Channel, error: std::io::Error, doing
 fn create_part(dir: &Path) -> std::io::Result<Part> {
     std::fs::create_dir_all(dir)?;
     Ok(Part::Disk {
-        file: File::create(part_path(dir))?,
+        file: create_exclusive(&part_path(dir))?,
         len: 0,
     })
 }
@@ -312,10 +312,25 @@ fn append(part: Part, dir: &Path, bytes: Bytes, on_error: impl FnOnce(std::io::E
 fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, body).inspect_err(|_| {
+    let written = create_exclusive(&tmp).and_then(|mut file| file.write_all(body));
+    written.inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })?;
     std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Creates `path` afresh (`O_CREAT | O_EXCL`, which never follows a symlink): whatever was there —
+/// a file left by a crash, or a link planted to make us write elsewhere — is removed first (the
+/// link itself, never its target).
+fn create_exclusive(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -324,6 +339,24 @@ mod tests {
 
     fn dir() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_not_followed() {
+        let d = dir();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join(".index.m3u8.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, part_path(d.path())).unwrap();
+        write_atomically(d.path(), "index.m3u8", b"#EXTM3U").unwrap();
+        let part = create_part(d.path()).unwrap();
+        let _ = append(part, d.path(), Bytes::from_static(b"ts"), |e| panic!("{e}"));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(
+            std::fs::read(d.path().join("index.m3u8")).unwrap(),
+            b"#EXTM3U"
+        );
+        assert_eq!(std::fs::read(part_path(d.path())).unwrap(), b"ts");
     }
 
     #[test]

@@ -4,7 +4,14 @@
 //!
 //! - [`origin`]: playlists and segments with the shared header policy and conditional GET.
 //! - [`respond`]: small response builders.
+//! - [`client`]: who a request is from, behind trusted proxies.
+//! - [`deadline`]: the response-write timeout.
+//!
+//! Two listeners: the public one (origin, website, API) and the internal one (health, metrics),
+//! which is on loopback by default, as Prometheus users expect of an operator endpoint.
 
+pub mod client;
+pub mod deadline;
 pub mod origin;
 pub mod respond;
 
@@ -20,7 +27,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +36,7 @@ use tracing::debug;
 
 use crate::config::Settings;
 use crate::hls::HlsOutput;
-use crate::limits::{Admission, Throttle};
+use crate::limits::Admission;
 use crate::live::Registry;
 use crate::store::Store;
 
@@ -67,8 +74,8 @@ pub struct HttpContext {
     pub shutdown: CancellationToken,
     /// The RTMP port actually bound (shown to streamers).
     pub rtmp_port: u16,
-    /// Failed log-ins per address.
-    pub login_throttle: Throttle,
+    /// Log-in and sign-up limits, and the password-hash permits.
+    pub guard: crate::web::guard::AccountGuard,
     admission: Admission,
     /// Requests served, by route kind (in [`ROUTE_LABELS`] order).
     requests: [AtomicU64; ROUTE_LABELS.len()],
@@ -98,12 +105,13 @@ impl HttpContext {
         Self {
             rtmp_port,
             requests: Default::default(),
-            login_throttle: Throttle::new(5),
+            guard: crate::web::guard::AccountGuard::new(&settings),
             admission: Admission::new(
                 "http",
                 settings.max_connections_per_ip,
                 settings.max_http_connections,
-            ),
+            )
+            .exempting(&settings.trusted_proxies),
             settings,
             store,
             registry,
@@ -112,8 +120,13 @@ impl HttpContext {
         }
     }
 
-    /// Routes one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    /// Routes one request that arrived on `side` from `peer`.
+    pub async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        side: Side,
+    ) -> Resp {
         let target = req
             .uri()
             .path_and_query()
@@ -124,21 +137,43 @@ impl HttpContext {
         if let Some(i) = ROUTE_LABELS.iter().position(|l| *l == route.label()) {
             self.requests[i].fetch_add(1, Ordering::Relaxed);
         }
+        let client = SocketAddr::new(
+            client::client_ip(peer.ip(), req.headers(), &self.settings.trusted_proxies),
+            peer.port(),
+        );
+        req.extensions_mut().insert(BodyDeadline(
+            tokio::time::Instant::now() + self.settings.http_body_timeout,
+        ));
+        // Pages and the API answer HEAD as GET without the body; live media handles it itself.
+        let head = req.method() == Method::HEAD;
+        if head && route == Route::Other {
+            *req.method_mut() = Method::GET;
+        }
         let (method, label) = (req.method().clone(), route.label());
-        let response = match &route {
-            Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
+        let response = match (&route, side) {
+            (Route::Internal, Side::Internal) => self.internal(req.uri().path()),
+            (_, Side::Internal) | (Route::Internal, Side::Public) => {
+                respond::text(StatusCode::NOT_FOUND, "not found\n")
+            }
+            (Route::LivePlaylist { .. } | Route::LiveSegment { .. }, Side::Public) => {
                 origin::serve(&self, &route, &req).await
             }
-            Route::KeyBearing => respond::text(
+            (Route::KeyBearing, Side::Public) => respond::text(
                 StatusCode::FORBIDDEN,
                 "forbidden: this path carries a stream key; keys are never used in URLs\n",
             ),
-            Route::Rejected(_) => respond::text(StatusCode::BAD_REQUEST, "bad request path\n"),
-            Route::Internal => self.internal(req.uri().path()),
-            Route::Other => crate::web::handle(&self, req, peer).await,
+            (Route::Rejected(_), Side::Public) => {
+                respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
+            }
+            (Route::Other, Side::Public) => crate::web::handle(&self, req, client).await,
+        };
+        let response = if head {
+            without_body(response)
+        } else {
+            response
         };
         // Never the target itself: only the route kind, which cannot carry a key.
-        debug!(peer = %peer, method = %method, route = label, status = response.status().as_u16(), "http");
+        debug!(peer = %client, method = %method, route = label, status = response.status().as_u16(), "http");
         response
     }
 
@@ -172,8 +207,40 @@ impl HttpContext {
     }
 }
 
-/// Serves HTTP until shutdown.
-pub async fn listen(listener: TcpListener, ctx: Arc<HttpContext>, tracker: TaskTracker) {
+/// Which listener a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The origin, website and API.
+    Public,
+    /// Health and metrics only.
+    Internal,
+}
+
+/// When a request's body must have arrived (`http_body_timeout` after its head), for the handlers
+/// that read one.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+/// The response to a HEAD: the GET's status and headers, its length, no body.
+fn without_body(response: Resp) -> Resp {
+    use hyper::body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    if let Some(len) = body.size_hint().exact() {
+        parts
+            .headers
+            .entry(hyper::header::CONTENT_LENGTH)
+            .or_insert_with(|| hyper::header::HeaderValue::from(len));
+    }
+    Response::from_parts(parts, respond::full(Bytes::new()))
+}
+
+/// Serves HTTP on `side` until shutdown.
+pub async fn listen(
+    listener: TcpListener,
+    ctx: Arc<HttpContext>,
+    tracker: TaskTracker,
+    side: Side,
+) {
     while let Some((socket, peer, admitted)) = ctx.admission.accept(&listener, &ctx.shutdown).await
     {
         let ctx = Arc::clone(&ctx);
@@ -183,14 +250,15 @@ pub async fn listen(listener: TcpListener, ctx: Arc<HttpContext>, tracker: TaskT
                 let ctx = Arc::clone(&ctx);
                 service_fn(move |req| {
                     let ctx = Arc::clone(&ctx);
-                    async move { Ok::<_, Infallible>(ctx.handle(req, peer).await) }
+                    async move { Ok::<_, Infallible>(ctx.handle(req, peer, side).await) }
                 })
             };
+            let io = deadline::WriteDeadline::new(socket, ctx.settings.http_write_timeout);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(socket), service);
+                .serve_connection(TokioIo::new(io), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {

@@ -457,7 +457,7 @@ impl Connection {
                 .await;
         }
         let ip = self.peer.ip();
-        if let Verdict::Throttled { first } = self.ctx.throttle.check(ip, Instant::now()) {
+        if let Verdict::Throttled { first } = self.ctx.throttle.begin_ip(ip, Instant::now()) {
             if first {
                 warn!(peer = %self.peer, "publish attempts throttled: too many failures from this address in the last minute");
             }
@@ -477,8 +477,9 @@ impl Connection {
         let (user, publish_id) = match decision {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(refusal)) => {
-                if refusal == PublishRefusal::UnknownKey {
-                    self.ctx.throttle.failed(ip, Instant::now());
+                // Only a wrong key is a guess; the attempt was counted when it started.
+                if refusal != PublishRefusal::UnknownKey {
+                    self.ctx.throttle.succeeded_ip(ip);
                 }
                 info!(peer = %self.peer, key = %shown, outcome = "refused", reason = %refusal, "publish");
                 let why = match refusal {
@@ -489,12 +490,14 @@ impl Connection {
                 return self.refuse(session, request_id, BAD_NAME, why).await;
             }
             Err(err) => {
+                self.ctx.throttle.succeeded_ip(ip);
                 warn!(peer = %self.peer, key = %shown, outcome = "error", error = %err, "publish");
                 return self
                     .refuse(session, request_id, BAD_NAME, "server error; try again")
                     .await;
             }
         };
+        self.ctx.throttle.succeeded_ip(ip);
         let stream = Arc::new(LiveStream {
             user: user.clone(),
             publish_id,

@@ -41,11 +41,32 @@ fn hash_password(password: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Password(e.to_string()))
 }
 
+/// An API token as its owner sees it listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    /// Public id: the first 16 hex digits of the token's hash.
+    pub id: String,
+    /// Unix ms of creation.
+    pub created_ms: i64,
+}
+
 const USER_COLUMNS: &str = "u.username, u.is_admin, u.banned, s.started_ms, u.created_ms";
 
 impl Store {
-    /// Sets (or replaces) a user's password.
+    /// Sets (or replaces) a user's password and ends all their sessions: an operator resetting
+    /// a password (`boltstream user password`) means to lock out whoever knew the old one.
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
+        self.change_password(name, password, None)
+    }
+
+    /// Replaces a user's password and ends every session of theirs but `keep` (the session that
+    /// asked for the change): a thief signed in with the old password is signed out.
+    pub fn change_password(
+        &self,
+        name: &str,
+        password: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
         if password.chars().count() < MIN_PASSWORD {
             return Err(StoreError::Password(format!(
                 "a password has at least {MIN_PASSWORD} characters"
@@ -53,16 +74,56 @@ impl Store {
         }
         let user = Username::parse(name).map_err(|_| StoreError::UnknownUser(name.to_string()))?;
         let hash = hash_password(password)?;
-        let changed = self.with(|c| {
-            Ok(c.execute(
+        let keep = keep.map(storage_hash).unwrap_or_default();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let changed = tx.execute(
                 "UPDATE users SET password_hash = ?1 WHERE username = ?2",
                 params![hash, user.as_str()],
-            )?)
-        })?;
-        if changed == 0 {
-            return Err(StoreError::UnknownUser(user.to_string()));
+            )?;
+            if changed == 0 {
+                return Err(StoreError::UnknownUser(user.to_string()));
+            }
+            tx.execute(
+                "DELETE FROM sessions WHERE token_hash != ?1
+                   AND user_id = (SELECT id FROM users WHERE username = ?2)",
+                params![keep, user.as_str()],
+            )?;
+            Ok(tx.commit()?)
+        })
+    }
+
+    /// A user's API tokens, newest first, by a short public id (a prefix of the token's hash,
+    /// which tells nothing of the token).
+    pub fn api_tokens(&self, name: &str) -> Result<Vec<ApiTokenRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT substr(t.token_hash, 1, 16), t.created_ms FROM api_tokens t
+                 JOIN users u ON u.id = t.user_id WHERE u.username = ?1
+                 ORDER BY t.created_ms DESC, t.token_hash",
+            )?;
+            let rows = stmt.query_map([name], |r| {
+                Ok(ApiTokenRow {
+                    id: r.get(0)?,
+                    created_ms: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Revokes one of a user's API tokens by its id; false when they have none by that id.
+    pub fn revoke_api_token(&self, name: &str, id: &str) -> Result<bool, StoreError> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
         }
-        Ok(())
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM api_tokens WHERE substr(token_hash, 1, 16) = ?1
+                   AND user_id = (SELECT id FROM users WHERE username = ?2)",
+                params![id.to_ascii_lowercase(), name],
+            )? > 0)
+        })
     }
 
     /// Checks a password; `None` when the user is unknown, banned, has no password or it is wrong.
@@ -177,6 +238,52 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_change_ends_the_other_sessions_and_tokens_can_be_revoked() {
+        let store = Store::open_in_memory().unwrap();
+        store.add_user("alice", false).unwrap();
+        store.add_user("bob", false).unwrap();
+        store.set_password("alice", "correct horse").unwrap();
+        let (mine, _) = store.create_session("alice").unwrap();
+        let (thief, _) = store.create_session("alice").unwrap();
+        let (bobs, _) = store.create_session("bob").unwrap();
+        store
+            .change_password("alice", "battery staple", Some(&mine))
+            .unwrap();
+        assert!(store.session(&mine).unwrap().is_some(), "the changer stays");
+        assert!(store.session(&thief).unwrap().is_none(), "the thief is out");
+        assert!(store.session(&bobs).unwrap().is_some(), "others untouched");
+        store.set_password("alice", "a third password").unwrap();
+        assert!(
+            store.session(&mine).unwrap().is_none(),
+            "an operator reset ends all"
+        );
+
+        let first = store.create_api_token("alice").unwrap();
+        let second = store.create_api_token("alice").unwrap();
+        let bob_token = store.create_api_token("bob").unwrap();
+        let listed = store.api_tokens("alice").unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed
+            .iter()
+            .all(|t| !first.contains(&t.id) && t.id.len() == 16));
+        let bob_id = store.api_tokens("bob").unwrap()[0].id.clone();
+        assert!(
+            !store.revoke_api_token("alice", &bob_id).unwrap(),
+            "not hers"
+        );
+        assert!(!store.revoke_api_token("alice", "'; DROP TABLE x").unwrap());
+        let id = listed[0].id.clone();
+        assert!(store.revoke_api_token("alice", &id).unwrap());
+        assert_eq!(store.api_tokens("alice").unwrap().len(), 1);
+        let left = [&first, &second]
+            .iter()
+            .filter(|t| store.api_token_user(t).unwrap().is_some())
+            .count();
+        assert_eq!(left, 1, "exactly the revoked token stopped working");
+        assert!(store.api_token_user(&bob_token).unwrap().is_some());
+    }
 
     #[test]
     fn passwords_sessions_and_tokens() {

@@ -6,7 +6,7 @@
 //! the server writes; the busy timeout makes a briefly locked database a wait, not an error.
 
 mod accounts;
-pub use accounts::{random_token, SessionUser, MIN_PASSWORD, SESSION_MS};
+pub use accounts::{random_token, ApiTokenRow, SessionUser, MIN_PASSWORD, SESSION_MS};
 mod migrations;
 
 use std::path::Path;
@@ -187,10 +187,39 @@ fn new_key() -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating if needed, readable by this user only) the database at `path` and brings
+    /// its schema up to date. SQLite gives its `-wal` and `-shm` files the database's mode.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The handle is closed before SQLite opens the file: closing any descriptor of a file
+        // drops every POSIX lock this process holds on it, SQLite's included — with the handle
+        // kept open, the CLI saw the server as gone and deleted the live WAL under it.
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map(drop);
+        if let Err(e) = created {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot create {}: {e}", path.display())),
+                )));
+            }
+        }
         let conn = Connection::open(path)?;
         Self::setup(conn)
+    }
+
+    /// Creates the data directory (and its parents) readable by this user only: it holds the
+    /// database and every stream's output.
+    pub fn create_data_dir(path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
     }
 
     /// An in-memory database, for tests.
@@ -474,3 +503,22 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_data_directory_and_database_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/data");
+        Store::create_data_dir(&data).unwrap();
+        let db = data.join("boltstream.db");
+        Store::open(&db).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        Store::open(&db).unwrap();
+    }
+}

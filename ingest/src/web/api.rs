@@ -186,7 +186,18 @@ pub async fn handle(ctx: &Arc<HttpContext>, req: Request<Incoming>, rest: &str) 
             };
             match (&method, segments.as_slice()) {
                 (&Method::GET, ["me"]) => reply(StatusCode::OK, me_json(&user)),
-                (&Method::POST, _) if !may_change => error(
+                (&Method::GET, ["me", "tokens"]) => {
+                    let store = Arc::clone(&ctx.store);
+                    let name = user.username.clone();
+                    match blocking(move || store.api_tokens(&name)).await {
+                        Ok(tokens) => reply(
+                            StatusCode::OK,
+                            json!({ "tokens": tokens.iter().map(|t| json!({ "id": t.id, "created_ms": t.created_ms })).collect::<Vec<_>>() }),
+                        ),
+                        Err(e) => store_error(&e),
+                    }
+                }
+                (&Method::POST | &Method::DELETE, _) if !may_change => error(
                     StatusCode::FORBIDDEN,
                     "missing or wrong x-csrf-token header",
                 ),
@@ -198,6 +209,15 @@ pub async fn handle(ctx: &Arc<HttpContext>, req: Request<Incoming>, rest: &str) 
                             StatusCode::OK,
                             json!({ "stream_key": key, "note": "shown only now; the old key no longer works" }),
                         ),
+                        Err(e) => store_error(&e),
+                    }
+                }
+                (&Method::DELETE, ["me", "tokens", id]) => {
+                    let store = Arc::clone(&ctx.store);
+                    let (name, id) = (user.username.clone(), id.to_string());
+                    match blocking(move || store.revoke_api_token(&name, &id)).await {
+                        Ok(true) => reply(StatusCode::OK, json!({ "ok": true })),
+                        Ok(false) => error(StatusCode::NOT_FOUND, "no such token"),
                         Err(e) => store_error(&e),
                     }
                 }

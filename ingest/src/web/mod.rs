@@ -6,9 +6,11 @@
 //! - [`api`]: the JSON API.
 //! - [`session`]: cookies, API tokens, CSRF.
 //! - [`assets`]: embedded hls.js, player script and stylesheet.
+//! - [`guard`]: log-in and sign-up limits, and the bound on password hashing.
 
 pub mod api;
 pub mod assets;
+pub mod guard;
 pub mod pages;
 pub mod session;
 
@@ -33,11 +35,25 @@ pub enum BodyError {
     TooLarge,
     /// Not the expected content type or encoding.
     Invalid,
+    /// Not all there by the body deadline (`http_body_timeout`).
+    TooSlow,
 }
 
-/// Reads a request body, bounded by [`MAX_BODY`].
+/// Reads a request body, bounded by [`MAX_BODY`] and by the request's body deadline: a client
+/// that trickles a body held its connection slot for as long as it kept trickling.
 pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, BodyError> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let deadline = req
+        .extensions()
+        .get::<crate::http::BodyDeadline>()
+        .map_or_else(
+            || tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+            |d| d.0,
+        );
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(collected) = tokio::time::timeout_at(deadline, collect).await else {
+        return Err(BodyError::TooSlow);
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err)
             if err

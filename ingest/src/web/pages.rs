@@ -11,11 +11,11 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 
-use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
+use super::guard::Refusal;
+use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
 use super::{read_form, BodyError};
 use crate::hls::playlist::format_date_time;
 use crate::http::{respond, HttpContext, Resp};
-use crate::limits::Verdict;
 use crate::store::{now_ms, random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
 
 /// HTML-escapes text for element content and attribute values.
@@ -93,6 +93,12 @@ fn body_error(e: BodyError, user: Option<&SessionUser>) -> Resp {
             "Too large",
             "That form was larger than this site accepts.",
         ),
+        BodyError::TooSlow => error_page(
+            StatusCode::REQUEST_TIMEOUT,
+            user,
+            "Too slow",
+            "The form did not arrive in time.",
+        ),
         BodyError::Invalid => error_page(
             StatusCode::BAD_REQUEST,
             user,
@@ -132,7 +138,7 @@ pub async fn handle(
     match (&method, segments.as_slice()) {
         (&Method::GET, [""]) => directory(ctx, user).await,
         (&Method::GET, ["signup"]) => auth_form(ctx, user, Form::Signup, None),
-        (&Method::POST, ["signup"]) => signup(ctx, req).await,
+        (&Method::POST, ["signup"]) => signup(ctx, req, peer).await,
         (&Method::GET, ["login"]) => auth_form(ctx, user, Form::Login, None),
         (&Method::POST, ["login"]) => login(ctx, req, peer).await,
         (&Method::POST, ["logout"]) => logout(ctx, req, signed_in).await,
@@ -261,6 +267,15 @@ enum Form {
     Login,
 }
 
+impl Form {
+    fn label(&self) -> &'static str {
+        match self {
+            Form::Signup => "sign-up",
+            Form::Login => "log-in",
+        }
+    }
+}
+
 fn auth_form(
     ctx: &Arc<HttpContext>,
     user: Option<&SessionUser>,
@@ -315,9 +330,12 @@ fn auth_form(
     r
 }
 
-/// Reads a signed-in user's form (its only field is the CSRF token) and checks the token against
-/// the session's.
-async fn check_signed_form(req: Request<Incoming>, s: &SessionUser) -> Result<(), Resp> {
+/// Reads a signed-in user's form and checks its CSRF token against the session's; returns the
+/// form's fields.
+async fn check_signed_form(
+    req: Request<Incoming>,
+    s: &SessionUser,
+) -> Result<std::collections::HashMap<String, String>, Resp> {
     let form = read_form(req).await.map_err(|e| body_error(e, Some(s)))?;
     if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
         return Err(error_page(
@@ -327,7 +345,7 @@ async fn check_signed_form(req: Request<Incoming>, s: &SessionUser) -> Result<()
             "Please reload the page and try again.",
         ));
     }
-    Ok(())
+    Ok(form)
 }
 
 /// Reads a pre-session form (sign-up, log-in) and checks its double-submit CSRF token against the
@@ -380,7 +398,7 @@ fn host_shell<B>(req: &Request<B>) -> Request<()> {
         .expect("valid request")
 }
 
-async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>) -> Resp {
+async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     if !ctx.settings.signup {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -405,18 +423,24 @@ async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>) -> Resp {
             Some("Choose a password of at least 8 characters."),
         );
     }
+    if let Err(refusal) = ctx.guard.begin_signup(peer.ip(), Instant::now()) {
+        return throttled(ctx, Form::Signup, &refusal, peer);
+    }
     let store = Arc::clone(&ctx.store);
-    let created = blocking(
-        move || -> Result<(String, String, String, String), StoreError> {
+    let created = ctx
+        .guard
+        .hashing(move || -> Result<(String, String, String), StoreError> {
             let (user, key) = store.add_user(&name, false)?;
             store.set_password(user.as_str(), &password)?;
             let (token, _) = store.create_session(user.as_str())?;
-            Ok((user.to_string(), key, token, String::new()))
-        },
-    )
-    .await;
+            Ok((user.to_string(), key, token))
+        })
+        .await;
+    let Some(created) = created else {
+        return busy(Form::Signup, ctx);
+    };
     match created {
-        Ok((user, key, token, _)) => {
+        Ok((user, key, token)) => {
             let store = Arc::clone(&ctx.store);
             let session = blocking({
                 let token = token.clone();
@@ -444,47 +468,99 @@ async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>) -> Resp {
 
 async fn login(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
+    let device = session::cookie(req.headers(), DEVICE_COOKIE).map(str::to_string);
     let form = match pre_session_form(req, cookie.as_deref(), "log-in").await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if let Verdict::Throttled { first } = ctx.login_throttle.check(peer.ip(), Instant::now()) {
-        if first {
-            tracing::warn!(peer = %peer, "log-in attempts throttled: too many failures from this address");
-        }
-        let mut r = auth_form(
-            ctx,
-            None,
-            Form::Login,
-            Some("Too many failed attempts. Wait a minute and try again."),
-        );
-        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        return r;
-    }
     let name = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
-    let store = Arc::clone(&ctx.store);
-    let result = blocking(move || -> Result<Option<(String, String)>, StoreError> {
-        match store.verify_password(&name, &password)? {
-            Some(user) => Ok(Some((
-                user.username.clone(),
-                store.create_session(&user.username)?.0,
-            ))),
-            None => Ok(None),
-        }
-    })
-    .await;
-    match result {
-        Ok(Some((user, token))) => {
-            tracing::info!(user = %user, peer = %peer, "logged in");
-            signed_in_response(ctx, &token, redirect("/dashboard"))
-        }
-        Ok(None) => {
-            ctx.login_throttle.failed(peer.ip(), Instant::now());
-            auth_form(ctx, None, Form::Login, Some("Wrong username or password."))
-        }
-        Err(e) => server_error(None, &e),
+    if let Err(refusal) = ctx
+        .guard
+        .begin_login(peer.ip(), &name, device.as_deref(), Instant::now())
+    {
+        return throttled(ctx, Form::Login, &refusal, peer);
     }
+    let store = Arc::clone(&ctx.store);
+    let checked_name = name.clone();
+    let result = ctx
+        .guard
+        .hashing(move || -> Result<Option<(String, String)>, StoreError> {
+            match store.verify_password(&checked_name, &password)? {
+                Some(user) => Ok(Some((
+                    user.username.clone(),
+                    store.create_session(&user.username)?.0,
+                ))),
+                None => Ok(None),
+            }
+        })
+        .await;
+    match result {
+        None => busy(Form::Login, ctx),
+        Some(Ok(Some((user, token)))) => {
+            let fresh = ctx
+                .guard
+                .login_succeeded(peer.ip(), &name, device.as_deref());
+            tracing::info!(user = %user, peer = %peer, "logged in");
+            let mut r = signed_in_response(ctx, &token, redirect("/dashboard"));
+            if let Some(device) = fresh {
+                // A year: it only ever lets this browser try its accounts during an attack.
+                r.headers_mut().append(
+                    header::SET_COOKIE,
+                    session::set_cookie(
+                        DEVICE_COOKIE,
+                        &device,
+                        365 * 24 * 3600,
+                        ctx.settings.secure_cookies,
+                    ),
+                );
+            }
+            r
+        }
+        Some(Ok(None)) => auth_form(ctx, None, Form::Login, Some("Wrong username or password.")),
+        Some(Err(e)) => server_error(None, &e),
+    }
+}
+
+/// The answer to an attempt a limit refused, before any work was done for it.
+fn throttled(ctx: &Arc<HttpContext>, form: Form, refusal: &Refusal, peer: SocketAddr) -> Resp {
+    let (first, what, message) = match refusal {
+        Refusal::Address { first } => (
+            *first,
+            "from this address",
+            "Too many attempts from your address. Wait a while and try again.",
+        ),
+        Refusal::Account { first } => (
+            *first,
+            "to one account from addresses it does not know",
+            "Too many failed log-ins to this account. Wait a minute and try again.",
+        ),
+        Refusal::Site { first } => (
+            *first,
+            "site-wide",
+            "Too many new accounts right now. Try again in a minute.",
+        ),
+    };
+    if first {
+        tracing::warn!(peer = %peer, form = form.label(), "attempts throttled: too many {what}");
+    }
+    let mut r = auth_form(ctx, None, form, Some(message));
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r
+}
+
+/// Every password-hash permit stayed busy for seconds: a flood is on; ask the visitor to retry.
+fn busy(form: Form, ctx: &Arc<HttpContext>) -> Resp {
+    let mut r = auth_form(
+        ctx,
+        None,
+        form,
+        Some("The server is busy. Try again in a moment."),
+    );
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 async fn logout(
@@ -533,13 +609,42 @@ async fn dashboard<B>(
     s: &SessionUser,
     fresh: Option<&str>,
 ) -> Resp {
+    dashboard_with(ctx, req, s, fresh, None).await
+}
+
+async fn dashboard_with<B>(
+    ctx: &Arc<HttpContext>,
+    req: &Request<B>,
+    s: &SessionUser,
+    fresh: Option<&str>,
+    notice: Option<&str>,
+) -> Resp {
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
-    let live = blocking(move || store.live_stream(&name)).await;
-    let live = match live {
-        Ok(l) => l,
+    let found = blocking(move || -> Result<_, StoreError> {
+        Ok((store.live_stream(&name)?, store.api_tokens(&name)?))
+    })
+    .await;
+    let (live, tokens) = match found {
+        Ok(found) => found,
         Err(e) => return server_error(Some(s), &e),
     };
+    let notice = notice
+        .map(|n| format!("<div class=\"notice\">{}</div>", esc(n)))
+        .unwrap_or_default();
+    let csrf = esc(&s.csrf);
+    let token_rows: String = tokens
+        .iter()
+        .map(|t| {
+            format!(
+                "<div class=\"row\"><code>{id}</code><span class=\"muted small\">created {created}</span>\
+                 <form method=\"post\" action=\"/dashboard/revoke-token\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"id\" value=\"{id}\"><button class=\"secondary\" type=\"submit\">Revoke</button></form></div>",
+                id = esc(&t.id),
+                created = esc(&format_date_time(t.created_ms)),
+            )
+        })
+        .collect();
     let secret = match fresh {
         Some(k) if k.starts_with("bst_") => format!(
             "<div class=\"notice\"><b>Your new API token</b> — shown only now. Use it as <code>Authorization: Bearer …</code>.<span class=\"secret\">{}</span></div>",
@@ -575,16 +680,74 @@ async fn dashboard<B>(
         None => "<div class=\"row\"><span class=\"badge\">OFFLINE</span><span class=\"muted\">Start streaming from OBS and this turns live within seconds.</span></div>".to_string(),
     };
     let body = format!(
-        "<h1>Dashboard</h1>{secret}<div class=\"card\"><h2>Stream</h2>{status}</div>\
+        "<h1>Dashboard</h1>{notice}{secret}<div class=\"card\"><h2>Stream</h2>{status}</div>\
          <div class=\"card mt\"><h2>Streaming setup</h2><label>Server</label><code>{rtmp}</code>\
          <label>Stream key</label><p class=\"muted small\">Shown only when it is created or rotated. Lost it, or think someone saw it? Rotate it: the old key stops working at once.</p>\
          <form method=\"post\" action=\"/dashboard/rotate\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"danger\" type=\"submit\">Rotate stream key</button></form></div>\
          <div class=\"card mt\"><h2>API</h2><p class=\"muted small\">Tokens for <code>/api/v1/</code>, shown once.</p>\
-         <form method=\"post\" action=\"/dashboard/token\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Create API token</button></form></div>",
+         {token_rows}<form method=\"post\" action=\"/dashboard/token\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Create API token</button></form></div>\
+         <div class=\"card mt\"><h2>Password</h2><p class=\"muted small\">Changing it signs out every other session of yours.</p>\
+         <form method=\"post\" action=\"/dashboard/password\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label>Current password</label><input type=\"password\" name=\"current\" autocomplete=\"current-password\" required>\
+         <label>New password</label><input type=\"password\" name=\"new\" autocomplete=\"new-password\" minlength=\"8\" required>\
+         <button type=\"submit\">Change password</button></form></div>",
         rtmp = esc(&rtmp_url(ctx, req)),
-        csrf = esc(&s.csrf),
     );
     html(StatusCode::OK, layout("Dashboard", Some(s), &body))
+}
+
+/// The dashboard with a short message at the top (a token revoked, a password changed).
+async fn dashboard_notice<B>(
+    ctx: &Arc<HttpContext>,
+    req: &Request<B>,
+    s: &SessionUser,
+    notice: &str,
+) -> Resp {
+    dashboard_with(ctx, req, s, None, Some(notice)).await
+}
+
+/// Changes the signed-in user's password after checking the current one, and signs out every
+/// other session of theirs.
+async fn change_password<B>(
+    ctx: &Arc<HttpContext>,
+    req: &Request<B>,
+    token: String,
+    s: &SessionUser,
+    form: &std::collections::HashMap<String, String>,
+) -> Resp {
+    let current = form.get("current").cloned().unwrap_or_default();
+    let new = form.get("new").cloned().unwrap_or_default();
+    if new.chars().count() < crate::store::MIN_PASSWORD {
+        return dashboard_notice(
+            ctx,
+            req,
+            s,
+            "Choose a new password of at least 8 characters.",
+        )
+        .await;
+    }
+    let store = Arc::clone(&ctx.store);
+    let name = s.user.username.clone();
+    let changed = ctx
+        .guard
+        .hashing(move || -> Result<bool, StoreError> {
+            if store.verify_password(&name, &current)?.is_none() {
+                return Ok(false);
+            }
+            store.change_password(&name, &new, Some(&token))?;
+            Ok(true)
+        })
+        .await;
+    let notice = match changed {
+        None => "The server is busy. Try again in a moment.",
+        Some(Ok(true)) => {
+            tracing::info!(user = %s.user.username, "password changed; other sessions ended");
+            "Password changed. Every other session of yours was signed out."
+        }
+        Some(Ok(false)) => "That is not your current password.",
+        Some(Err(e)) => return server_error(Some(s), &e),
+    };
+    dashboard_notice(ctx, req, s, notice).await
 }
 
 async fn dashboard_action(
@@ -593,18 +756,29 @@ async fn dashboard_action(
     signed_in: Option<(String, SessionUser)>,
     action: &str,
 ) -> Resp {
-    let Some((_, s)) = signed_in else {
+    let Some((signed_token, s)) = signed_in else {
         return redirect("/login");
     };
     let shell = host_shell(&req);
-    if let Err(refused) = check_signed_form(req, &s).await {
-        return refused;
-    }
+    let form = match check_signed_form(req, &s).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
     let secret = match action {
         "rotate" => blocking(move || store.rotate_key(&name)).await,
         "token" => blocking(move || store.create_api_token(&name)).await,
+        "revoke-token" => {
+            let id = form.get("id").cloned().unwrap_or_default();
+            let notice = match blocking(move || store.revoke_api_token(&name, &id)).await {
+                Ok(true) => "API token revoked.",
+                Ok(false) => "No such API token.",
+                Err(e) => return server_error(Some(&s), &e),
+            };
+            return dashboard_notice(ctx, &shell, &s, notice).await;
+        }
+        "password" => return change_password(ctx, &shell, signed_token, &s, &form).await,
         _ => {
             return error_page(
                 StatusCode::NOT_FOUND,

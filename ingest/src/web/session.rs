@@ -13,6 +13,8 @@ use crate::store::{SessionUser, Store, UserRow};
 pub const SESSION_COOKIE: &str = "bs_session";
 /// The pre-session CSRF cookie.
 pub const CSRF_COOKIE: &str = "bs_csrf";
+/// Marks a browser that logged in to an account before (see [`super::guard`]).
+pub const DEVICE_COOKIE: &str = "bs_device";
 
 /// A cookie value from the request.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

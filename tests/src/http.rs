@@ -165,3 +165,64 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The CSRF token of a form page (the hidden `csrf` field, 64 hex characters).
+pub fn csrf_field(page: &str) -> Option<&str> {
+    let start = page.find("name=\"csrf\" value=\"")? + 19;
+    page.get(start..start + 64)
+}
+
+/// Posts the website's log-in form as a browser at `source` would: fetches the form for its CSRF
+/// token, then posts it with the token's cookie, `cookies` (e.g. `bs_device=…`) and `extra`
+/// headers.
+pub fn log_in_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    cookies: Option<&str>,
+    extra: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let form = request_from(source, addr, "GET", b"/login", extra, b"")?;
+    let page = form.text();
+    let csrf = csrf_field(&page).ok_or_else(|| std::io::Error::other("no csrf field"))?;
+    let cookie = match cookies {
+        Some(more) => format!("bs_csrf={csrf}; {more}"),
+        None => format!("bs_csrf={csrf}"),
+    };
+    let mut headers = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", cookie.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    let body = format!("csrf={csrf}&username={user}&password={password}");
+    request_from(source, addr, "POST", b"/login", &headers, body.as_bytes())
+}
+
+/// Posts the website's sign-up form as a browser at `source` would.
+pub fn sign_up_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+) -> std::io::Result<Response> {
+    let page = request_from(source, addr, "GET", b"/signup", &[], b"")?.text();
+    let csrf = csrf_field(&page).ok_or_else(|| std::io::Error::other("no csrf field"))?;
+    let cookie = format!("bs_csrf={csrf}");
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", cookie.as_str()),
+    ];
+    let body = format!("csrf={csrf}&username={user}&password={password}");
+    request_from(source, addr, "POST", b"/signup", &headers, body.as_bytes())
+}
+
+/// The value of cookie `name` among a response's `Set-Cookie` headers.
+pub fn set_cookie_value(response: &Response, name: &str) -> Option<String> {
+    let all = response.header("set-cookie")?;
+    let prefix = format!("{name}=");
+    all.split([';', ','])
+        .find_map(|p| p.trim().strip_prefix(prefix.as_str()))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}

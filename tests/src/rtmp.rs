@@ -274,28 +274,22 @@ impl RawPublisher {
 
     /// Sends an FLV video tag body at RTMP time `ms`; `Err` once the server has closed.
     pub fn video(&mut self, body: &[u8], ms: u32) -> Result<(), String> {
-        let packet = self
-            .session
-            .publish_video_data(
-                bytes::Bytes::copy_from_slice(body),
-                RtmpTimestamp::new(ms),
-                false,
-            )
-            .map_err(|e| e.to_string())?;
-        self.write_result(packet)
+        self.media(true, body, ms)
     }
 
     /// Sends an FLV audio tag body at RTMP time `ms`; `Err` once the server has closed.
     pub fn audio(&mut self, body: &[u8], ms: u32) -> Result<(), String> {
-        let packet = self
-            .session
-            .publish_audio_data(
-                bytes::Bytes::copy_from_slice(body),
-                RtmpTimestamp::new(ms),
-                false,
-            )
-            .map_err(|e| e.to_string())?;
-        self.write_result(packet)
+        self.media(false, body, ms)
+    }
+
+    fn media(&mut self, video: bool, body: &[u8], ms: u32) -> Result<(), String> {
+        let (data, at) = (bytes::Bytes::copy_from_slice(body), RtmpTimestamp::new(ms));
+        let packet = if video {
+            self.session.publish_video_data(data, at, false)
+        } else {
+            self.session.publish_audio_data(data, at, false)
+        };
+        self.write_result(packet.map_err(|e| e.to_string())?)
     }
 }
 

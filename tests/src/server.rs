@@ -224,6 +224,14 @@ impl Server {
             .collect()
     }
 
+    /// Waits up to `within` for `user` to be live (per `boltstream streams`).
+    pub fn wait_live(&self, user: &str, within: Duration) -> bool {
+        wait_for(within, || {
+            self.live_users().iter().any(|u| u == user).then_some(())
+        })
+        .is_some()
+    }
+
     /// Sends a signal to the server process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id();

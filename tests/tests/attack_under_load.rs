@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use boltstream_tests::http::{get, request_from};
+use boltstream_tests::http::{get, log_in_from, set_cookie_value, sign_up_from};
 use boltstream_tests::media::{Clip, Publisher};
 use boltstream_tests::rtmp::{flv, RawPublisher, RawRtmp};
 use boltstream_tests::server::Server;
@@ -88,36 +88,10 @@ fn log_in(
     password: &str,
     device: Option<&str>,
 ) -> Option<(u16, Option<String>)> {
+    let cookie = device.map(|d| format!("bs_device={d}"));
     let ip = source.parse().ok()?;
-    let form = request_from(ip, server.http, "GET", b"/login", &[], b"")
-        .ok()?
-        .text();
-    let start = form.find("name=\"csrf\" value=\"")? + 19;
-    let csrf = form.get(start..start + 64)?;
-    let cookie = match device {
-        Some(d) => format!("bs_csrf={csrf}; bs_device={d}"),
-        None => format!("bs_csrf={csrf}"),
-    };
-    let body = format!("csrf={csrf}&username={user}&password={password}");
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("cookie", cookie.as_str()),
-    ];
-    let r = request_from(
-        ip,
-        server.http,
-        "POST",
-        b"/login",
-        &headers,
-        body.as_bytes(),
-    )
-    .ok()?;
-    let set = r.header("set-cookie").unwrap_or_default().to_string();
-    let device = set
-        .split([';', ','])
-        .find_map(|p| p.trim().strip_prefix("bs_device="))
-        .map(str::to_string);
-    Some((r.status, device))
+    let r = log_in_from(ip, server.http, user, password, cookie.as_deref(), &[]).ok()?;
+    Some((r.status, set_cookie_value(&r, "bs_device")))
 }
 
 fn connect_from(
@@ -271,26 +245,8 @@ fn attacks_of_flaws_1_to_4_at_once_leave_ten_real_streams_untouched() {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 let ip: std::net::IpAddr = format!("127.0.3.{}", n % 200 + 1).parse().unwrap();
-                if let Ok(page) = request_from(ip, server.http, "GET", b"/signup", &[], b"") {
-                    let text = page.text();
-                    if let Some(start) = text.find("name=\"csrf\" value=\"") {
-                        let csrf = &text[start + 19..start + 83];
-                        let cookie = format!("bs_csrf={csrf}");
-                        let body =
-                            format!("csrf={csrf}&username=flood{n}&password=a+long+password");
-                        let _ = request_from(
-                            ip,
-                            server.http,
-                            "POST",
-                            b"/signup",
-                            &[
-                                ("content-type", "application/x-www-form-urlencoded"),
-                                ("cookie", cookie.as_str()),
-                            ],
-                            body.as_bytes(),
-                        );
-                    }
-                }
+                let name = format!("flood{n}");
+                let _ = sign_up_from(ip, server.http, &name, "a+long+password");
                 n += 1;
             }
         });

@@ -171,3 +171,34 @@ fn invalid_plugin_configuration_is_rejected_by_envoy() {
         "{all}"
     );
 }
+
+/// Issue 13, flaw 7: with `merge_slashes` off, `//admin` passed `blocked_path_prefixes: ["/admin"]`
+/// and `//internal/health` was not internal to the edge. The shared rules now drop empty path
+/// segments themselves, so real Envoy refuses every spelling whatever its own normalisation.
+#[test]
+fn empty_segments_and_encodings_do_not_slip_past_blocked_prefixes() {
+    let server = Server::start(&[]);
+    let envoy = Envoy::start_with(
+        server.http,
+        r#"{"blocked_path_prefixes": ["/admin"]}"#,
+        |yaml| yaml.replace("merge_slashes: true", "merge_slashes: false"),
+    );
+    let other_before = origin_count(&server, "other");
+    for path in [
+        &b"/admin"[..],
+        b"//admin",
+        b"///admin//users",
+        b"/%61dmin",
+        b"//internal/health",
+        b"/internal//metrics",
+    ] {
+        let r = request(envoy.addr, "GET", path, &[], b"").unwrap();
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(path));
+    }
+    assert_eq!(
+        origin_count(&server, "other"),
+        other_before,
+        "a refused path reached the origin"
+    );
+    assert_eq!(get(envoy.addr, "/login").status, 200, "other pages pass");
+}

@@ -10,16 +10,6 @@ use boltstream_tests::rtmp::RawRtmp;
 use boltstream_tests::server::Server;
 use boltstream_tests::wait_for;
 
-fn goes_live(server: &Server, user: &str, within: Duration) -> bool {
-    wait_for(within, || {
-        server
-            .live_users()
-            .contains(&user.to_string())
-            .then_some(())
-    })
-    .is_some()
-}
-
 /// Flaw 2: peers that send pings before `connect` and never read held their connection slot for
 /// ever (the write had no deadline). With the per-address cap at 3, three such peers locked every
 /// publisher on their address out; now they are cut off at the setup deadline.
@@ -41,7 +31,7 @@ fn rtmp_peers_that_never_read_do_not_pin_connection_slots() {
     std::thread::sleep(Duration::from_secs(3));
     let mut publisher = Publisher::start(Clip::Short, &server.publish_url(&key), false);
     assert!(
-        goes_live(&server, "alice", Duration::from_secs(10)),
+        server.wait_live("alice", Duration::from_secs(10)),
         "a publisher on the same address was locked out: {}\n{}",
         publisher.stderr(),
         server.log()
@@ -328,34 +318,20 @@ fn slow_bodies_and_slow_readers_release_their_connection_slots() {
     reader.write_all(&one.repeat(40)).unwrap();
     held.push(reader);
     std::thread::sleep(Duration::from_millis(500));
-    let refused = boltstream_tests::http::request_from(
-        "127.0.0.2".parse().unwrap(),
-        server.http,
-        "GET",
-        b"/",
-        &[],
-        b"",
-    );
-    assert!(refused.is_err(), "the three slots are taken at first");
+    let home = || {
+        let attacker = "127.0.0.2".parse().unwrap();
+        boltstream_tests::http::request_from(attacker, server.http, "GET", b"/", &[], b"")
+    };
+    assert!(home().is_err(), "the three slots are taken at first");
     // Past both timeouts, still holding the sockets open, the address is served again.
     let served = wait_for(Duration::from_secs(8), || {
-        boltstream_tests::http::request_from(
-            "127.0.0.2".parse().unwrap(),
-            server.http,
-            "GET",
-            b"/",
-            &[],
-            b"",
-        )
-        .ok()
-        .filter(|r| r.status == 200)
+        home().ok().filter(|r| r.status == 200)
     });
     assert!(served.is_some(), "slots still pinned: {}", server.log());
     drop(held);
 }
 
-/// Posts the log-in form from `source` to `to` (the origin or the edge) with extra headers;
-/// returns the status.
+/// Posts the log-in form from `source` to `to` (the origin or the edge); returns the status.
 fn log_in_from(
     source: &str,
     to: std::net::SocketAddr,
@@ -363,20 +339,7 @@ fn log_in_from(
     password: &str,
     extra: &[(&str, &str)],
 ) -> u16 {
-    use boltstream_tests::http::request_from;
-    let source = source.parse().unwrap();
-    let form = request_from(source, to, "GET", b"/login", extra, b"").unwrap();
-    let text = form.text();
-    let start = text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    let csrf = &text[start..start + 64];
-    let cookie = format!("bs_csrf={csrf}");
-    let mut headers = vec![
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("cookie", cookie.as_str()),
-    ];
-    headers.extend_from_slice(extra);
-    let body = format!("csrf={csrf}&username={user}&password={password}");
-    request_from(source, to, "POST", b"/login", &headers, body.as_bytes())
+    boltstream_tests::http::log_in_from(source.parse().unwrap(), to, user, password, None, extra)
         .unwrap()
         .status
 }
@@ -475,20 +438,9 @@ fn parallel_guesses_spread_guessers_and_sign_up_floods_are_limited() {
 
     // Sign-ups: three per address, four for the site.
     let sign_up = |source: &str, name: &str| {
-        use boltstream_tests::http::request_from;
         let ip = source.parse().unwrap();
-        let page = request_from(ip, http, "GET", b"/signup", &[], b"")
-            .unwrap()
-            .text();
-        let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-        let csrf = &page[start..start + 64];
-        let body = format!("csrf={csrf}&username={name}&password=a+long+enough+password");
-        let cookie = format!("bs_csrf={csrf}");
-        let headers = [
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("cookie", cookie.as_str()),
-        ];
-        request_from(ip, http, "POST", b"/signup", &headers, body.as_bytes())
+        let pw = "a+long+enough+password";
+        boltstream_tests::http::sign_up_from(ip, http, name, pw)
             .unwrap()
             .status
     };
@@ -512,7 +464,7 @@ fn parallel_guesses_spread_guessers_and_sign_up_floods_are_limited() {
         }
         let mut publisher = Publisher::start(Clip::Short, &server.publish_url(&key), false);
         assert!(
-            goes_live(&server, "streamer", Duration::from_secs(10)),
+            server.wait_live("streamer", Duration::from_secs(10)),
             "the publish was starved: {}",
             publisher.stderr()
         );
@@ -581,33 +533,12 @@ fn password_change_ends_other_sessions_and_tokens_are_revocable() {
     let server = Server::start(&[]);
     with_password(&server, "alice", "correct horse battery");
     let session = |source: &str| -> String {
-        use boltstream_tests::http::request_from;
         let ip = source.parse().unwrap();
-        let form = request_from(ip, server.http, "GET", b"/login", &[], b"")
-            .unwrap()
-            .text();
-        let start = form.find("name=\"csrf\" value=\"").unwrap() + 19;
-        let csrf = &form[start..start + 64];
-        let cookie = format!("bs_csrf={csrf}");
-        let body = format!("csrf={csrf}&username=alice&password=correct+horse+battery");
-        let r = request_from(
-            ip,
-            server.http,
-            "POST",
-            b"/login",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("cookie", cookie.as_str()),
-            ],
-            body.as_bytes(),
-        )
-        .unwrap();
+        let pw = "correct+horse+battery";
+        let r =
+            boltstream_tests::http::log_in_from(ip, server.http, "alice", pw, None, &[]).unwrap();
         assert_eq!(r.status, 303);
-        let all = r.header("set-cookie").unwrap_or_default().to_string();
-        all.split([';', ','])
-            .find_map(|p| p.trim().strip_prefix("bs_session="))
-            .unwrap()
-            .to_string()
+        boltstream_tests::http::set_cookie_value(&r, "bs_session").expect("a session")
     };
     let mine = session("127.0.0.1");
     let thief = session("127.0.0.2");
@@ -711,4 +642,55 @@ fn password_change_ends_other_sessions_and_tokens_are_revocable() {
     };
     let alive: Vec<u16> = created.iter().map(|t| me(t)).collect();
     assert_eq!(alive.iter().filter(|s| **s == 401).count(), 2, "{alive:?}");
+}
+
+/// Flaw 1, the serving side: a segment larger than the origin reads whole (4 MiB) is sent from
+/// disk in chunks, byte for byte the file, with its length announced.
+#[test]
+fn a_huge_segment_is_served_from_disk_in_chunks() {
+    use boltstream_tests::rtmp::{flv, RawPublisher};
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let mut p = RawPublisher::start(server.rtmp, "app", &key).expect("publish");
+    p.video(&flv::avc_config(), 0).unwrap();
+    // 80 KB frames at 30 fps with a keyframe every 2 s: ~4.8 MB segments.
+    for f in 0..200u32 {
+        let ms = f * 1000 / 30;
+        p.video(&flv::video(f % 60 == 0, 80_000), ms).unwrap();
+    }
+    let dir = server.data().join("hls").join("alice");
+    let listed = wait_for(Duration::from_secs(10), || {
+        let text = boltstream_tests::http::get(server.http, "/live/alice/index.m3u8").text();
+        let names: Vec<String> = text
+            .lines()
+            .filter(|l| l.ends_with(".ts"))
+            .map(str::to_string)
+            .collect();
+        (names.len() >= 2).then_some(names)
+    })
+    .expect("two segments listed");
+    // Once written, the window's segments leave memory: what follows is served from disk.
+    let from_disk = wait_for(Duration::from_secs(5), || {
+        let metrics = boltstream_tests::http::get(server.internal, "/internal/metrics").text();
+        metrics
+            .lines()
+            .any(|l| l == "boltstream_hls_segment_bytes_in_memory 0")
+            .then_some(())
+    });
+    assert!(from_disk.is_some(), "the segments stayed in memory");
+    for name in &listed {
+        let on_disk = wait_for(Duration::from_secs(5), || {
+            std::fs::read(dir.join(name)).ok()
+        })
+        .expect("written");
+        assert!(on_disk.len() > 4 << 20, "{name}: {} bytes", on_disk.len());
+        let served = boltstream_tests::http::get(server.http, &format!("/live/alice/{name}"));
+        assert_eq!(served.status, 200);
+        assert_eq!(
+            served.header("content-length"),
+            Some(on_disk.len().to_string().as_str())
+        );
+        assert!(served.body == on_disk, "{name}: the bytes differ");
+    }
+    drop(p);
 }

@@ -87,7 +87,30 @@ fn banned_user_is_refused_and_ban_drops_a_live_publisher() {
             .then_some(()))
         .is_some()
     );
+    let playlist = |server: &Server| {
+        boltstream_tests::http::get(server.http, "/live/mallory/index.m3u8").text()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || playlist(&server)
+            .contains(".ts")
+            .then_some(()))
+        .is_some(),
+        "mallory's stream never played"
+    );
     assert!(server.cli(&["user", "ban", "mallory"]).status.success());
+    // Issue 13, flaw 8: the banned user's media stops at once — the playlist is ended.
+    let banned_at = std::time::Instant::now();
+    assert!(
+        wait_for(Duration::from_millis(1500), || playlist(&server)
+            .contains("#EXT-X-ENDLIST")
+            .then_some(()))
+        .is_some(),
+        "the banned user's playlist was not ended within a second and a half"
+    );
+    eprintln!(
+        "banned user's playlist ended {:?} after the ban",
+        banned_at.elapsed()
+    );
     let status = live
         .wait(Duration::from_secs(3))
         .expect("a banned user's publisher is dropped within a second or so");
@@ -209,11 +232,7 @@ fn rotating_a_key_ends_a_thiefs_live_publish_and_lets_the_owner_in() {
     let leaked = server.add_user("alice");
     let mut thief = Publisher::start(Clip::Short, &server.publish_url(&leaked), true);
     assert!(
-        wait_for(Duration::from_secs(10), || server
-            .live_users()
-            .contains(&"alice".to_string())
-            .then_some(()))
-        .is_some(),
+        server.wait_live("alice", Duration::from_secs(10)),
         "the thief never went live"
     );
     let out = server.cli(&["key", "rotate", "alice"]);

@@ -1,6 +1,6 @@
 //! AudioSpecificConfig parsing and ADTS headers on arbitrary bytes.
 #![no_main]
-use boltstream_ingest::hls::aac::AacConfig;
+use boltstream_hls::aac::AacConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

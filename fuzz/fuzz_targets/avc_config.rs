@@ -1,6 +1,6 @@
 //! AVCDecoderConfigurationRecord parsing and AVCC → Annex B on arbitrary bytes.
 #![no_main]
-use boltstream_ingest::hls::avc::{annex_b_parts, nal_units, AvcConfig};
+use boltstream_hls::avc::{annex_b_parts, nal_units, AvcConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,9 +1,9 @@
 //! The packager's input path: arbitrary sequences of FLV audio/video tag bodies and timestamps.
 //! Whatever it accepts, every segment it emits must pass the structural TS check.
 #![no_main]
-use boltstream_ingest::hls::inspect::{check_segment, Continuity};
-use boltstream_ingest::hls::packager::Packager;
-use boltstream_ingest::live::{Media, Metadata};
+use boltstream_hls::inspect::{check_segment, Continuity};
+use boltstream_hls::packager::Packager;
+use boltstream_hls::media::{Media, Metadata};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::clock::now_ms;
 use crate::config::{Options, Settings};
-use crate::hls::playlist::format_date_time;
-use crate::store::{now_ms, Store};
+use crate::store::Store;
+use boltstream_hls::date::format_date_time;
 
 /// Boltstream: self-hosted live streaming. RTMP in, HLS out, one binary.
 #[derive(Parser, Debug)]

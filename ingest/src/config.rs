@@ -495,8 +495,8 @@ impl Settings {
     }
 
     /// What one publish may make the packager hold.
-    pub fn packager_limits(&self) -> crate::hls::packager::Limits {
-        crate::hls::packager::Limits::for_bitrate(
+    pub fn packager_limits(&self) -> boltstream_hls::packager::Limits {
+        boltstream_hls::packager::Limits::for_bitrate(
             self.hls_max_bitrate_mbps,
             self.hls_max_segment_duration.as_millis() as i64,
             self.media_stall_timeout.as_millis() as i64,

@@ -6,14 +6,16 @@
 //! - [`store`]: the SQLite database (users, hashed keys, live state), shared with the CLI.
 //! - [`rtmp`]: the RTMP listener, one task per connection, and the publish decision.
 //! - [`live`]: the registry of live publishes and the interface media flows through.
-//! - [`hls`]: the sans-IO packager (FLV payloads → MPEG-TS segments and playlists) and its output.
+//! - [`hls`]: the I/O around the HLS core (crate `boltstream-hls`): channels, sinks, the disk.
 //! - [`http`]: the HTTP server and the origin for live media.
 //! - [`web`]: the website and the JSON API.
 //! - [`cli`]: the operator commands on the same database.
 //! - [`server`]: wires the listeners together; [`shutdown`]: the graceful-stop signal;
-//!   [`limits`]: per-address connection caps; [`ticks`]: the one clock periodic work shares.
+//!   [`limits`]: per-address connection caps; [`ticks`]: the one clock periodic work shares;
+//!   [`clock`]: the wall clock.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod hls;
 pub mod http;

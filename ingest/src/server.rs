@@ -182,7 +182,7 @@ impl RunningServer {
         {
             warn!("some connections did not end within the grace period");
         }
-        self.hls.flush().await;
+        self.hls.stop().await;
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || store.reset_live()).await??;
         info!("boltstream stopped");

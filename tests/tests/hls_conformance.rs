@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use boltstream_ingest::hls::inspect::{check_segment, Continuity};
+use boltstream_hls::inspect::{check_segment, Continuity};
 use boltstream_tests::http::get;
 use boltstream_tests::media::{run, Clip, Publisher};
 use boltstream_tests::server::Server;
@@ -232,7 +232,7 @@ fn window_served_from_disk_by_default() {
         .sum();
     assert_eq!(metric(&server, "boltstream_hls_disk_cache_bytes"), sizes);
     // Segments were written while they were made, and every one was completed.
-    assert!(!dir.join(".open.ts.part").exists());
+    assert!(!dir.join(".open.ts.tmp").exists());
     let log = server.log();
     assert!(
         !log.contains("was lost") && !log.contains("cannot write"),

@@ -141,17 +141,24 @@ impl HttpContext {
             client::client_ip(peer.ip(), req.headers(), &self.settings.trusted_proxies),
             peer.port(),
         );
-        req.extensions_mut().insert(BodyDeadline(
-            tokio::time::Instant::now() + self.settings.http_body_timeout,
-        ));
-        // Pages and the API answer HEAD as GET without the body; live media handles it itself.
         let head = req.method() == Method::HEAD;
-        if head && route == Route::Other {
-            *req.method_mut() = Method::GET;
+        if route == Route::Other {
+            // Only pages and the API read bodies; live media is spared the extension map.
+            req.extensions_mut().insert(BodyDeadline(
+                tokio::time::Instant::now() + self.settings.http_body_timeout,
+            ));
+            // Pages and the API answer HEAD as GET without the body; live media handles HEAD
+            // itself.
+            if head {
+                *req.method_mut() = Method::GET;
+            }
         }
         let (method, label) = (req.method().clone(), route.label());
         let response = match (&route, side) {
-            (Route::Internal, Side::Internal) => self.internal(req.uri().path()),
+            (Route::Internal, Side::Internal) => {
+                let path = boltstream_shared::route::normalized_path(target.as_bytes());
+                self.internal(path.as_deref().unwrap_or_default())
+            }
             (_, Side::Internal) | (Route::Internal, Side::Public) => {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }

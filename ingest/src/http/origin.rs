@@ -1,8 +1,6 @@
-//! The origin for live media: playlists and segments from the HLS output's memory (disk only for a
-//! segment that has left memory but is still on disk, and then through a small cache of recently
-//! read segments, since every viewer of a stream asks for the same few), with `shared`'s header
-//! policy so an origin used without the edge is already right, and conditional GET so edges
-//! revalidate cheaply.
+//! The origin for live media: playlists and segments from the HLS output (the window in memory, or
+//! the disk's reads for a segment that left it), with `shared`'s header policy so an origin used
+//! without the edge is already right, and conditional GET so edges revalidate cheaply.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,19 +11,10 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{respond, HttpContext, Resp};
+use crate::hls::output::SegmentBody;
 
-/// A segment file larger than this is sent in chunks as it is read, not read into memory for each
-/// request (nor cached): segments are bounded (`hls_max_bitrate_mbps` × the longest segment, 187 MB
-/// by default), and a few viewers of one huge one must not cost its size each.
-const READ_WHOLE_UP_TO: u64 = 4 << 20;
 /// Chunk size when a file is sent in chunks.
 const SEND_CHUNK: usize = 64 * 1024;
-
-/// What a media response carries.
-enum Content {
-    Bytes(Bytes),
-    File { file: tokio::fs::File, len: u64 },
-}
 
 /// Answers a live route.
 pub async fn serve(ctx: &HttpContext, route: &Route, req: &Request<Incoming>) -> Resp {
@@ -39,11 +28,12 @@ pub async fn serve(ctx: &HttpContext, route: &Route, req: &Request<Incoming>) ->
             Route::LivePlaylist { user } => ctx
                 .hls
                 .playlist(user)
-                .map(|p| (Content::Bytes(p.body), p.etag, p.modified_ms)),
-            Route::LiveSegment { user, name } => match ctx.hls.segment(user, name) {
-                Some(s) => Some((Content::Bytes(s.body), format!("\"{name}\""), s.modified_ms)),
-                None => from_disk(ctx, user, name).await,
-            },
+                .map(|p| (SegmentBody::Bytes(p.body), p.etag, p.modified_ms)),
+            Route::LiveSegment { user, name } => ctx
+                .hls
+                .segment(user, name)
+                .await
+                .map(|(body, modified_ms)| (body, format!("\"{name}\""), modified_ms)),
             _ => None,
         };
         match found {
@@ -73,59 +63,12 @@ pub async fn serve(ctx: &HttpContext, route: &Route, req: &Request<Incoming>) ->
     response
 }
 
-async fn from_disk(
-    ctx: &HttpContext,
-    user: &boltstream_shared::username::Username,
-    name: &str,
-) -> Option<(Content, String, i64)> {
-    let etag = format!("\"{name}\"");
-    if let Some(hit) = ctx.hls.cached(user, name) {
-        return Some((Content::Bytes(hit.body), etag, hit.modified_ms));
-    }
-    // The path is built from a validated username and segment name: no traversal possible.
-    let path = ctx.hls.segment_path(user, name);
-    // One trip to the blocking pool for open, stat and (for all but huge files) read: each trip
-    // is a thread hand-off.
-    let (content, modified) = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = std::fs::File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        let modified = meta
-            .modified()
-            .ok()?
-            .duration_since(UNIX_EPOCH)
-            .ok()?
-            .as_millis() as i64;
-        if meta.len() > READ_WHOLE_UP_TO {
-            let file = tokio::fs::File::from_std(file);
-            return Some((
-                Content::File {
-                    file,
-                    len: meta.len(),
-                },
-                modified,
-            ));
-        }
-        let mut body = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
-        file.read_to_end(&mut body).ok()?;
-        Some((Content::Bytes(Bytes::from(body)), modified))
-    })
-    .await
-    .ok()??;
-    if let Content::Bytes(body) = &content {
-        ctx.hls.cache(
-            user,
-            name,
-            crate::hls::output::SegmentSnapshot {
-                body: body.clone(),
-                modified_ms: modified,
-            },
-        );
-    }
-    Some((content, etag, modified))
-}
-
-fn media_response(req: &Request<Incoming>, content: Content, etag: &str, modified_ms: i64) -> Resp {
+fn media_response(
+    req: &Request<Incoming>,
+    content: SegmentBody,
+    etag: &str,
+    modified_ms: i64,
+) -> Resp {
     let modified = UNIX_EPOCH + Duration::from_millis(modified_ms.max(0) as u64);
     let last_modified = httpdate::fmt_http_date(modified);
     let not_modified = is_not_modified(
@@ -144,11 +87,11 @@ fn media_response(req: &Request<Incoming>, content: Content, etag: &str, modifie
         r
     } else {
         let (body, len) = match content {
-            Content::Bytes(body) => {
+            SegmentBody::Bytes(body) => {
                 let len = body.len() as u64;
                 (respond::full(body), len)
             }
-            Content::File { file, len } => {
+            SegmentBody::File { file, len } => {
                 use futures_util::TryStreamExt as _;
                 let frame: fn(Bytes) -> hyper::body::Frame<Bytes> = hyper::body::Frame::data;
                 let chunks = tokio_util::io::ReaderStream::with_capacity(file, SEND_CHUNK);

@@ -17,9 +17,10 @@ use tracing::{debug, info, warn};
 use super::session::{HandshakeStep, ServerHandshake, Session, SessionError};
 use super::socket::RtmpSocket;
 use super::RtmpContext;
+use crate::clock::now_ms;
 use crate::limits::Verdict;
 use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
-use crate::store::{now_ms, PublishRefusal, StoreError};
+use crate::store::{PublishRefusal, StoreError};
 
 const READ_BUFFER: usize = 64 * 1024;
 /// Most output we queue for a peer that has not published yet. Before `connect` rml_rtmp answers

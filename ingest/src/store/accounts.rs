@@ -10,7 +10,8 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 
-use super::{now_ms, user_row, Store, StoreError, UserRow};
+use super::{user_row, Store, StoreError, UserRow};
+use crate::clock::now_ms;
 
 /// How long a session lasts.
 pub const SESSION_MS: i64 = 14 * 24 * 3600 * 1000;

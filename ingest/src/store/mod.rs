@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use boltstream_shared::key;
+
+use crate::clock::now_ms;
 use boltstream_shared::username::{Username, UsernameError};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -172,14 +174,6 @@ fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRow> {
             bitrate_kbps: r.get::<_, i64>(7)?.max(0) as u64,
         },
     })
-}
-
-/// Current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn new_key() -> String {

@@ -10,8 +10,9 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::session;
+use crate::clock::now_ms;
 use crate::http::{respond, HttpContext, Resp};
-use crate::store::{now_ms, LiveRow, StoreError, UserRow};
+use crate::store::{LiveRow, StoreError, UserRow};
 
 fn reply(status: StatusCode, value: Value) -> Resp {
     let mut r = respond::body(status, "application/json", value.to_string());

@@ -14,9 +14,10 @@ use hyper::{Method, Request, StatusCode};
 use super::guard::Refusal;
 use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
 use super::{read_form, BodyError};
-use crate::hls::playlist::format_date_time;
+use crate::clock::now_ms;
 use crate::http::{respond, HttpContext, Resp};
-use crate::store::{now_ms, random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
+use crate::store::{random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
+use boltstream_hls::date::format_date_time;
 
 /// HTML-escapes text for element content and attribute values.
 pub fn esc(text: &str) -> String {

@@ -19,19 +19,11 @@ const PAYLOAD_PER_PACKET: usize = PACKET_LEN - 4;
 pub const PTS_WRAP: u64 = 1 << 33;
 
 /// CRC-32/MPEG-2 (poly 0x04C11DB7, init all ones, no reflection, no final xor), for PSI sections.
+const MPEG2: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_MPEG_2);
+
+/// The CRC of a PSI section.
 pub fn crc32_mpeg2(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in data {
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04c1_1db7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    MPEG2.checksum(data)
 }
 
 /// Which elementary streams the program carries.

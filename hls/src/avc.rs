@@ -4,7 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::live::MediaError;
+use crate::media::MediaError;
 
 /// Annex B start code.
 pub const START_CODE: &[u8] = &[0, 0, 0, 1];

@@ -3,19 +3,45 @@
 //! media sequence numbers under the players' feet. Pure: rendering takes no clock.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use bytes::Bytes;
-use time::macros::format_description;
-use time::OffsetDateTime;
 
-use super::packager::Segment;
+use crate::date::format_date_time;
+use crate::packager::Segment;
+
+/// A segment's name: the wall-clock ms its first frame arrived, forced to increase per channel
+/// (like nginx-rtmp's `hls_fragment_naming system`), so a name is never reused — across
+/// republishes and restarts too. The one place its file name is spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SegmentName(pub u64);
+
+impl SegmentName {
+    /// `<n>.ts`.
+    pub fn file_name(self) -> String {
+        format!("{}.ts", self.0)
+    }
+
+    /// The name in a segment URL (without `.ts`); `None` for anything this server never names.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok().map(SegmentName)
+    }
+}
+
+impl fmt::Display for SegmentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// A segment listed in (or recently evicted from) the window.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// File name without `.ts`; unique and increasing per channel.
-    pub name: String,
+    /// Unique and increasing per channel.
+    pub name: SegmentName,
     /// Media sequence number.
     pub sequence: u64,
     /// Duration in ms.
@@ -38,7 +64,7 @@ pub struct PlaylistWindow {
     discontinuity_sequence: u64,
     ended: bool,
     next_is_discontinuity: bool,
-    last_name: u64,
+    last_name: SegmentName,
 }
 
 impl PlaylistWindow {
@@ -52,7 +78,7 @@ impl PlaylistWindow {
             discontinuity_sequence: 0,
             ended: false,
             next_is_discontinuity: false,
-            last_name: 0,
+            last_name: SegmentName(0),
         }
     }
 
@@ -74,19 +100,19 @@ impl PlaylistWindow {
     /// written to disk while it is made needs its file name first). Names are wall-clock ms (like
     /// nginx-rtmp's `hls_fragment_naming system`), forced to increase, so a name is never reused —
     /// across republishes and restarts too, and also when a reserved segment never gets listed.
-    pub fn reserve_name(&mut self, start_wall_ms: i64) -> u64 {
-        let name = (start_wall_ms.max(0) as u64).max(self.last_name + 1);
+    pub fn reserve_name(&mut self, start_wall_ms: i64) -> SegmentName {
+        let name = SegmentName((start_wall_ms.max(0) as u64).max(self.last_name.0 + 1));
         self.last_name = name;
         name
     }
 
     /// Appends a segment under a name from [`Self::reserve_name`]; returns the entries that left
     /// the window.
-    pub fn push_named(&mut self, segment: Segment, name: u64) -> Vec<Entry> {
+    pub fn push_named(&mut self, segment: Segment, name: SegmentName) -> Vec<Entry> {
         let rounded = (segment.duration_ms + 500) / 1000;
         self.target_s = self.target_s.max(rounded);
         self.entries.push_back(Entry {
-            name: name.to_string(),
+            name,
             sequence: self.next_sequence,
             duration_ms: segment.duration_ms,
             start_wall_ms: segment.start_wall_ms,
@@ -121,13 +147,13 @@ impl PlaylistWindow {
     }
 
     /// A listed segment by name.
-    pub fn find(&self, name: &str) -> Option<&Entry> {
+    pub fn find(&self, name: SegmentName) -> Option<&Entry> {
         self.entries.iter().find(|e| e.name == name)
     }
 
     /// Drops a listed segment's bytes once they are safely on disk; [`Self::find`] still lists
     /// it, with empty `data`, so the origin knows to read the file instead.
-    pub fn release(&mut self, name: &str) {
+    pub fn release(&mut self, name: SegmentName) {
         if let Some(entry) = self.entries.iter_mut().find(|e| e.name == name) {
             entry.data = Bytes::new();
         }
@@ -168,11 +194,11 @@ impl PlaylistWindow {
             }
             let _ = write!(
                 out,
-                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{}.{:03},\n{}.ts\n",
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{}.{:03},\n{}\n",
                 format_date_time(entry.start_wall_ms),
                 entry.duration_ms / 1000,
                 entry.duration_ms % 1000,
-                entry.name
+                entry.name.file_name()
             );
         }
         if self.ended {
@@ -182,19 +208,18 @@ impl PlaylistWindow {
     }
 }
 
-/// ISO 8601 UTC with milliseconds, as EXT-X-PROGRAM-DATE-TIME wants.
-pub fn format_date_time(unix_ms: i64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_spelled_and_parsed_in_one_place() {
+        assert_eq!(SegmentName(17).file_name(), "17.ts");
+        assert_eq!(SegmentName::parse("17"), Some(SegmentName(17)));
+        for bad in ["", "a1", "1.ts", "-1", "123456789012345678901"] {
+            assert_eq!(SegmentName::parse(bad), None, "{bad}");
+        }
+    }
 
     fn seg(wall: i64, ms: u64, discontinuity: bool) -> Segment {
         Segment {
@@ -227,7 +252,7 @@ mod tests {
         w.begin_publish(); // republish: a discontinuity, no ENDLIST
         let evicted = w.push(seg(T0 + 9000, 2000, false));
         assert_eq!(evicted.len(), 1);
-        assert_eq!(evicted[0].name, "1764140000000");
+        assert_eq!(evicted[0].name, SegmentName(1_764_140_000_000));
         let evicted = w.push(seg(T0 + 11000, 2000, false));
         assert_eq!(evicted.len(), 1);
         w.push(seg(T0 + 13000, 2000, false));
@@ -261,8 +286,14 @@ mod tests {
         let mut w = PlaylistWindow::new(2, 6);
         w.push(seg(T0, 2000, false));
         w.push(seg(T0 - 5000, 2000, true));
-        let names: Vec<_> = w.entries().map(|e| e.name.clone()).collect();
-        assert_eq!(names, vec!["1764140000000", "1764140000001"]);
+        let names: Vec<_> = w.entries().map(|e| e.name).collect();
+        assert_eq!(
+            names,
+            vec![
+                SegmentName(1_764_140_000_000),
+                SegmentName(1_764_140_000_001)
+            ]
+        );
         assert!(w
             .render()
             .contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2025-11-26T06:53:15.000Z"));

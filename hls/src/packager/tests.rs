@@ -1,6 +1,6 @@
 use super::*;
-use crate::hls::inspect::{check_segment, Continuity};
-use crate::live::Metadata;
+use crate::inspect::{check_segment, Continuity};
+use crate::media::Metadata;
 
 const RECORD: &[u8] = &[
     0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, 0x1f, 0x01, 0x00, 0x03, 0x68,
@@ -100,7 +100,7 @@ fn run(p: &mut Packager, media: &[Media]) -> Vec<Segment> {
     segments
 }
 
-fn check_all(segments: &[Segment]) -> Vec<crate::hls::inspect::SegmentReport> {
+fn check_all(segments: &[Segment]) -> Vec<crate::inspect::SegmentReport> {
     let mut cc = Continuity::new();
     segments
         .iter()

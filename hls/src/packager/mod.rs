@@ -17,7 +17,7 @@ use super::aac::AacConfig;
 use super::avc::{annex_b_parts, nal_units, AvcConfig};
 use super::flv::{parse_audio, parse_video, AudioTag, VideoTag, CODEC_AVC, SOUND_AAC};
 use super::ts::{Pes, Tracks, TsMuxer, AUDIO_PID, VIDEO_PID};
-use crate::live::{Media, MediaError};
+use crate::media::{Media, MediaError};
 
 /// Output timestamps start here (ms) so negative composition offsets and the PCR lead stay positive.
 const TIMESTAMP_OFFSET_MS: i64 = 1_000;

@@ -1,7 +1,7 @@
 //! AAC in FLV (an AudioSpecificConfig, then raw frames) to ADTS, which MPEG-TS players require:
 //! every frame gets a 7-byte header carrying profile, sample rate and channels.
 
-use crate::live::MediaError;
+use crate::media::MediaError;
 
 const SAMPLE_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,

@@ -2,13 +2,13 @@
 //! segments out. The peer measured in the same run is a plain copy of the same payload bytes into
 //! one buffer: the floor any packager that writes its output once must pay.
 //!
-//! `cargo bench -p boltstream-ingest --bench packager`
+//! `cargo bench -p boltstream-hls --bench packager`
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
-use boltstream_ingest::hls::packager::Packager;
-use boltstream_ingest::live::{Media, Metadata};
+use boltstream_hls::media::{Media, Metadata};
+use boltstream_hls::packager::Packager;
 
 const RECORD: &[u8] = &[
     0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, 0x1f, 0x01, 0x00, 0x03, 0x68,

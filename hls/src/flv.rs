@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::live::MediaError;
+use crate::media::MediaError;
 
 /// FLV codec id of AVC/H.264.
 pub const CODEC_AVC: u8 = 7;

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use serde_json::json;
 
 use crate::clock::now_ms;
 use crate::config::{Options, Settings};
+use crate::ops::{self, ActionError, AdminAction};
 use crate::store::Store;
 use boltstream_hls::date::format_date_time;
 
@@ -32,7 +34,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server: RTMP ingest, HLS packaging, HTTP origin, website and API
-    Serve,
+    Serve {
+        /// Once listening, write the bound addresses here as JSON ({"rtmp", "http", "internal"}),
+        /// for supervisors and tests that let the OS choose the ports
+        #[arg(long, value_name = "FILE")]
+        ready_file: Option<PathBuf>,
+    },
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
@@ -40,7 +47,11 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
     /// List live streams: username, since, codecs, bitrate
-    Streams,
+    Streams {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `boltstream user ...`
@@ -53,9 +64,16 @@ pub enum UserCommand {
         /// Make the user an administrator
         #[arg(long)]
         admin: bool,
+        /// Print JSON ({"user", "stream_key"}) instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// List users
-    List,
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Ban a user: their key stops working and a running server drops their live stream
     Ban {
         /// Username
@@ -80,6 +98,9 @@ pub enum KeyCommand {
     Rotate {
         /// Username
         name: String,
+        /// Print JSON ({"user", "stream_key"}) instead of text
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -102,54 +123,37 @@ pub fn run_command(
         Ok(Store::open(&settings.database_path())?)
     };
     match command {
-        Command::Serve => anyhow::bail!("serve is not an operator command"),
-        Command::User(UserCommand::Add { name, admin }) => {
+        Command::Serve { .. } => anyhow::bail!("serve is not an operator command"),
+        Command::User(UserCommand::Add { name, admin, json }) => {
             let (user, key) = open()?.add_user(name, *admin)?;
-            writeln!(
-                out,
-                "created user {user}{}",
-                if *admin { " (admin)" } else { "" }
-            )?;
+            if *json {
+                return print_json(
+                    out,
+                    &json!({ "user": user.as_str(), "admin": admin, "stream_key": key }),
+                );
+            }
+            let admin = if *admin { " (admin)" } else { "" };
+            writeln!(out, "created user {user}{admin}")?;
             writeln!(
                 out,
                 "stream key (shown only now; store it in your encoder): {key}"
             )?;
+            let (port, app) = (settings.rtmp_listen.port(), &settings.rtmp_app);
             writeln!(
                 out,
-                "publish to: rtmp://<this host>:{}/{}/<stream key>",
-                settings.rtmp_listen.port(),
-                settings.rtmp_app
+                "publish to: rtmp://<this host>:{port}/{app}/<stream key>"
             )?;
         }
-        Command::User(UserCommand::List) => {
-            let users = open()?.list_users()?;
-            writeln!(
-                out,
-                "{:<25} {:<6} {:<7} {:<24}",
-                "USER", "ADMIN", "BANNED", "LIVE SINCE"
-            )?;
-            for u in users {
-                let since = u
-                    .live_since_ms
-                    .map(format_date_time)
-                    .unwrap_or_else(|| "-".into());
-                writeln!(
-                    out,
-                    "{:<25} {:<6} {:<7} {:<24}",
-                    u.username,
-                    yes(u.is_admin),
-                    yes(u.banned),
-                    since
-                )?;
-            }
-        }
+        Command::User(UserCommand::List { json }) => list_users(&open()?, *json, out)?,
         Command::User(UserCommand::Ban { name }) => {
-            open()?.set_banned(name, true)?;
-            writeln!(out, "banned {}", name.to_ascii_lowercase())?;
+            let user =
+                ops::admin(&open()?, None, AdminAction::Ban, name).map_err(|e| no_user(e, name))?;
+            writeln!(out, "banned {user}")?;
         }
         Command::User(UserCommand::Unban { name }) => {
-            open()?.set_banned(name, false)?;
-            writeln!(out, "unbanned {}", name.to_ascii_lowercase())?;
+            let user = ops::admin(&open()?, None, AdminAction::Unban, name)
+                .map_err(|e| no_user(e, name))?;
+            writeln!(out, "unbanned {user}")?;
         }
         Command::User(UserCommand::Password { name }) => {
             let mut line = String::new();
@@ -159,59 +163,108 @@ pub fn run_command(
             open()?.set_password(name, line.trim_end_matches(['\r', '\n']))?;
             writeln!(out, "password set for {}", name.to_ascii_lowercase())?;
         }
-        Command::Key(KeyCommand::Rotate { name }) => {
-            let key = open()?.rotate_key(name)?;
-            writeln!(
-                out,
-                "new stream key for {} (shown only now; the old key no longer works): {key}",
-                name.to_ascii_lowercase()
-            )?;
-        }
-        Command::Streams => {
-            let streams = open()?.live_streams()?;
-            if streams.is_empty() {
-                writeln!(out, "no live streams")?;
-                return Ok(());
+        Command::Key(KeyCommand::Rotate { name, json }) => {
+            let key = ops::rotate_key(&open()?, None, name).map_err(|e| no_user(e, name))?;
+            let user = name.to_ascii_lowercase();
+            if *json {
+                return print_json(out, &json!({ "user": user, "stream_key": key }));
             }
             writeln!(
                 out,
-                "{:<25} {:<24} {:>8} {:<12} {:>10} {:>6}",
-                "USER", "SINCE", "UPTIME", "CODECS", "RESOLUTION", "KBPS"
+                "new stream key for {user} (shown only now; the old key no longer works): {key}"
             )?;
-            for s in streams {
-                let codecs = [s.stats.video_codec.as_str(), s.stats.audio_codec.as_str()]
-                    .iter()
-                    .filter(|c| !c.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join("+");
-                let resolution = if s.stats.width > 0 {
-                    format!("{}x{}", s.stats.width, s.stats.height)
-                } else {
-                    "-".into()
-                };
-                let uptime = (now_ms() - s.since_ms).max(0) / 1000;
-                writeln!(
-                    out,
-                    "{:<25} {:<24} {:>8} {:<12} {:>10} {:>6}",
-                    s.username,
-                    format_date_time(s.since_ms),
-                    format!(
-                        "{}:{:02}:{:02}",
-                        uptime / 3600,
-                        uptime / 60 % 60,
-                        uptime % 60
-                    ),
-                    if codecs.is_empty() {
-                        "-".into()
-                    } else {
-                        codecs
-                    },
-                    resolution,
-                    s.stats.bitrate_kbps
-                )?;
-            }
         }
+        Command::Streams { json } => list_streams(&open()?, *json, out)?,
+    }
+    Ok(())
+}
+
+/// The CLI's wording for an action's error (the name as the operator typed it).
+fn no_user(err: ActionError, name: &str) -> anyhow::Error {
+    match err {
+        ActionError::UnknownUser => anyhow::anyhow!("no user named {name:?}"),
+        other => other.into(),
+    }
+}
+
+fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> anyhow::Result<()> {
+    writeln!(out, "{value}")?;
+    Ok(())
+}
+
+fn list_users(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let users = store.list_users()?;
+    if json {
+        let rows: Vec<_> = (users.iter())
+            .map(|u| {
+                json!({ "user": u.username, "admin": u.is_admin, "banned": u.banned,
+                        "live_since_ms": u.live_since_ms, "created_ms": u.created_ms })
+            })
+            .collect();
+        return print_json(out, &json!({ "users": rows }));
+    }
+    writeln!(
+        out,
+        "{:<25} {:<6} {:<7} {:<24}",
+        "USER", "ADMIN", "BANNED", "LIVE SINCE"
+    )?;
+    for u in users {
+        let since = u.live_since_ms.map(format_date_time);
+        let (admin, banned) = (yes(u.is_admin), yes(u.banned));
+        let since = since.as_deref().unwrap_or("-");
+        writeln!(out, "{:<25} {admin:<6} {banned:<7} {since:<24}", u.username)?;
+    }
+    Ok(())
+}
+
+fn list_streams(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let streams = store.live_streams()?;
+    if json {
+        let rows: Vec<_> = (streams.iter())
+            .map(|s| {
+                let st = &s.stats;
+                json!({ "user": s.username, "since_ms": s.since_ms, "video_codec": st.video_codec,
+                        "audio_codec": st.audio_codec, "width": st.width, "height": st.height,
+                        "fps": st.fps, "bitrate_kbps": st.bitrate_kbps })
+            })
+            .collect();
+        return print_json(out, &json!({ "streams": rows }));
+    }
+    if streams.is_empty() {
+        writeln!(out, "no live streams")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<25} {:<24} {:>8} {:<12} {:>10} {:>6}",
+        "USER", "SINCE", "UPTIME", "CODECS", "RESOLUTION", "KBPS"
+    )?;
+    for s in streams {
+        let st = &s.stats;
+        let codecs = [st.video_codec.as_str(), st.audio_codec.as_str()]
+            .iter()
+            .filter(|c| !c.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("+");
+        let codecs = if codecs.is_empty() {
+            "-".into()
+        } else {
+            codecs
+        };
+        let resolution = if st.width > 0 {
+            format!("{}x{}", st.width, st.height)
+        } else {
+            "-".into()
+        };
+        let up = (now_ms() - s.since_ms).max(0) / 1000;
+        let uptime = format!("{}:{:02}:{:02}", up / 3600, up / 60 % 60, up % 60);
+        let since = format_date_time(s.since_ms);
+        writeln!(
+            out,
+            "{:<25} {since:<24} {uptime:>8} {codecs:<12} {resolution:>10} {:>6}",
+            s.username, st.bitrate_kbps
+        )?;
     }
     Ok(())
 }
@@ -276,6 +329,29 @@ mod tests {
     }
 
     #[test]
+    fn json_output_is_for_machines() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let added: serde_json::Value =
+            serde_json::from_str(&run(&s, &["user", "add", "Alice", "--json"]).unwrap()).unwrap();
+        assert_eq!(added["user"], "alice");
+        let key = added["stream_key"].as_str().unwrap().to_string();
+        assert!(key::is_well_formed(&key));
+        let rotated: serde_json::Value =
+            serde_json::from_str(&run(&s, &["key", "rotate", "alice", "--json"]).unwrap()).unwrap();
+        assert!(key::is_well_formed(rotated["stream_key"].as_str().unwrap()));
+        let users: serde_json::Value =
+            serde_json::from_str(&run(&s, &["user", "list", "--json"]).unwrap()).unwrap();
+        assert_eq!(users["users"][0]["user"], "alice");
+        let listed = users.to_string();
+        assert!(!listed.contains(&key), "keys are never listed");
+        assert!(!listed.contains(rotated["stream_key"].as_str().unwrap()));
+        let streams: serde_json::Value =
+            serde_json::from_str(&run(&s, &["streams", "--json"]).unwrap()).unwrap();
+        assert_eq!(streams["streams"], serde_json::json!([]));
+    }
+
+    #[test]
     fn errors_are_one_clear_line() {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
@@ -309,7 +385,7 @@ mod tests {
         let s = settings(dir.path());
         let store = Store::open(&s.database_path()).unwrap();
         let (_, key) = store.add_user("alice", false).unwrap();
-        let (_, id) = store.begin_publish(&key).unwrap().unwrap();
+        let (_, id) = store.begin_publish(&key).unwrap().accepted().unwrap();
         store
             .record_stats(
                 id,

@@ -367,18 +367,12 @@ macro_rules! merge {
 
 impl Settings {
     /// Resolves flags/environment (`cli`) over the optional TOML file at `config_file`.
+    ///
+    /// Long for a reason: one line per setting, each validated where it is read; split up, a
+    /// setting's name, default and check would live in different places.
     pub fn resolve(cli: Options, config_file: Option<&Path>) -> Result<Self, ConfigError> {
         let file = match config_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str::<Options>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.message().to_string(),
-                })?
-            }
+            Some(path) => load_file(path)?,
             None => Options::default(),
         };
         merge!(cli, file; data, rtmp_listen, http_listen, internal_listen, trusted_proxies,
@@ -520,6 +514,18 @@ impl Settings {
     pub fn hls_dir(&self) -> PathBuf {
         self.data.join("hls")
     }
+}
+
+/// The TOML file's options.
+fn load_file(path: &Path) -> Result<Options, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str::<Options>(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
 }
 
 /// An address or a CIDR network; a bare address is a network of one.

@@ -7,8 +7,9 @@
 //! - [`rtmp`]: the RTMP listener, one task per connection, and the publish decision.
 //! - [`live`]: the registry of live publishes and the interface media flows through.
 //! - [`hls`]: the I/O around the HLS core (crate `boltstream-hls`): channels, sinks, the disk.
-//! - [`http`]: the HTTP server and the origin for live media.
-//! - [`web`]: the website and the JSON API.
+//! - [`http`]: the HTTP listeners and routing, the top layer over [`origin`] (live media) and
+//!   [`web`] (the website and the JSON API), which share only [`respond`].
+//! - [`ops`]: operator actions (ban, stop, rotate a key …) for the CLI, the pages and the API.
 //! - [`cli`]: the operator commands on the same database.
 //! - [`server`]: wires the listeners together; [`shutdown`]: the graceful-stop signal;
 //!   [`limits`]: per-address connection caps; [`ticks`]: the one clock periodic work shares;
@@ -21,6 +22,9 @@ pub mod hls;
 pub mod http;
 pub mod limits;
 pub mod live;
+pub mod ops;
+pub mod origin;
+pub mod respond;
 pub mod rtmp;
 pub mod server;
 pub mod shutdown;

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve => serve(settings),
+        Command::Serve { ref ready_file } => serve(settings, ready_file.clone()),
         ref command => run_command(&settings, command, &mut std::io::stdout().lock()),
     };
     match result {
@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(settings: boltstream_ingest::config::Settings) -> anyhow::Result<()> {
+fn serve(
+    settings: boltstream_ingest::config::Settings,
+    ready_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("BOLTSTREAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -48,6 +51,9 @@ fn serve(settings: boltstream_ingest::config::Settings) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let server = RunningServer::start(settings).await?;
+        if let Some(path) = ready_file {
+            server.write_ready_file(&path)?;
+        }
         tokio::spawn(shutdown::on_signal(server.shutdown_token()));
         server.run_until_stopped().await
     })

@@ -31,6 +31,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct RunningServer {
     rtmp_addr: SocketAddr,
     http_addr: SocketAddr,
+    internal_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -41,46 +42,15 @@ impl RunningServer {
     /// Opens the database, resets streams a crash left live, binds both listeners and starts serving.
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        Store::create_data_dir(&settings.data)
-            .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
-        let db_path = settings.database_path();
-        let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
-            .await?
-            .with_context(|| {
-                format!(
-                    "cannot open database {}",
-                    settings.database_path().display()
-                )
-            })?;
-        let store = Arc::new(store);
-        let reset = store.reset_live()?;
-        if reset > 0 {
-            info!(
-                streams = reset,
-                "streams left live by an unclean stop were reset"
-            );
-        }
+        let store = open_store(&settings).await?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = Arc::new(Registry::default());
         let hls = HlsOutput::start(&settings, shutdown.clone(), &tracker)?;
-
-        let rtmp_listener = TcpListener::bind(settings.rtmp_listen)
-            .await
-            .with_context(|| format!("cannot listen for RTMP on {}", settings.rtmp_listen))?;
-        let http_listener = TcpListener::bind(settings.http_listen)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {}", settings.http_listen))?;
-        let rtmp_addr = rtmp_listener.local_addr()?;
-        let http_addr = http_listener.local_addr()?;
-        let internal_listener = TcpListener::bind(settings.internal_listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen for the internal endpoints on {}",
-                    settings.internal_listen
-                )
-            })?;
+        let rtmp_listener = bind(settings.rtmp_listen, "RTMP").await?;
+        let http_listener = bind(settings.http_listen, "HTTP").await?;
+        let internal_listener = bind(settings.internal_listen, "the internal endpoints").await?;
+        let (rtmp_addr, http_addr) = (rtmp_listener.local_addr()?, http_listener.local_addr()?);
         let internal_addr = internal_listener.local_addr()?;
 
         let rtmp_ctx = Arc::new(RtmpContext {
@@ -97,7 +67,6 @@ impl RunningServer {
             ),
         });
         tracker.spawn(rtmp::listen(rtmp_listener, rtmp_ctx, tracker.clone()));
-
         let http_ctx = Arc::new(http::HttpContext::new(
             Arc::clone(&settings),
             Arc::clone(&store),
@@ -106,26 +75,18 @@ impl RunningServer {
             shutdown.clone(),
             rtmp_addr.port(),
         ));
-        tracker.spawn(http::listen(
-            http_listener,
-            Arc::clone(&http_ctx),
-            tracker.clone(),
-            http::Side::Public,
-        ));
-        tracker.spawn(http::listen(
-            internal_listener,
-            http_ctx,
-            tracker.clone(),
-            http::Side::Internal,
-        ));
-        tracker.spawn(drop_watch(
-            Arc::clone(&store),
-            Arc::clone(&registry),
-            shutdown.clone(),
-        ));
+        for (listener, side) in [
+            (http_listener, http::Side::Public),
+            (internal_listener, http::Side::Internal),
+        ] {
+            let ctx = Arc::clone(&http_ctx);
+            tracker.spawn(http::listen(listener, ctx, tracker.clone(), side));
+        }
+        let (s, r) = (&store, &registry);
+        tracker.spawn(drop_watch(Arc::clone(s), Arc::clone(r), shutdown.clone()));
         tracker.spawn(stats_reporter(
-            Arc::clone(&store),
-            Arc::clone(&registry),
+            Arc::clone(s),
+            Arc::clone(r),
             shutdown.clone(),
         ));
 
@@ -133,11 +94,25 @@ impl RunningServer {
         Ok(Self {
             rtmp_addr,
             http_addr,
+            internal_addr,
             shutdown,
             tracker,
             store,
             hls,
         })
+    }
+
+    /// Writes the bound addresses as JSON to `path` (atomically: a reader never sees half).
+    pub fn write_ready_file(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let body = serde_json::json!({
+            "rtmp": self.rtmp_addr.to_string(),
+            "http": self.http_addr.to_string(),
+            "internal": self.internal_addr.to_string(),
+        });
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, body.to_string())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write the ready file {}", path.display()))
     }
 
     /// Where RTMP publishers connect.
@@ -188,6 +163,35 @@ impl RunningServer {
         info!("boltstream stopped");
         Ok(())
     }
+}
+
+/// Opens the database (creating the data directory) and takes offline what a crash left live.
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
+    Store::create_data_dir(&settings.data)
+        .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
+    let db_path = settings.database_path();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+        .await?
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                settings.database_path().display()
+            )
+        })?;
+    let reset = store.reset_live()?;
+    if reset > 0 {
+        info!(
+            streams = reset,
+            "streams left live by an unclean stop were reset"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
 /// Drops publishers whose user was banned, whose stop was requested, or whose publish is no longer

@@ -1,5 +1,6 @@
-//! A `boltstream serve` child process on loopback ports chosen by the OS, with its own data
-//! directory; its log goes to `target/e2e/logs/` (the secret scan reads every one of them).
+//! A `boltstream serve` child process on loopback ports chosen by the OS (reported in its ready
+//! file), with its own data directory; its log goes to `target/e2e/logs/`, and both are scanned for
+//! secrets when it is dropped.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,9 @@ impl Server {
         let (rtmp, http, internal) = ports.map_or((any.clone(), any.clone(), any), |(r, h, i)| {
             (r.to_string(), h.to_string(), i.to_string())
         });
+        // Beside the data directory, so the data directory holds only what the server writes.
+        let ready = data.with_extension("ready.json");
+        let _ = std::fs::remove_file(&ready);
         let child = Command::new(binary())
             .arg("--data")
             .arg(&data)
@@ -86,6 +90,8 @@ impl Server {
             .args(["--internal-listen", &internal])
             .args(&extra)
             .arg("serve")
+            .arg("--ready-file")
+            .arg(&ready)
             .env("BOLTSTREAM_LOG", &log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -104,14 +110,10 @@ impl Server {
             log_filter,
         };
         let addrs = wait_for(Duration::from_secs(15), || {
-            let log = server.log();
-            let line = log.lines().find(|l| l.contains("boltstream serving"))?;
-            let field = |name: &str| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix(name))
-                    .and_then(|v| v.parse::<SocketAddr>().ok())
-            };
-            Some((field("rtmp=")?, field("http=")?, field("internal=")?))
+            let text = std::fs::read_to_string(&ready).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let field = |name: &str| json[name].as_str()?.parse::<SocketAddr>().ok();
+            Some((field("rtmp")?, field("http")?, field("internal")?))
         });
         let Some((rtmp, http, internal)) = addrs else {
             let status = server
@@ -185,21 +187,28 @@ impl Server {
 
     /// Adds a user and returns its stream key.
     pub fn add_user(&self, name: &str) -> String {
-        let out = self.cli(&["user", "add", name]);
+        let out = self.cli(&["user", "add", name, "--json"]);
         assert!(
             out.status.success(),
             "user add failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let key = text
-            .lines()
-            .nth(1)
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap()
-            .to_string();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let key = json["stream_key"].as_str().unwrap().to_string();
         assert!(boltstream_shared::key::is_well_formed(&key));
         key
+    }
+
+    /// Rotates a user's key and returns the new one.
+    pub fn rotate_key(&self, name: &str) -> String {
+        let out = self.cli(&["key", "rotate", name, "--json"]);
+        assert!(
+            out.status.success(),
+            "key rotate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["stream_key"].as_str().unwrap().to_string()
     }
 
     /// `rtmp://.../app/<key>`.
@@ -209,18 +218,15 @@ impl Server {
 
     /// The usernames `boltstream streams` lists as live.
     pub fn live_users(&self) -> Vec<String> {
-        let out = self.cli(&["streams"]);
+        let out = self.cli(&["streams", "--json"]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .filter(|l| !l.starts_with("no live"))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json["streams"].as_array().unwrap().iter())
+            .map(|s| s["user"].as_str().unwrap().to_string())
             .collect()
     }
 
@@ -263,10 +269,57 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server, then scans what it wrote — every log line, and every file under the data
+    /// directory but the database — for a stream key or a near miss of one: every test that
+    /// starts a server is also a secret scan of what it made the server do, whatever order the
+    /// tests run in.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(leak) = self.secret_leak() {
+            panic!("{leak}");
+        }
+    }
+}
+
+impl Server {
+    /// Where a key (or a near miss) appears in the log or the data directory, if anywhere.
+    pub fn secret_leak(&self) -> Option<String> {
+        use boltstream_shared::key::contains_key_like;
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        if let Some(line) = log.split(|b| *b == b'\n').find(|l| contains_key_like(l)) {
+            return Some(format!(
+                "{}: a log line carries a stream key or a near miss of one: {}",
+                self.log.display(),
+                String::from_utf8_lossy(line)
+            ));
+        }
+        let mut files = Vec::new();
+        collect_files(&self.data, &mut files);
+        files
+            .iter()
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("boltstream.db"))
+            })
+            .find(|p| contains_key_like(&std::fs::read(p).unwrap_or_default()))
+            .map(|p| format!("{} carries a stream key or a near miss of one", p.display()))
+    }
+}
+
+/// Every file below `dir`.
+pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
         }
     }
 }

@@ -203,14 +203,7 @@ fn wrong_app_and_rtmp_play_are_refused() {
 fn rotated_key_stops_working_at_once() {
     let server = Server::start(&[]);
     let old = server.add_user("alice");
-    let out = server.cli(&["key", "rotate", "alice"]);
-    let new = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let new = server.rotate_key("alice");
     assert_refused(
         Publisher::start(Clip::Short, &server.publish_url(&old), false),
         "invalid stream key",
@@ -235,15 +228,7 @@ fn rotating_a_key_ends_a_thiefs_live_publish_and_lets_the_owner_in() {
         server.wait_live("alice", Duration::from_secs(10)),
         "the thief never went live"
     );
-    let out = server.cli(&["key", "rotate", "alice"]);
-    assert!(out.status.success());
-    let new = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let new = server.rotate_key("alice");
     // The owner publishes at once, while the thief may still be connected for a moment.
     let mut owner = Publisher::start(Clip::Short, &server.publish_url(&new), false);
     assert!(

@@ -2,8 +2,9 @@
 //! the JSON API. Routing starts with `shared`'s classifier, so which paths are live media, internal
 //! or key-bearing is the same decision the edge filter makes.
 //!
-//! - [`origin`]: playlists and segments with the shared header policy and conditional GET.
-//! - [`respond`]: small response builders.
+//! The top layer: it routes each request to one of two leaves that know nothing of it —
+//! [`crate::origin`] (live media) and [`crate::web`] (pages and API, with their own context).
+//!
 //! - [`client`]: who a request is from, behind trusted proxies.
 //! - [`deadline`]: the response-write timeout.
 //!
@@ -12,8 +13,6 @@
 
 pub mod client;
 pub mod deadline;
-pub mod origin;
-pub mod respond;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,12 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boltstream_shared::route::{classify, Route};
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,44 +35,28 @@ use crate::config::Settings;
 use crate::hls::HlsOutput;
 use crate::limits::Admission;
 use crate::live::Registry;
+use crate::origin;
+use crate::respond::{self, without_body, BodyDeadline, Resp};
 use crate::store::Store;
+use crate::web::WebContext;
 
 /// A slow client gets this long to send a request's headers (slowloris defence).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted; larger gets 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// A response body: whole bytes, or a file read in chunks as it is sent (a segment too large to
-/// read into memory for each request).
-pub type Body = http_body_util::Either<Full<Bytes>, FileBody>;
-
-/// A file sent in chunks.
-pub type FileBody = http_body_util::StreamBody<
-    futures_util::stream::MapOk<
-        tokio_util::io::ReaderStream<tokio::fs::File>,
-        fn(Bytes) -> hyper::body::Frame<Bytes>,
-    >,
->;
-
-/// The response type of every handler.
-pub type Resp = Response<Body>;
-
 /// What request handlers share.
 pub struct HttpContext {
     /// Settings.
     pub settings: Arc<Settings>,
-    /// Database.
-    pub store: Arc<Store>,
     /// Live publishes of this process.
     pub registry: Arc<Registry>,
-    /// HLS output (playlists and segments in memory).
+    /// HLS output (playlists and segments).
     pub hls: Arc<HlsOutput>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
-    /// The RTMP port actually bound (shown to streamers).
-    pub rtmp_port: u16,
-    /// Log-in and sign-up limits, and the password-hash permits.
-    pub guard: crate::web::guard::AccountGuard,
+    /// The website's and API's own context.
+    pub web: Arc<WebContext>,
     admission: Admission,
     /// Requests served, by route kind (in [`ROUTE_LABELS`] order).
     requests: [AtomicU64; ROUTE_LABELS.len()],
@@ -102,10 +83,16 @@ impl HttpContext {
         shutdown: CancellationToken,
         rtmp_port: u16,
     ) -> Self {
-        Self {
-            rtmp_port,
-            requests: Default::default(),
+        let web = Arc::new(WebContext {
             guard: crate::web::guard::AccountGuard::new(&settings),
+            settings: Arc::clone(&settings),
+            store,
+            registry: Arc::clone(&registry),
+            hls: Arc::clone(&hls),
+            rtmp_port,
+        });
+        Self {
+            requests: Default::default(),
             admission: Admission::new(
                 "http",
                 settings.max_connections_per_ip,
@@ -113,10 +100,10 @@ impl HttpContext {
             )
             .exempting(&settings.trusted_proxies),
             settings,
-            store,
             registry,
             hls,
             shutdown,
+            web,
         }
     }
 
@@ -163,7 +150,7 @@ impl HttpContext {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }
             (Route::LivePlaylist { .. } | Route::LiveSegment { .. }, Side::Public) => {
-                origin::serve(&self, &route, &req).await
+                origin::serve(&self.hls, &self.settings.policy, &route, &req).await
             }
             (Route::KeyBearing, Side::Public) => respond::text(
                 StatusCode::FORBIDDEN,
@@ -172,7 +159,7 @@ impl HttpContext {
             (Route::Rejected(_), Side::Public) => {
                 respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
             }
-            (Route::Other, Side::Public) => crate::web::handle(&self, req, client).await,
+            (Route::Other, Side::Public) => crate::web::handle(&self.web, req, client).await,
         };
         let response = if head {
             without_body(response)
@@ -221,24 +208,6 @@ pub enum Side {
     Public,
     /// Health and metrics only.
     Internal,
-}
-
-/// When a request's body must have arrived (`http_body_timeout` after its head), for the handlers
-/// that read one.
-#[derive(Clone, Copy, Debug)]
-pub struct BodyDeadline(pub tokio::time::Instant);
-
-/// The response to a HEAD: the GET's status and headers, its length, no body.
-fn without_body(response: Resp) -> Resp {
-    use hyper::body::Body as _;
-    let (mut parts, body) = response.into_parts();
-    if let Some(len) = body.size_hint().exact() {
-        parts
-            .headers
-            .entry(hyper::header::CONTENT_LENGTH)
-            .or_insert_with(|| hyper::header::HeaderValue::from(len));
-    }
-    Response::from_parts(parts, respond::full(Bytes::new()))
 }
 
 /// Serves HTTP on `side` until shutdown.

@@ -20,7 +20,7 @@ use super::RtmpContext;
 use crate::clock::now_ms;
 use crate::limits::Verdict;
 use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
-use crate::store::{PublishRefusal, StoreError};
+use crate::store::{PublishDecision, PublishId, PublishRefusal};
 
 const READ_BUFFER: usize = 64 * 1024;
 /// Most output we queue for a peer that has not published yet. Before `connect` rml_rtmp answers
@@ -86,7 +86,7 @@ struct Publishing {
 }
 
 impl Publishing {
-    fn cleanup(&mut self) -> (Username, crate::store::PublishId) {
+    fn cleanup(&mut self) -> (Username, PublishId) {
         self.ended = true;
         self.sink.finish(now_ms());
         self.ctx
@@ -446,59 +446,73 @@ impl Connection {
         presented: String,
     ) -> Result<Flow, ConnectionEnd> {
         const BAD_NAME: &str = "NetStream.Publish.BadName";
-        let shown = key::redact(&presented);
-        if self.publishing.is_some() {
-            return self
-                .refuse(
-                    session,
-                    request_id,
-                    BAD_NAME,
-                    "already publishing on this connection",
-                )
-                .await;
+        let decision = if self.publishing.is_some() {
+            Err("already publishing on this connection")
+        } else {
+            self.authorize(presented).await
+        };
+        match decision {
+            Ok((user, publish_id)) => {
+                self.start_publishing(session, request_id, user, publish_id)
+                    .await
+            }
+            Err(why) => self.refuse(session, request_id, BAD_NAME, why).await,
         }
+    }
+
+    /// The publish decision for a presented key, with its log line and the failure throttle's
+    /// accounting (an attempt counts as it starts; only a wrong key stays counted). `Err` is
+    /// what the client is told.
+    async fn authorize(
+        &mut self,
+        presented: String,
+    ) -> Result<(Username, PublishId), &'static str> {
         let ip = self.peer.ip();
         if let Verdict::Throttled { first } = self.ctx.throttle.begin_ip(ip, Instant::now()) {
             if first {
                 warn!(peer = %self.peer, "publish attempts throttled: too many failures from this address in the last minute");
             }
-            return self
-                .refuse(
-                    session,
-                    request_id,
-                    BAD_NAME,
-                    "too many failed attempts; try again later",
-                )
-                .await;
+            return Err("too many failed attempts; try again later");
         }
+        let shown = key::redact(&presented);
         let store = Arc::clone(&self.ctx.store);
-        let decision = tokio::task::spawn_blocking(move || store.begin_publish(&presented))
-            .await
-            .unwrap_or(Err(StoreError::Locked));
-        let (user, publish_id) = match decision {
-            Ok(Ok(accepted)) => accepted,
-            Ok(Err(refusal)) => {
-                // Only a wrong key is a guess; the attempt was counted when it started.
-                if refusal != PublishRefusal::UnknownKey {
-                    self.ctx.throttle.succeeded_ip(ip);
-                }
-                info!(peer = %self.peer, key = %shown, outcome = "refused", reason = %refusal, "publish");
-                let why = match refusal {
-                    PublishRefusal::UnknownKey => "invalid stream key",
-                    PublishRefusal::Banned => "this account may not publish",
-                    PublishRefusal::AlreadyLive => "this stream is already live",
-                };
-                return self.refuse(session, request_id, BAD_NAME, why).await;
+        let decision = tokio::task::spawn_blocking(move || store.begin_publish(&presented)).await;
+        let refusal = match decision {
+            Ok(Ok(PublishDecision::Accepted(user, publish_id))) => {
+                self.ctx.throttle.succeeded_ip(ip);
+                return Ok((user, publish_id));
             }
-            Err(err) => {
+            Ok(Ok(PublishDecision::Refused(refusal))) => refusal,
+            Ok(Err(err)) => {
                 self.ctx.throttle.succeeded_ip(ip);
                 warn!(peer = %self.peer, key = %shown, outcome = "error", error = %err, "publish");
-                return self
-                    .refuse(session, request_id, BAD_NAME, "server error; try again")
-                    .await;
+                return Err("server error; try again");
+            }
+            Err(join) => {
+                self.ctx.throttle.succeeded_ip(ip);
+                warn!(peer = %self.peer, key = %shown, outcome = "error", error = %join, "publish: the database task failed");
+                return Err("server error; try again");
             }
         };
-        self.ctx.throttle.succeeded_ip(ip);
+        if refusal != PublishRefusal::UnknownKey {
+            self.ctx.throttle.succeeded_ip(ip);
+        }
+        info!(peer = %self.peer, key = %shown, outcome = "refused", reason = %refusal, "publish");
+        Err(match refusal {
+            PublishRefusal::UnknownKey => "invalid stream key",
+            PublishRefusal::Banned => "this account may not publish",
+            PublishRefusal::AlreadyLive => "this stream is already live",
+        })
+    }
+
+    /// Registers an accepted publish, opens its sink and tells the client.
+    async fn start_publishing(
+        &mut self,
+        session: &mut Session,
+        request_id: u32,
+        user: Username,
+        publish_id: PublishId,
+    ) -> Result<Flow, ConnectionEnd> {
         let stream = Arc::new(LiveStream {
             user: user.clone(),
             publish_id,

@@ -64,6 +64,25 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// What the store decided about a presented key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishDecision {
+    /// The stream is live now, as this publish.
+    Accepted(Username, PublishId),
+    /// Refused, and why.
+    Refused(PublishRefusal),
+}
+
+impl PublishDecision {
+    /// The accepted publish, if it was accepted.
+    pub fn accepted(self) -> Option<(Username, PublishId)> {
+        match self {
+            PublishDecision::Accepted(user, id) => Some((user, id)),
+            PublishDecision::Refused(_) => None,
+        }
+    }
+}
+
 /// Why a publish was refused; logged, and turned into the RTMP error the client sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PublishRefusal {
@@ -352,12 +371,10 @@ impl Store {
 
     /// Takes the stream of `presented_key` live, or says why not. The go-live is one conditional
     /// `UPDATE … WHERE started_ms IS NULL`, so of two simultaneous publishers exactly one wins.
-    pub fn begin_publish(
-        &self,
-        presented_key: &str,
-    ) -> Result<Result<(Username, PublishId), PublishRefusal>, StoreError> {
+    pub fn begin_publish(&self, presented_key: &str) -> Result<PublishDecision, StoreError> {
+        use PublishDecision::{Accepted, Refused};
         if !key::is_well_formed(presented_key) {
-            return Ok(Err(PublishRefusal::UnknownKey));
+            return Ok(Refused(PublishRefusal::UnknownKey));
         }
         let hash = key::storage_hash(presented_key);
         self.with(|c| {
@@ -370,10 +387,10 @@ impl Store {
                 )
                 .optional()?;
             let Some((user_id, username, banned)) = found else {
-                return Ok(Err(PublishRefusal::UnknownKey));
+                return Ok(Refused(PublishRefusal::UnknownKey));
             };
             if banned {
-                return Ok(Err(PublishRefusal::Banned));
+                return Ok(Refused(PublishRefusal::Banned));
             }
             let publish_id = (OsRng.next_u64() >> 1) as i64;
             let won = c.execute(
@@ -383,10 +400,10 @@ impl Store {
                 params![now_ms(), publish_id, user_id, hash],
             )?;
             if won == 0 {
-                return Ok(Err(PublishRefusal::AlreadyLive));
+                return Ok(Refused(PublishRefusal::AlreadyLive));
             }
             let user = Username::parse(&username).map_err(StoreError::InvalidUsername)?;
-            Ok(Ok((user, PublishId(publish_id))))
+            Ok(Accepted(user, PublishId(publish_id)))
         })
     }
 

@@ -74,13 +74,13 @@ fn publish_lifecycle() {
     let (alice, key) = store.add_user("alice", false).unwrap();
     assert_eq!(
         store.begin_publish("live_nonsense").unwrap(),
-        Err(PublishRefusal::UnknownKey)
+        PublishDecision::Refused(PublishRefusal::UnknownKey)
     );
-    let (user, id) = store.begin_publish(&key).unwrap().unwrap();
+    let (user, id) = store.begin_publish(&key).unwrap().accepted().unwrap();
     assert_eq!(user, alice);
     assert_eq!(
         store.begin_publish(&key).unwrap(),
-        Err(PublishRefusal::AlreadyLive)
+        PublishDecision::Refused(PublishRefusal::AlreadyLive)
     );
     assert_eq!(store.live_streams().unwrap().len(), 1);
     store.end_publish(&alice, PublishId(id.0 ^ 1)).unwrap();
@@ -91,7 +91,7 @@ fn publish_lifecycle() {
     );
     store.end_publish(&alice, id).unwrap();
     assert!(store.live_streams().unwrap().is_empty());
-    assert!(store.begin_publish(&key).unwrap().is_ok());
+    assert!(store.begin_publish(&key).unwrap().accepted().is_some());
 }
 
 #[test]
@@ -101,15 +101,15 @@ fn banned_and_rotated_keys_are_refused() {
     store.set_banned("alice", true).unwrap();
     assert_eq!(
         store.begin_publish(&key).unwrap(),
-        Err(PublishRefusal::Banned)
+        PublishDecision::Refused(PublishRefusal::Banned)
     );
     store.set_banned("ALICE", false).unwrap();
     let new_key = store.rotate_key("alice").unwrap();
     assert_eq!(
         store.begin_publish(&key).unwrap(),
-        Err(PublishRefusal::UnknownKey)
+        PublishDecision::Refused(PublishRefusal::UnknownKey)
     );
-    assert!(store.begin_publish(&new_key).unwrap().is_ok());
+    assert!(store.begin_publish(&new_key).unwrap().accepted().is_some());
 }
 
 fn flagged(store: &Store) -> Vec<(String, PublishId)> {
@@ -126,8 +126,8 @@ fn ban_and_stop_requests_are_seen_by_the_server() {
     let (_dir, store) = temp_store();
     let (_, key) = store.add_user("alice", false).unwrap();
     let (_, bob_key) = store.add_user("bob", false).unwrap();
-    let (alice, id) = store.begin_publish(&key).unwrap().unwrap();
-    let (_, bob_id) = store.begin_publish(&bob_key).unwrap().unwrap();
+    let (alice, id) = store.begin_publish(&key).unwrap().accepted().unwrap();
+    let (_, bob_id) = store.begin_publish(&bob_key).unwrap().accepted().unwrap();
     assert_eq!(store.live_publishes().unwrap().len(), 2);
     assert!(flagged(&store).is_empty());
     store.set_banned("alice", true).unwrap();
@@ -144,13 +144,13 @@ fn ban_and_stop_requests_are_seen_by_the_server() {
 fn rotating_a_key_takes_its_publish_offline_so_the_new_key_goes_live_at_once() {
     let (_dir, store) = temp_store();
     let (_, key) = store.add_user("alice", false).unwrap();
-    let (alice, old_id) = store.begin_publish(&key).unwrap().unwrap();
+    let (alice, old_id) = store.begin_publish(&key).unwrap().accepted().unwrap();
     let new_key = store.rotate_key("alice").unwrap();
     assert!(
         store.live_publishes().unwrap().is_empty(),
         "the thief's publish is no longer the live one"
     );
-    let (_, new_id) = store.begin_publish(&new_key).unwrap().unwrap();
+    let (_, new_id) = store.begin_publish(&new_key).unwrap().accepted().unwrap();
     // The old connection's late clean-up cannot take the owner's publish offline.
     store.end_publish(&alice, old_id).unwrap();
     let live = store.live_publishes().unwrap();
@@ -163,11 +163,11 @@ fn crash_reset_takes_everything_offline() {
     let (_dir, store) = temp_store();
     let (_, a) = store.add_user("alice", false).unwrap();
     let (_, b) = store.add_user("bob", false).unwrap();
-    store.begin_publish(&a).unwrap().unwrap();
-    store.begin_publish(&b).unwrap().unwrap();
+    store.begin_publish(&a).unwrap().accepted().unwrap();
+    store.begin_publish(&b).unwrap().accepted().unwrap();
     assert_eq!(store.reset_live().unwrap(), 2);
     assert!(store.live_streams().unwrap().is_empty());
-    assert!(store.begin_publish(&a).unwrap().is_ok());
+    assert!(store.begin_publish(&a).unwrap().accepted().is_some());
 }
 
 #[test]
@@ -192,13 +192,17 @@ fn concurrent_go_live_has_exactly_one_winner() {
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let winners: Vec<_> = (results.iter())
+            .filter(|r| matches!(r, PublishDecision::Accepted(..)))
+            .collect();
         assert_eq!(winners.len(), 1, "{results:?}");
         assert!(results
             .iter()
-            .filter(|r| r.is_err())
-            .all(|r| *r == Err(PublishRefusal::AlreadyLive)));
-        let (user, id) = winners[0];
+            .filter(|r| !matches!(r, PublishDecision::Accepted(..)))
+            .all(|r| *r == PublishDecision::Refused(PublishRefusal::AlreadyLive)));
+        let PublishDecision::Accepted(user, id) = winners[0] else {
+            unreachable!("filtered")
+        };
         Store::open(&path).unwrap().end_publish(user, *id).unwrap();
     }
 }
@@ -207,7 +211,7 @@ fn concurrent_go_live_has_exactly_one_winner() {
 fn stats_round_trip() {
     let (_dir, store) = temp_store();
     let (_, key) = store.add_user("alice", false).unwrap();
-    let (_, id) = store.begin_publish(&key).unwrap().unwrap();
+    let (_, id) = store.begin_publish(&key).unwrap().accepted().unwrap();
     let stats = StreamStats {
         video_codec: "h264".into(),
         audio_codec: "aac".into(),

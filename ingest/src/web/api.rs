@@ -10,8 +10,10 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::session;
+use super::WebContext;
 use crate::clock::now_ms;
-use crate::http::{respond, HttpContext, Resp};
+use crate::ops::{self, ActionError, AdminAction};
+use crate::respond::{self, Resp};
 use crate::store::{LiveRow, StoreError, UserRow};
 
 fn reply(status: StatusCode, value: Value) -> Resp {
@@ -47,7 +49,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .expect("store call panicked")
 }
 
-fn channel_json(ctx: &HttpContext, username: &str, live: Option<&LiveRow>) -> Value {
+fn channel_json(ctx: &WebContext, username: &str, live: Option<&LiveRow>) -> Value {
     let playable = Username::parse(username)
         .ok()
         .is_some_and(|u| ctx.hls.playlist(&u).is_some() && ctx.hls.is_publishing(&u));
@@ -76,7 +78,7 @@ fn me_json(user: &UserRow) -> Value {
 
 /// Who is calling, and whether a state change is allowed (a bearer token, or a session with its
 /// CSRF header).
-async fn caller(ctx: &Arc<HttpContext>, req: &Request<Incoming>) -> Option<(UserRow, bool)> {
+async fn caller(ctx: &Arc<WebContext>, req: &Request<Incoming>) -> Option<(UserRow, bool)> {
     if let Some(user) = session::from_bearer(&ctx.store, req.headers()).await {
         return Some((user, true));
     }
@@ -89,46 +91,28 @@ async fn caller(ctx: &Arc<HttpContext>, req: &Request<Incoming>) -> Option<(User
     Some((s.user, csrf_ok))
 }
 
-/// Admin operations shared by the admin page and the API: `users/<name>/{ban,unban,admin,unadmin}`
-/// and `streams/<name>/stop`. Returns a message for people, or a status and an error.
+/// An admin action from the admin page or the API (`<kind>/<name>/<action>`), carried out by
+/// [`crate::ops`]. Returns a message for people, or a status and an error.
 pub async fn admin_operation(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     kind: &str,
     name: &str,
     action: &str,
     by: &str,
 ) -> Result<String, (StatusCode, String)> {
-    let Ok(user) = Username::parse(name) else {
-        return Err((StatusCode::NOT_FOUND, "no such user".into()));
+    let Some(op) = AdminAction::parse(kind, action) else {
+        return Err((StatusCode::NOT_FOUND, "unknown operation".into()));
     };
-    let store = Arc::clone(&ctx.store);
-    let target = user.to_string();
-    let result = match (kind, action) {
-        ("users", "ban") => blocking(move || store.set_banned(&target, true).map(|_| true)).await,
-        ("users", "unban") => {
-            blocking(move || store.set_banned(&target, false).map(|_| true)).await
-        }
-        ("users", "admin") => blocking(move || store.set_admin(&target, true).map(|_| true)).await,
-        ("users", "unadmin") => {
-            blocking(move || store.set_admin(&target, false).map(|_| true)).await
-        }
-        ("streams", "stop") => blocking(move || store.request_stop(&target)).await,
-        _ => return Err((StatusCode::NOT_FOUND, "unknown operation".into())),
-    };
-    match result {
-        Ok(true) => {
-            if kind == "streams" || action == "ban" {
-                // Drop at once in this process; the drop watch also sees the store flag.
-                if let Some(stream) = ctx.registry.get(&user) {
-                    stream.cancel.cancel();
-                }
-            }
+    let (store, registry) = (Arc::clone(&ctx.store), Arc::clone(&ctx.registry));
+    let target = name.to_string();
+    match blocking(move || ops::admin(&store, Some(&registry), op, &target)).await {
+        Ok(user) => {
             tracing::info!(admin = %by, user = %user, operation = %format!("{kind}/{action}"), "admin operation");
             Ok(format!("{action} {user}: done"))
         }
-        Ok(false) => Err((StatusCode::CONFLICT, format!("{user} is not live"))),
-        Err(StoreError::UnknownUser(_)) => Err((StatusCode::NOT_FOUND, "no such user".into())),
-        Err(e) => {
+        Err(ActionError::UnknownUser) => Err((StatusCode::NOT_FOUND, "no such user".into())),
+        Err(e @ ActionError::NotLive(_)) => Err((StatusCode::CONFLICT, e.to_string())),
+        Err(ActionError::Store(e)) => {
             tracing::warn!(error = %e, "admin operation failed");
             Err((
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -139,101 +123,112 @@ pub async fn admin_operation(
 }
 
 /// Routes an API request; `rest` is the path after `/api/v1/`.
-pub async fn handle(ctx: &Arc<HttpContext>, req: Request<Incoming>, rest: &str) -> Resp {
+pub async fn handle(ctx: &Arc<WebContext>, req: Request<Incoming>, rest: &str) -> Resp {
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let method = req.method().clone();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["channels"]) => {
-            let store = Arc::clone(&ctx.store);
-            match blocking(move || store.live_streams()).await {
-                Ok(live) => reply(
+        (&Method::GET, ["channels"]) => live_channels(ctx).await,
+        (&Method::GET, ["channels", name]) => one_channel(ctx, name).await,
+        (_, ["me", ..] | ["admin", ..]) => signed_in(ctx, &req, &method, &segments).await,
+        _ => error(StatusCode::NOT_FOUND, "no such API endpoint"),
+    }
+}
+
+async fn live_channels(ctx: &Arc<WebContext>) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    match blocking(move || store.live_streams()).await {
+        Ok(live) => {
+            let channels: Vec<Value> = (live.iter())
+                .map(|r| channel_json(ctx, &r.username, Some(r)))
+                .collect();
+            reply(StatusCode::OK, json!({ "channels": channels }))
+        }
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn one_channel(ctx: &Arc<WebContext>, name: &str) -> Resp {
+    let Ok(user) = Username::parse(name) else {
+        return error(StatusCode::NOT_FOUND, "no such channel");
+    };
+    let store = Arc::clone(&ctx.store);
+    let lookup = user.to_string();
+    let found = blocking(
+        move || -> Result<Option<(UserRow, Option<LiveRow>)>, StoreError> {
+            let Some(row) = store.user(&lookup)? else {
+                return Ok(None);
+            };
+            let live = store.live_stream(&lookup)?;
+            Ok(Some((row, live)))
+        },
+    )
+    .await;
+    match found {
+        Ok(Some((row, live))) if !row.banned => reply(
+            StatusCode::OK,
+            channel_json(ctx, &row.username, live.as_ref()),
+        ),
+        Ok(_) => error(StatusCode::NOT_FOUND, "no such channel"),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `/api/v1/me/…` and `/api/v1/admin/…`: for a session or an API token.
+async fn signed_in(
+    ctx: &Arc<WebContext>,
+    req: &Request<Incoming>,
+    method: &Method,
+    segments: &[&str],
+) -> Resp {
+    let Some((user, may_change)) = caller(ctx, req).await else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "sign in or send an API token (Authorization: Bearer …)",
+        );
+    };
+    let store = Arc::clone(&ctx.store);
+    let name = user.username.clone();
+    match (method, segments) {
+        (&Method::GET, ["me"]) => reply(StatusCode::OK, me_json(&user)),
+        (&Method::GET, ["me", "tokens"]) => match blocking(move || store.api_tokens(&name)).await {
+            Ok(tokens) => {
+                let tokens: Vec<Value> = (tokens.iter())
+                    .map(|t| json!({ "id": t.id, "created_ms": t.created_ms }))
+                    .collect();
+                reply(StatusCode::OK, json!({ "tokens": tokens }))
+            }
+            Err(e) => store_error(&e),
+        },
+        (&Method::POST | &Method::DELETE, _) if !may_change => error(
+            StatusCode::FORBIDDEN,
+            "missing or wrong x-csrf-token header",
+        ),
+        (&Method::POST, ["me", "rotate-key"]) => {
+            let registry = Arc::clone(&ctx.registry);
+            match blocking(move || ops::rotate_key(&store, Some(&registry), &name)).await {
+                Ok(key) => reply(
                     StatusCode::OK,
-                    json!({ "channels": live.iter().map(|r| channel_json(ctx, &r.username, Some(r))).collect::<Vec<_>>() }),
+                    json!({ "stream_key": key, "note": "shown only now; the old key no longer works" }),
                 ),
+                Err(ActionError::Store(e)) => store_error(&e),
+                Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
+            }
+        }
+        (&Method::DELETE, ["me", "tokens", id]) => {
+            let id = id.to_string();
+            match blocking(move || store.revoke_api_token(&name, &id)).await {
+                Ok(true) => reply(StatusCode::OK, json!({ "ok": true })),
+                Ok(false) => error(StatusCode::NOT_FOUND, "no such token"),
                 Err(e) => store_error(&e),
             }
         }
-        (&Method::GET, ["channels", name]) => {
-            let Ok(user) = Username::parse(name) else {
-                return error(StatusCode::NOT_FOUND, "no such channel");
-            };
-            let store = Arc::clone(&ctx.store);
-            let lookup = user.to_string();
-            let found = blocking(
-                move || -> Result<Option<(UserRow, Option<LiveRow>)>, StoreError> {
-                    let Some(row) = store.user(&lookup)? else {
-                        return Ok(None);
-                    };
-                    let live = store.live_stream(&lookup)?;
-                    Ok(Some((row, live)))
-                },
-            )
-            .await;
-            match found {
-                Ok(Some((row, live))) if !row.banned => reply(
-                    StatusCode::OK,
-                    channel_json(ctx, &row.username, live.as_ref()),
-                ),
-                Ok(_) => error(StatusCode::NOT_FOUND, "no such channel"),
-                Err(e) => store_error(&e),
+        (&Method::POST, ["admin", kind, target, action]) => {
+            if !user.is_admin {
+                return error(StatusCode::FORBIDDEN, "admins only");
             }
-        }
-        (_, ["me", ..]) | (_, ["admin", ..]) => {
-            let Some((user, may_change)) = caller(ctx, &req).await else {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "sign in or send an API token (Authorization: Bearer …)",
-                );
-            };
-            match (&method, segments.as_slice()) {
-                (&Method::GET, ["me"]) => reply(StatusCode::OK, me_json(&user)),
-                (&Method::GET, ["me", "tokens"]) => {
-                    let store = Arc::clone(&ctx.store);
-                    let name = user.username.clone();
-                    match blocking(move || store.api_tokens(&name)).await {
-                        Ok(tokens) => reply(
-                            StatusCode::OK,
-                            json!({ "tokens": tokens.iter().map(|t| json!({ "id": t.id, "created_ms": t.created_ms })).collect::<Vec<_>>() }),
-                        ),
-                        Err(e) => store_error(&e),
-                    }
-                }
-                (&Method::POST | &Method::DELETE, _) if !may_change => error(
-                    StatusCode::FORBIDDEN,
-                    "missing or wrong x-csrf-token header",
-                ),
-                (&Method::POST, ["me", "rotate-key"]) => {
-                    let store = Arc::clone(&ctx.store);
-                    let name = user.username.clone();
-                    match blocking(move || store.rotate_key(&name)).await {
-                        Ok(key) => reply(
-                            StatusCode::OK,
-                            json!({ "stream_key": key, "note": "shown only now; the old key no longer works" }),
-                        ),
-                        Err(e) => store_error(&e),
-                    }
-                }
-                (&Method::DELETE, ["me", "tokens", id]) => {
-                    let store = Arc::clone(&ctx.store);
-                    let (name, id) = (user.username.clone(), id.to_string());
-                    match blocking(move || store.revoke_api_token(&name, &id)).await {
-                        Ok(true) => reply(StatusCode::OK, json!({ "ok": true })),
-                        Ok(false) => error(StatusCode::NOT_FOUND, "no such token"),
-                        Err(e) => store_error(&e),
-                    }
-                }
-                (&Method::POST, ["admin", kind, name, action]) => {
-                    if !user.is_admin {
-                        return error(StatusCode::FORBIDDEN, "admins only");
-                    }
-                    match admin_operation(ctx, kind, name, action, &user.username).await {
-                        Ok(message) => {
-                            reply(StatusCode::OK, json!({ "ok": true, "message": message }))
-                        }
-                        Err((status, message)) => error(status, &message),
-                    }
-                }
-                _ => error(StatusCode::NOT_FOUND, "no such API endpoint"),
+            match admin_operation(ctx, kind, target, action, &user.username).await {
+                Ok(message) => reply(StatusCode::OK, json!({ "ok": true, "message": message })),
+                Err((status, message)) => error(status, &message),
             }
         }
         _ => error(StatusCode::NOT_FOUND, "no such API endpoint"),

@@ -24,7 +24,27 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, StatusCode};
 
-use crate::http::{respond, HttpContext, Resp};
+use crate::config::Settings;
+use crate::hls::HlsOutput;
+use crate::live::Registry;
+use crate::respond::{self, Resp};
+use crate::store::Store;
+
+/// What the website and the API handlers share: their own context, apart from the HTTP layer's.
+pub struct WebContext {
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Database.
+    pub store: Arc<Store>,
+    /// Live publishes of this process.
+    pub registry: Arc<Registry>,
+    /// HLS output (whether a channel plays).
+    pub hls: Arc<HlsOutput>,
+    /// The RTMP port actually bound (shown to streamers).
+    pub rtmp_port: u16,
+    /// Log-in and sign-up limits, and the password-hash permits.
+    pub guard: guard::AccountGuard,
+}
 
 /// Largest form or JSON body accepted; larger gets 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -42,13 +62,10 @@ pub enum BodyError {
 /// Reads a request body, bounded by [`MAX_BODY`] and by the request's body deadline: a client
 /// that trickles a body held its connection slot for as long as it kept trickling.
 pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, BodyError> {
-    let deadline = req
-        .extensions()
-        .get::<crate::http::BodyDeadline>()
-        .map_or_else(
-            || tokio::time::Instant::now() + std::time::Duration::from_secs(10),
-            |d| d.0,
-        );
+    let deadline = req.extensions().get::<respond::BodyDeadline>().map_or_else(
+        || tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+        |d| d.0,
+    );
     let collect = Limited::new(req.into_body(), MAX_BODY).collect();
     let Ok(collected) = tokio::time::timeout_at(deadline, collect).await else {
         return Err(BodyError::TooSlow);
@@ -81,7 +98,7 @@ pub async fn read_form(req: Request<Incoming>) -> Result<HashMap<String, String>
 }
 
 /// Routes a website or API request.
-pub async fn handle(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+pub async fn handle(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let path = req.uri().path().to_string();
     if let Some(rest) = path.strip_prefix("/api/v1/") {
         let rest = rest.to_string();

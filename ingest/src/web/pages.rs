@@ -13,9 +13,10 @@ use hyper::{Method, Request, StatusCode};
 
 use super::guard::Refusal;
 use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
+use super::WebContext;
 use super::{read_form, BodyError};
 use crate::clock::now_ms;
-use crate::http::{respond, HttpContext, Resp};
+use crate::respond::{self, Resp};
 use crate::store::{random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
 use boltstream_hls::date::format_date_time;
 
@@ -127,7 +128,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// Routes a page request.
 pub async fn handle(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: Request<Incoming>,
     path: &str,
     peer: SocketAddr,
@@ -186,7 +187,7 @@ pub async fn handle(
     }
 }
 
-async fn directory(ctx: &Arc<HttpContext>, user: Option<&SessionUser>) -> Resp {
+async fn directory(ctx: &Arc<WebContext>, user: Option<&SessionUser>) -> Resp {
     let store = Arc::clone(&ctx.store);
     let live = match blocking(move || store.live_streams()).await {
         Ok(l) => l,
@@ -224,7 +225,7 @@ fn channel_card(row: &LiveRow) -> String {
     )
 }
 
-async fn channel(ctx: &Arc<HttpContext>, user: Option<&SessionUser>, name: &str) -> Resp {
+async fn channel(ctx: &Arc<WebContext>, user: Option<&SessionUser>, name: &str) -> Resp {
     let Ok(username) = Username::parse(name) else {
         return error_page(
             StatusCode::NOT_FOUND,
@@ -278,7 +279,7 @@ impl Form {
 }
 
 fn auth_form(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     user: Option<&SessionUser>,
     form: Form,
     error: Option<&str>,
@@ -369,7 +370,7 @@ async fn pre_session_form(
     Ok(form)
 }
 
-fn signed_in_response(ctx: &Arc<HttpContext>, token: &str, mut r: Resp) -> Resp {
+fn signed_in_response(ctx: &Arc<WebContext>, token: &str, mut r: Resp) -> Resp {
     let h = r.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -399,7 +400,7 @@ fn host_shell<B>(req: &Request<B>) -> Request<()> {
         .expect("valid request")
 }
 
-async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     if !ctx.settings.signup {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -467,7 +468,7 @@ async fn signup(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr
     }
 }
 
-async fn login(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+async fn login(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
     let device = session::cookie(req.headers(), DEVICE_COOKIE).map(str::to_string);
     let form = match pre_session_form(req, cookie.as_deref(), "log-in").await {
@@ -524,7 +525,7 @@ async fn login(ctx: &Arc<HttpContext>, req: Request<Incoming>, peer: SocketAddr)
 }
 
 /// The answer to an attempt a limit refused, before any work was done for it.
-fn throttled(ctx: &Arc<HttpContext>, form: Form, refusal: &Refusal, peer: SocketAddr) -> Resp {
+fn throttled(ctx: &Arc<WebContext>, form: Form, refusal: &Refusal, peer: SocketAddr) -> Resp {
     let (first, what, message) = match refusal {
         Refusal::Address { first } => (
             *first,
@@ -551,7 +552,7 @@ fn throttled(ctx: &Arc<HttpContext>, form: Form, refusal: &Refusal, peer: Socket
 }
 
 /// Every password-hash permit stayed busy for seconds: a flood is on; ask the visitor to retry.
-fn busy(form: Form, ctx: &Arc<HttpContext>) -> Resp {
+fn busy(form: Form, ctx: &Arc<WebContext>) -> Resp {
     let mut r = auth_form(
         ctx,
         None,
@@ -565,7 +566,7 @@ fn busy(form: Form, ctx: &Arc<HttpContext>) -> Resp {
 }
 
 async fn logout(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: Request<Incoming>,
     signed_in: Option<(String, SessionUser)>,
 ) -> Resp {
@@ -586,7 +587,7 @@ async fn logout(
 }
 
 /// The RTMP URL to show: configured, or this site's host with the RTMP port and app.
-fn rtmp_url<B>(ctx: &HttpContext, req: &Request<B>) -> String {
+fn rtmp_url<B>(ctx: &WebContext, req: &Request<B>) -> String {
     if let Some(url) = &ctx.settings.public_rtmp_url {
         return url.clone();
     }
@@ -605,7 +606,7 @@ fn rtmp_url<B>(ctx: &HttpContext, req: &Request<B>) -> String {
 }
 
 async fn dashboard<B>(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: &Request<B>,
     s: &SessionUser,
     fresh: Option<&str>,
@@ -614,7 +615,7 @@ async fn dashboard<B>(
 }
 
 async fn dashboard_with<B>(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: &Request<B>,
     s: &SessionUser,
     fresh: Option<&str>,
@@ -699,7 +700,7 @@ async fn dashboard_with<B>(
 
 /// The dashboard with a short message at the top (a token revoked, a password changed).
 async fn dashboard_notice<B>(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: &Request<B>,
     s: &SessionUser,
     notice: &str,
@@ -710,7 +711,7 @@ async fn dashboard_notice<B>(
 /// Changes the signed-in user's password after checking the current one, and signs out every
 /// other session of theirs.
 async fn change_password<B>(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: &Request<B>,
     token: String,
     s: &SessionUser,
@@ -752,7 +753,7 @@ async fn change_password<B>(
 }
 
 async fn dashboard_action(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: Request<Incoming>,
     signed_in: Option<(String, SessionUser)>,
     action: &str,
@@ -768,7 +769,16 @@ async fn dashboard_action(
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
     let secret = match action {
-        "rotate" => blocking(move || store.rotate_key(&name)).await,
+        "rotate" => {
+            let registry = Arc::clone(&ctx.registry);
+            match blocking(move || crate::ops::rotate_key(&store, Some(&registry), &name)).await {
+                Ok(key) => Ok(key),
+                Err(crate::ops::ActionError::Store(e)) => Err(e),
+                Err(e) => {
+                    return error_page(StatusCode::NOT_FOUND, Some(&s), "Not found", &e.to_string())
+                }
+            }
+        }
         "token" => blocking(move || store.create_api_token(&name)).await,
         "revoke-token" => {
             let id = form.get("id").cloned().unwrap_or_default();
@@ -798,7 +808,7 @@ async fn dashboard_action(
     }
 }
 
-async fn admin(ctx: &Arc<HttpContext>, s: &SessionUser, notice: Option<&str>) -> Resp {
+async fn admin(ctx: &Arc<WebContext>, s: &SessionUser, notice: Option<&str>) -> Resp {
     let store = Arc::clone(&ctx.store);
     let data = blocking(
         move || -> Result<(Vec<UserRow>, Vec<LiveRow>), StoreError> {
@@ -855,7 +865,7 @@ async fn admin(ctx: &Arc<HttpContext>, s: &SessionUser, notice: Option<&str>) ->
 }
 
 async fn admin_action(
-    ctx: &Arc<HttpContext>,
+    ctx: &Arc<WebContext>,
     req: Request<Incoming>,
     signed_in: Option<(String, SessionUser)>,
     kind: &str,

@@ -16,16 +16,17 @@ pub const CSRF_COOKIE: &str = "bs_csrf";
 /// Marks a browser that logged in to an account before (see [`super::guard`]).
 pub const DEVICE_COOKIE: &str = "bs_device";
 
-/// A cookie value from the request.
+/// A cookie value from the request: only the token characters this site ever sets, so a value
+/// is safe to hash, log as absent, or compare.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| c.value_raw())
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
@@ -33,22 +34,23 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
-/// A `Set-Cookie` value.
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, path `/`, Secure when the site is served over
+/// HTTPS.
 pub fn set_cookie(name: &str, value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}"
-    ))
-    .expect("cookie values are token characters")
+    let built = cookie::Cookie::build((name, value))
+        .path("/")
+        .max_age(time::Duration::seconds(max_age_s))
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .secure(secure)
+        .build();
+    HeaderValue::from_str(&built.to_string()).expect("cookie values are token characters")
 }
 
 /// Equal-time comparison, so a CSRF token cannot be guessed byte by byte from timing.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// The signed-in user, if the session cookie is valid.
@@ -75,4 +77,36 @@ pub async fn from_bearer(store: &Arc<Store>, headers: &HeaderMap) -> Option<User
         .await
         .ok()?
         .ok()?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_strictly_and_set_with_every_flag() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; bs_session=abc_123"));
+        headers.append(COOKIE, HeaderValue::from_static("bs_csrf=x%20y; junk"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc_123"));
+        assert_eq!(cookie(&headers, CSRF_COOKIE), None, "not a token");
+        assert_eq!(cookie(&headers, "missing"), None);
+        let set = set_cookie(SESSION_COOKIE, "tok", 60, true);
+        let set = set.to_str().unwrap();
+        for part in [
+            "bs_session=tok",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=60",
+        ] {
+            assert!(set.contains(part), "{set}");
+        }
+        assert!(!set_cookie(SESSION_COOKIE, "", 0, false)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
 }

@@ -10,14 +10,22 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::{respond, HttpContext, Resp};
+use boltstream_shared::policy::Policy;
+
 use crate::hls::output::SegmentBody;
+use crate::hls::HlsOutput;
+use crate::respond::{self, Resp};
 
 /// Chunk size when a file is sent in chunks.
 const SEND_CHUNK: usize = 64 * 1024;
 
 /// Answers a live route.
-pub async fn serve(ctx: &HttpContext, route: &Route, req: &Request<Incoming>) -> Resp {
+pub async fn serve(
+    hls: &HlsOutput,
+    policy: &Policy,
+    route: &Route,
+    req: &Request<Incoming>,
+) -> Resp {
     let mut response = if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = respond::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -25,12 +33,10 @@ pub async fn serve(ctx: &HttpContext, route: &Route, req: &Request<Incoming>) ->
         r
     } else {
         let found = match route {
-            Route::LivePlaylist { user } => ctx
-                .hls
+            Route::LivePlaylist { user } => hls
                 .playlist(user)
                 .map(|p| (SegmentBody::Bytes(p.body), p.etag, p.modified_ms)),
-            Route::LiveSegment { user, name } => ctx
-                .hls
+            Route::LiveSegment { user, name } => hls
                 .segment(user, name)
                 .await
                 .map(|(body, modified_ms)| (body, format!("\"{name}\""), modified_ms)),
@@ -42,7 +48,6 @@ pub async fn serve(ctx: &HttpContext, route: &Route, req: &Request<Incoming>) ->
         }
     };
     let status = response.status().as_u16();
-    let policy = &ctx.settings.policy;
     let headers = response.headers_mut();
     if let Some(cc) = policy.cache_control(route, status) {
         headers.insert(
@@ -96,7 +101,7 @@ fn media_response(
                 let frame: fn(Bytes) -> hyper::body::Frame<Bytes> = hyper::body::Frame::data;
                 let chunks = tokio_util::io::ReaderStream::with_capacity(file, SEND_CHUNK);
                 let body = http_body_util::StreamBody::new(chunks.map_ok(frame));
-                (super::Body::Right(body), len)
+                (respond::Body::Right(body), len)
             }
         };
         let mut r = Response::new(body);

@@ -10,6 +10,28 @@ pub const CODEC_AVC: u8 = 7;
 /// FLV sound format of AAC.
 pub const SOUND_AAC: u8 = 10;
 
+/// An FLV codec id (`onMetaData`'s `videocodecid`/`audiocodecid`) as people know it.
+pub fn codec_name(id: u32, video: bool) -> String {
+    match (id, video) {
+        (7, true) => "h264".into(),
+        (12, true) => "hevc".into(),
+        (10, false) => "aac".into(),
+        (2, false) => "mp3".into(),
+        (other, true) => format!("video codec {other}"),
+        (other, false) => format!("audio codec {other}"),
+    }
+}
+
+/// What a video tag body is, read from its first two bytes without parsing it: a frame (and
+/// whether a keyframe) or something else (a configuration record, end of sequence). For counters on the hot path; [`parse_video`] decides what is packaged.
+pub fn peek_video_frame(body: &[u8]) -> Option<bool> {
+    // Byte 1 is the AVC packet type: only 1 (NALUs) is a frame; 0 and 2 carry config/EOS.
+    match body {
+        [first, 1, ..] => Some(first >> 4 == 1),
+        _ => None,
+    }
+}
+
 /// A parsed video tag body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VideoTag {
@@ -106,6 +128,21 @@ pub fn parse_audio(body: &Bytes) -> Result<AudioTag, MediaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codec_ids_and_frames_are_named_in_one_place() {
+        assert_eq!(codec_name(7, true), "h264");
+        assert_eq!(codec_name(10, false), "aac");
+        assert_eq!(codec_name(99, true), "video codec 99");
+        assert_eq!(peek_video_frame(&[0x17, 1, 0, 0, 0]), Some(true));
+        assert_eq!(peek_video_frame(&[0x27, 1]), Some(false));
+        assert_eq!(
+            peek_video_frame(&[0x17, 0, 0]),
+            None,
+            "a configuration record"
+        );
+        assert_eq!(peek_video_frame(&[0x17]), None);
+    }
 
     #[test]
     fn video_tags() {

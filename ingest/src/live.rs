@@ -78,10 +78,9 @@ impl Counters {
         match media {
             Media::Video { timestamp, data } => {
                 Self::add(&self.bytes, data.len() as u64);
-                // Byte 1 is the AVC packet type: only 1 (NALUs) is a frame; 0 and 2 carry config/EOS.
-                if data.len() > 1 && data[1] == 1 {
+                if let Some(keyframe) = boltstream_hls::flv::peek_video_frame(data) {
                     Self::add(&self.video_frames, 1);
-                    if data[0] >> 4 == 1 {
+                    if keyframe {
                         Self::add(&self.keyframes, 1);
                         if let Some(prev) = last_keyframe.replace(*timestamp) {
                             self.keyframe_interval_ms

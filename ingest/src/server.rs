@@ -283,15 +283,8 @@ async fn stats_reporter(store: Arc<Store>, registry: Arc<Registry>, shutdown: Ca
     }
 }
 
-/// FLV codec ids as names people know.
-pub fn codec_name(id: Option<u32>, video: bool) -> String {
-    match (id, video) {
-        (None, _) => String::new(),
-        (Some(7), true) => "h264".into(),
-        (Some(12), true) => "hevc".into(),
-        (Some(10), false) => "aac".into(),
-        (Some(2), false) => "mp3".into(),
-        (Some(other), true) => format!("video codec {other}"),
-        (Some(other), false) => format!("audio codec {other}"),
-    }
+/// An FLV codec id as a name, empty when none was announced.
+fn codec_name(id: Option<u32>, video: bool) -> String {
+    id.map(|id| boltstream_hls::flv::codec_name(id, video))
+        .unwrap_or_default()
 }

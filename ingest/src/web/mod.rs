@@ -7,12 +7,14 @@
 //! - [`session`]: cookies, API tokens, CSRF.
 //! - [`assets`]: embedded hls.js, player script and stylesheet.
 //! - [`guard`]: log-in and sign-up limits, and the bound on password hashing.
+//! - [`views`]: the HTML, as templates that escape every value.
 
 pub mod api;
 pub mod assets;
 pub mod guard;
 pub mod pages;
 pub mod session;
+pub mod views;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -13,46 +13,13 @@ use hyper::{Method, Request, StatusCode};
 
 use super::guard::Refusal;
 use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
-use super::WebContext;
 use super::{read_form, BodyError};
-use crate::clock::now_ms;
+use super::{views, WebContext};
 use crate::respond::{self, Resp};
 use crate::store::{random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
-use boltstream_hls::date::format_date_time;
 
-/// HTML-escapes text for element content and attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn layout(title: &str, user: Option<&SessionUser>, body: &str) -> String {
-    let nav = match user {
-        Some(s) => format!(
-            "<a href=\"/dashboard\">Dashboard</a>{admin}<span class=\"muted small\">{name}</span>\
-             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Log out</button></form>",
-            admin = if s.user.is_admin { "<a href=\"/admin\">Admin</a>" } else { "" },
-            name = esc(&s.user.username),
-            csrf = esc(&s.csrf),
-        ),
-        None => "<a href=\"/login\">Log in</a><a class=\"button\" href=\"/signup\">Sign up</a>".to_string(),
-    };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · Boltstream</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>\
-         <body><header><a class=\"brand\" href=\"/\">Bolt<span>stream</span></a><nav>{nav}</nav></header><main>{body}</main></body></html>",
-        title = esc(title),
-    )
+fn page(status: StatusCode, title: &str, user: Option<&SessionUser>, body: maud::Markup) -> Resp {
+    html(status, views::layout(title, user, body).into_string())
 }
 
 fn html(status: StatusCode, page: String) -> Resp {
@@ -83,8 +50,7 @@ fn redirect(to: &'static str) -> Resp {
 }
 
 fn error_page(status: StatusCode, user: Option<&SessionUser>, title: &str, message: &str) -> Resp {
-    let body = format!("<div class=\"narrow card\"><h1>{}</h1><p class=\"muted\">{}</p><p><a href=\"/\">Back to live channels</a></p></div>", esc(title), esc(message));
-    html(status, layout(title, user, &body))
+    page(status, title, user, views::message(title, message))
 }
 
 fn body_error(e: BodyError, user: Option<&SessionUser>) -> Resp {
@@ -193,35 +159,11 @@ async fn directory(ctx: &Arc<WebContext>, user: Option<&SessionUser>) -> Resp {
         Ok(l) => l,
         Err(e) => return server_error(user, &e),
     };
-    let body = if live.is_empty() {
-        "<h1>Live channels</h1><div class=\"card offline\"><div class=\"big\">Nobody is live right now</div>\
-         <p class=\"muted\">Channels show up here the moment their streamer goes live. Streaming yourself? \
-         <a href=\"/signup\">Create an account</a> and point OBS at this server.</p></div>"
-            .to_string()
-    } else {
-        let cards: String = live.iter().map(channel_card).collect();
-        format!("<h1>Live channels <span class=\"muted small\">{} live</span></h1><div class=\"grid\">{cards}</div>", live.len())
-    };
-    html(StatusCode::OK, layout("Live channels", user, &body))
-}
-
-fn channel_card(row: &LiveRow) -> String {
-    let initial = row
-        .username
-        .chars()
-        .next()
-        .unwrap_or('?')
-        .to_ascii_uppercase();
-    let res = if row.stats.height > 0 {
-        format!(" · {}p", row.stats.height)
-    } else {
-        String::new()
-    };
-    format!(
-        "<a class=\"card channel\" href=\"/{u}\"><div class=\"thumb\">{initial}</div><div class=\"row\"><span class=\"badge live\">LIVE</span><b>{u}</b></div>\
-         <div class=\"muted small\">live since {since}{res}</div></a>",
-        u = esc(&row.username),
-        since = esc(&format_date_time(row.since_ms)[11..19]),
+    page(
+        StatusCode::OK,
+        "Live channels",
+        user,
+        views::directory(&live),
     )
 }
 
@@ -249,18 +191,8 @@ async fn channel(ctx: &Arc<WebContext>, user: Option<&SessionUser>, name: &str) 
         Err(e) => return server_error(user, &e),
     };
     let live = row.live_since_ms.is_some();
-    let body = format!(
-        "<div data-channel=\"{u}\" data-live=\"{live}\"><div class=\"row\"><h1>{u}</h1><span id=\"state\" class=\"badge{cls}\">{state}</span><span id=\"uptime\" class=\"muted small\"></span></div>\
-         <div class=\"player\"><video id=\"player\" controls playsinline muted{hidden}></video>\
-         <div id=\"offline\" class=\"offline\"{offline_hidden}><div class=\"big\">{u} is offline</div><p class=\"muted\">This page switches to the stream as soon as it starts. No need to reload.</p></div></div></div>\
-         <script src=\"/static/hls.min.js\"></script><script src=\"/static/player.js\"></script>",
-        u = esc(username.as_str()),
-        cls = if live { " live" } else { "" },
-        state = if live { "LIVE" } else { "OFFLINE" },
-        hidden = if live { "" } else { " hidden" },
-        offline_hidden = if live { " hidden" } else { "" },
-    );
-    html(StatusCode::OK, layout(username.as_str(), user, &body))
+    let body = views::channel(username.as_str(), live);
+    page(StatusCode::OK, username.as_str(), user, body)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -296,34 +228,31 @@ fn auth_form(
         );
     }
     let csrf = random_token();
-    let (title, action, button, hint) = match form {
-        Form::Signup => (
-            "Create your channel",
-            "/signup",
-            "Sign up",
-            "3–25 characters: a–z, 0–9 and _. This is your channel's address.",
-        ),
-        Form::Login => ("Log in", "/login", "Log in", ""),
-    };
-    let error = error
-        .map(|e| format!("<div class=\"notice error\">{}</div>", esc(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "<div class=\"narrow card\"><h1>{title}</h1>{error}<form method=\"post\" action=\"{action}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label for=\"username\">Username</label><input id=\"username\" type=\"text\" name=\"username\" autocomplete=\"username\" required maxlength=\"25\">\
-         <p class=\"muted small\">{hint}</p>\
-         <label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"{ac}\" required>\
-         <p><button type=\"submit\">{button}</button></p></form></div>",
-        ac = if form == Form::Signup { "new-password" } else { "current-password" },
-    );
-    let mut r = html(
-        if error.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
+    let view = match form {
+        Form::Signup => views::AuthForm {
+            title: "Create your channel",
+            action: "/signup",
+            button: "Sign up",
+            hint: "3–25 characters: a–z, 0–9 and _. This is your channel's address.",
+            autocomplete: "new-password",
         },
-        layout(title, None, &body),
+        Form::Login => views::AuthForm {
+            title: "Log in",
+            action: "/login",
+            button: "Log in",
+            hint: "",
+            autocomplete: "current-password",
+        },
+    };
+    let status = match error {
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
+    };
+    let mut r = page(
+        status,
+        view.title,
+        None,
+        views::auth_form(&view, &csrf, error),
     );
     r.headers_mut().append(
         header::SET_COOKIE,
@@ -631,71 +560,21 @@ async fn dashboard_with<B>(
         Ok(found) => found,
         Err(e) => return server_error(Some(s), &e),
     };
-    let notice = notice
-        .map(|n| format!("<div class=\"notice\">{}</div>", esc(n)))
-        .unwrap_or_default();
-    let csrf = esc(&s.csrf);
-    let token_rows: String = tokens
-        .iter()
-        .map(|t| {
-            format!(
-                "<div class=\"row\"><code>{id}</code><span class=\"muted small\">created {created}</span>\
-                 <form method=\"post\" action=\"/dashboard/revoke-token\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <input type=\"hidden\" name=\"id\" value=\"{id}\"><button class=\"secondary\" type=\"submit\">Revoke</button></form></div>",
-                id = esc(&t.id),
-                created = esc(&format_date_time(t.created_ms)),
-            )
-        })
-        .collect();
-    let secret = match fresh {
-        Some(k) if k.starts_with("bst_") => format!(
-            "<div class=\"notice\"><b>Your new API token</b> — shown only now. Use it as <code>Authorization: Bearer …</code>.<span class=\"secret\">{}</span></div>",
-            esc(k)
-        ),
-        Some(k) => format!(
-            "<div class=\"notice\"><b>Your stream key</b> — shown only now. Paste it into OBS (Settings → Stream → Stream Key) and keep it secret.<span class=\"secret\" id=\"stream-key\">{}</span></div>",
-            esc(k)
-        ),
-        None => String::new(),
+    let rtmp_url = rtmp_url(ctx, req);
+    let view = views::Dashboard {
+        session: s,
+        live: live.as_ref(),
+        tokens: &tokens,
+        fresh,
+        notice,
+        rtmp_url: &rtmp_url,
     };
-    let status = match &live {
-        Some(row) => {
-            let up = (now_ms() - row.since_ms).max(0) / 1000;
-            let st = &row.stats;
-            let codecs = [st.video_codec.as_str(), st.audio_codec.as_str()].iter().filter(|c| !c.is_empty()).copied().collect::<Vec<_>>().join(" + ");
-            format!(
-                "<div class=\"row\"><span class=\"badge live\">LIVE</span><a href=\"/{u}\">Watch your channel</a></div><div class=\"stats mt\">\
-                 <div><span class=\"muted small\">Uptime</span><b>{h}:{m:02}:{sec:02}</b></div><div><span class=\"muted small\">Codecs</span><b>{codecs}</b></div>\
-                 <div><span class=\"muted small\">Resolution</span><b>{w}×{ht}</b></div><div><span class=\"muted small\">Frame rate</span><b>{fps} fps</b></div>\
-                 <div><span class=\"muted small\">Bitrate</span><b>{kbps} kb/s</b></div></div>",
-                u = esc(&row.username),
-                h = up / 3600,
-                m = up / 60 % 60,
-                sec = up % 60,
-                codecs = esc(if codecs.is_empty() { "—" } else { &codecs }),
-                w = st.width,
-                ht = st.height,
-                fps = st.fps,
-                kbps = st.bitrate_kbps,
-            )
-        }
-        None => "<div class=\"row\"><span class=\"badge\">OFFLINE</span><span class=\"muted\">Start streaming from OBS and this turns live within seconds.</span></div>".to_string(),
-    };
-    let body = format!(
-        "<h1>Dashboard</h1>{notice}{secret}<div class=\"card\"><h2>Stream</h2>{status}</div>\
-         <div class=\"card mt\"><h2>Streaming setup</h2><label>Server</label><code>{rtmp}</code>\
-         <label>Stream key</label><p class=\"muted small\">Shown only when it is created or rotated. Lost it, or think someone saw it? Rotate it: the old key stops working at once.</p>\
-         <form method=\"post\" action=\"/dashboard/rotate\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"danger\" type=\"submit\">Rotate stream key</button></form></div>\
-         <div class=\"card mt\"><h2>API</h2><p class=\"muted small\">Tokens for <code>/api/v1/</code>, shown once.</p>\
-         {token_rows}<form method=\"post\" action=\"/dashboard/token\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Create API token</button></form></div>\
-         <div class=\"card mt\"><h2>Password</h2><p class=\"muted small\">Changing it signs out every other session of yours.</p>\
-         <form method=\"post\" action=\"/dashboard/password\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Current password</label><input type=\"password\" name=\"current\" autocomplete=\"current-password\" required>\
-         <label>New password</label><input type=\"password\" name=\"new\" autocomplete=\"new-password\" minlength=\"8\" required>\
-         <button type=\"submit\">Change password</button></form></div>",
-        rtmp = esc(&rtmp_url(ctx, req)),
-    );
-    html(StatusCode::OK, layout("Dashboard", Some(s), &body))
+    page(
+        StatusCode::OK,
+        "Dashboard",
+        Some(s),
+        views::dashboard(&view),
+    )
 }
 
 /// The dashboard with a short message at the top (a token revoked, a password changed).
@@ -820,48 +699,8 @@ async fn admin(ctx: &Arc<WebContext>, s: &SessionUser, notice: Option<&str>) -> 
         Ok(d) => d,
         Err(e) => return server_error(Some(s), &e),
     };
-    let csrf = esc(&s.csrf);
-    let button = |kind: &str, name: &str, action: &str, label: &str, class: &str| {
-        format!(
-            "<form class=\"inline\" method=\"post\" action=\"/admin/{kind}/{n}/{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"{class}\" type=\"submit\">{label}</button></form> ",
-            n = esc(name)
-        )
-    };
-    let live_rows: String = live
-        .iter()
-        .map(|r| {
-            format!(
-                "<tr><td><a href=\"/{u}\">{u}</a></td><td>{since}</td><td>{kbps} kb/s</td><td>{stop}</td></tr>",
-                u = esc(&r.username),
-                since = esc(&format_date_time(r.since_ms)),
-                kbps = r.stats.bitrate_kbps,
-                stop = button("streams", &r.username, "stop", "Stop stream", "danger"),
-            )
-        })
-        .collect();
-    let user_rows: String = users
-        .iter()
-        .map(|u| {
-            let mut actions = if u.banned { button("users", &u.username, "unban", "Unban", "secondary") } else { button("users", &u.username, "ban", "Ban", "danger") };
-            actions += &if u.is_admin { button("users", &u.username, "unadmin", "Remove admin", "secondary") } else { button("users", &u.username, "admin", "Make admin", "secondary") };
-            format!(
-                "<tr><td>{n}</td><td>{admin}</td><td>{banned}</td><td>{live}</td><td>{actions}</td></tr>",
-                n = esc(&u.username),
-                admin = if u.is_admin { "admin" } else { "" },
-                banned = if u.banned { "<span class=\"badge\">BANNED</span>" } else { "" },
-                live = if u.live_since_ms.is_some() { "<span class=\"badge live\">LIVE</span>" } else { "" },
-            )
-        })
-        .collect();
-    let notice = notice
-        .map(|n| format!("<div class=\"notice\">{}</div>", esc(n)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Admin</h1>{notice}<div class=\"card\"><h2>Live streams</h2>{live}</div><div class=\"card mt\"><h2>Users</h2>\
-         <table><tr><th>User</th><th>Role</th><th>Status</th><th>Live</th><th></th></tr>{user_rows}</table></div>",
-        live = if live.is_empty() { "<p class=\"muted\">Nobody is live.</p>".to_string() } else { format!("<table><tr><th>Channel</th><th>Since</th><th>Bitrate</th><th></th></tr>{live_rows}</table>") },
-    );
-    html(StatusCode::OK, layout("Admin", Some(s), &body))
+    let body = views::admin(s, &users, &live, notice);
+    page(StatusCode::OK, "Admin", Some(s), body)
 }
 
 async fn admin_action(

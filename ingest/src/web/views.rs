@@ -1,0 +1,405 @@
+//! The website's HTML, as maud templates: checked at compile time, and every value put into a page
+//! is escaped unless it is explicitly markup — hand escaping (one forgotten call is an XSS) is
+//! gone. Pure: handlers fetch the data and choose the status; these only render.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::clock::now_ms;
+use crate::store::{ApiTokenRow, LiveRow, SessionUser, UserRow};
+use boltstream_hls::date::format_date_time;
+
+/// The page frame: header with the navigation for `user`, then `body`.
+pub fn layout(title: &str, user: Option<&SessionUser>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Boltstream" }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                header {
+                    a.brand href="/" { "Bolt" span { "stream" } }
+                    nav { (nav(user)) }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn nav(user: Option<&SessionUser>) -> Markup {
+    match user {
+        Some(s) => html! {
+            a href="/dashboard" { "Dashboard" }
+            @if s.user.is_admin { a href="/admin" { "Admin" } }
+            span.muted.small { (s.user.username) }
+            form.inline method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(s.csrf);
+                button.secondary type="submit" { "Log out" }
+            }
+        },
+        None => html! {
+            a href="/login" { "Log in" }
+            a.button href="/signup" { "Sign up" }
+        },
+    }
+}
+
+/// A message page (not found, forbidden, try again).
+pub fn message(title: &str, text: &str) -> Markup {
+    html! {
+        div.narrow.card {
+            h1 { (title) }
+            p.muted { (text) }
+            p { a href="/" { "Back to live channels" } }
+        }
+    }
+}
+
+/// The directory of live channels.
+pub fn directory(live: &[LiveRow]) -> Markup {
+    if live.is_empty() {
+        return html! {
+            h1 { "Live channels" }
+            div.card.offline {
+                div.big { "Nobody is live right now" }
+                p.muted {
+                    "Channels show up here the moment their streamer goes live. Streaming yourself? "
+                    a href="/signup" { "Create an account" }
+                    " and point OBS at this server."
+                }
+            }
+        };
+    }
+    html! {
+        h1 { "Live channels " span.muted.small { (live.len()) " live" } }
+        div.grid { @for row in live { (channel_card(row)) } }
+    }
+}
+
+fn channel_card(row: &LiveRow) -> Markup {
+    let initial = row
+        .username
+        .chars()
+        .next()
+        .unwrap_or('?')
+        .to_ascii_uppercase();
+    let since = format_date_time(row.since_ms);
+    html! {
+        a.card.channel href={ "/" (row.username) } {
+            div.thumb { (initial) }
+            div.row { span.badge.live { "LIVE" } b { (row.username) } }
+            div.muted.small {
+                "live since " (since.get(11..19).unwrap_or_default())
+                @if row.stats.height > 0 { " · " (row.stats.height) "p" }
+            }
+        }
+    }
+}
+
+/// A channel page with the player.
+pub fn channel(name: &str, live: bool) -> Markup {
+    html! {
+        div data-channel=(name) data-live=(live) {
+            div.row {
+                h1 { (name) }
+                span #state .badge .live[live] { @if live { "LIVE" } @else { "OFFLINE" } }
+                span #uptime .muted .small {}
+            }
+            div.player {
+                video #player controls playsinline muted hidden[!live] {}
+                div #offline .offline hidden[live] {
+                    div.big { (name) " is offline" }
+                    p.muted { "This page switches to the stream as soon as it starts. No need to reload." }
+                }
+            }
+        }
+        script src="/static/hls.min.js" {}
+        script src="/static/player.js" {}
+    }
+}
+
+/// The sign-up or log-in form.
+pub struct AuthForm<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Where the form posts.
+    pub action: &'a str,
+    /// The submit button.
+    pub button: &'a str,
+    /// A hint under the username.
+    pub hint: &'a str,
+    /// `new-password` or `current-password`.
+    pub autocomplete: &'a str,
+}
+
+/// A sign-up or log-in form with its CSRF token and an error, if the last try failed.
+pub fn auth_form(form: &AuthForm<'_>, csrf: &str, error: Option<&str>) -> Markup {
+    html! {
+        div.narrow.card {
+            h1 { (form.title) }
+            @if let Some(error) = error { div.notice.error { (error) } }
+            form method="post" action=(form.action) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="username" { "Username" }
+                input #username type="text" name="username" autocomplete="username" required maxlength="25";
+                p.muted.small { (form.hint) }
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete=(form.autocomplete) required;
+                p { button type="submit" { (form.button) } }
+            }
+        }
+    }
+}
+
+/// What the dashboard shows.
+pub struct Dashboard<'a> {
+    /// The signed-in user.
+    pub session: &'a SessionUser,
+    /// Their stream, if live.
+    pub live: Option<&'a LiveRow>,
+    /// Their API tokens.
+    pub tokens: &'a [ApiTokenRow],
+    /// A stream key or API token shown once.
+    pub fresh: Option<&'a str>,
+    /// A one-line message at the top.
+    pub notice: Option<&'a str>,
+    /// The RTMP URL to publish to.
+    pub rtmp_url: &'a str,
+}
+
+/// The streamer's dashboard.
+pub fn dashboard(d: &Dashboard<'_>) -> Markup {
+    let csrf = d.session.csrf.as_str();
+    html! {
+        h1 { "Dashboard" }
+        @if let Some(notice) = d.notice { div.notice { (notice) } }
+        @if let Some(fresh) = d.fresh { (fresh_secret(fresh)) }
+        div.card { h2 { "Stream" } (stream_status(d.live)) }
+        div.card.mt {
+            h2 { "Streaming setup" }
+            label { "Server" }
+            code { (d.rtmp_url) }
+            label { "Stream key" }
+            p.muted.small { "Shown only when it is created or rotated. Lost it, or think someone saw it? Rotate it: the old key stops working at once." }
+            (post_button("/dashboard/rotate", csrf, "danger", "Rotate stream key"))
+        }
+        div.card.mt {
+            h2 { "API" }
+            p.muted.small { "Tokens for " code { "/api/v1/" } ", shown once." }
+            @for token in d.tokens {
+                div.row {
+                    code { (token.id) }
+                    span.muted.small { "created " (format_date_time(token.created_ms)) }
+                    form method="post" action="/dashboard/revoke-token" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="id" value=(token.id);
+                        button.secondary type="submit" { "Revoke" }
+                    }
+                }
+            }
+            (post_button("/dashboard/token", csrf, "secondary", "Create API token"))
+        }
+        div.card.mt {
+            h2 { "Password" }
+            p.muted.small { "Changing it signs out every other session of yours." }
+            form method="post" action="/dashboard/password" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Current password" }
+                input type="password" name="current" autocomplete="current-password" required;
+                label { "New password" }
+                input type="password" name="new" autocomplete="new-password" minlength="8" required;
+                button type="submit" { "Change password" }
+            }
+        }
+    }
+}
+
+fn post_button(action: &str, csrf: &str, class: &str, label: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            button class=(class) type="submit" { (label) }
+        }
+    }
+}
+
+fn fresh_secret(secret: &str) -> Markup {
+    if secret.starts_with("bst_") {
+        return html! {
+            div.notice {
+                b { "Your new API token" }
+                " — shown only now. Use it as " code { "Authorization: Bearer …" } "."
+                span.secret { (secret) }
+            }
+        };
+    }
+    html! {
+        div.notice {
+            b { "Your stream key" }
+            " — shown only now. Paste it into OBS (Settings → Stream → Stream Key) and keep it secret."
+            span.secret #stream-key { (secret) }
+        }
+    }
+}
+
+fn stream_status(live: Option<&LiveRow>) -> Markup {
+    let Some(row) = live else {
+        return html! {
+            div.row {
+                span.badge { "OFFLINE" }
+                span.muted { "Start streaming from OBS and this turns live within seconds." }
+            }
+        };
+    };
+    let up = (now_ms() - row.since_ms).max(0) / 1000;
+    let st = &row.stats;
+    let codecs = [st.video_codec.as_str(), st.audio_codec.as_str()]
+        .iter()
+        .filter(|c| !c.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let uptime = format!("{}:{:02}:{:02}", up / 3600, up / 60 % 60, up % 60);
+    let stat = |label: &str, value: Markup| {
+        html! { div { span.muted.small { (label) } b { (value) } } }
+    };
+    html! {
+        div.row { span.badge.live { "LIVE" } a href={ "/" (row.username) } { "Watch your channel" } }
+        div.stats.mt {
+            (stat("Uptime", html! { (uptime) }))
+            (stat("Codecs", html! { @if codecs.is_empty() { "—" } @else { (codecs) } }))
+            (stat("Resolution", html! { (st.width) "×" (st.height) }))
+            (stat("Frame rate", html! { (st.fps) " fps" }))
+            (stat("Bitrate", html! { (st.bitrate_kbps) " kb/s" }))
+        }
+    }
+}
+
+/// The admin page: live streams and users, each with its actions.
+pub fn admin(s: &SessionUser, users: &[UserRow], live: &[LiveRow], notice: Option<&str>) -> Markup {
+    let csrf = s.csrf.as_str();
+    let button = |kind: &str, name: &str, action: &str, label: &str, class: &str| {
+        html! {
+            form.inline method="post" action={ "/admin/" (kind) "/" (name) "/" (action) } {
+                input type="hidden" name="csrf" value=(csrf);
+                button class=(class) type="submit" { (label) }
+            }
+            " "
+        }
+    };
+    html! {
+        h1 { "Admin" }
+        @if let Some(notice) = notice { div.notice { (notice) } }
+        div.card {
+            h2 { "Live streams" }
+            @if live.is_empty() {
+                p.muted { "Nobody is live." }
+            } @else {
+                table {
+                    tr { th { "Channel" } th { "Since" } th { "Bitrate" } th {} }
+                    @for r in live {
+                        tr {
+                            td { a href={ "/" (r.username) } { (r.username) } }
+                            td { (format_date_time(r.since_ms)) }
+                            td { (r.stats.bitrate_kbps) " kb/s" }
+                            td { (button("streams", &r.username, "stop", "Stop stream", "danger")) }
+                        }
+                    }
+                }
+            }
+        }
+        div.card.mt {
+            h2 { "Users" }
+            table {
+                tr { th { "User" } th { "Role" } th { "Status" } th { "Live" } th {} }
+                @for u in users {
+                    tr {
+                        td { (u.username) }
+                        td { @if u.is_admin { "admin" } }
+                        td { @if u.banned { span.badge { "BANNED" } } }
+                        td { @if u.live_since_ms.is_some() { span.badge.live { "LIVE" } } }
+                        td {
+                            @if u.banned {
+                                (button("users", &u.username, "unban", "Unban", "secondary"))
+                            } @else {
+                                (button("users", &u.username, "ban", "Ban", "danger"))
+                            }
+                            @if u.is_admin {
+                                (button("users", &u.username, "unadmin", "Remove admin", "secondary"))
+                            } @else {
+                                (button("users", &u.username, "admin", "Make admin", "secondary"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StreamStats;
+
+    #[test]
+    fn values_are_escaped_everywhere() {
+        let hostile = "<script>alert(1)</script>\"'&";
+        let page = message(hostile, hostile).into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;"));
+        let row = LiveRow {
+            username: "alice".into(),
+            since_ms: 0,
+            stats: StreamStats {
+                video_codec: "<i>x</i>".into(),
+                ..StreamStats::default()
+            },
+        };
+        let form = AuthForm {
+            title: hostile,
+            action: "/login",
+            button: hostile,
+            hint: hostile,
+            autocomplete: "current-password",
+        };
+        for html in [
+            auth_form(&form, "\"><script>", Some(hostile)).into_string(),
+            stream_status(Some(&row)).into_string(),
+            channel("a\"b", true).into_string(),
+        ] {
+            assert!(
+                !html.contains("<script>") && !html.contains("<i>"),
+                "{html}"
+            );
+        }
+        let csrf = auth_form(&form, "abc", None).into_string();
+        assert!(
+            csrf.contains(r#"<input type="hidden" name="csrf" value="abc">"#),
+            "{csrf}"
+        );
+    }
+
+    #[test]
+    fn the_player_page_keeps_what_its_script_reads() {
+        let live = channel("alice", true).into_string();
+        for needed in [
+            r#"data-channel="alice""#,
+            r#"data-live="true""#,
+            r#"id="state""#,
+            r#"id="uptime""#,
+            r#"id="player""#,
+            r#"id="offline""#,
+            r#"src="/static/player.js""#,
+        ] {
+            assert!(live.contains(needed), "{needed}: {live}");
+        }
+        assert!(channel("alice", false)
+            .into_string()
+            .contains(r#"data-live="false""#));
+    }
+}

@@ -24,6 +24,36 @@ pub struct SegmentReport {
 /// Continuity state carried from one segment to the next of the same stream.
 pub type Continuity = HashMap<u16, u8>;
 
+/// The 33-bit base of a PCR field.
+fn pcr_base(b: &[u8]) -> u64 {
+    (u64::from(b[0]) << 25)
+        | (u64::from(b[1]) << 17)
+        | (u64::from(b[2]) << 9)
+        | (u64::from(b[3]) << 1)
+        | (u64::from(b[4]) >> 7)
+}
+
+/// PTS and DTS (DTS = PTS when absent) of a PES header; `None` without a start code.
+fn pes_timestamps(pes: &[u8]) -> Option<(u64, u64)> {
+    if pes.len() < 14 || pes[..3] != [0, 0, 1] {
+        return None;
+    }
+    let read = |b: &[u8]| {
+        (u64::from(b[0] >> 1) & 7) << 30
+            | u64::from(b[1]) << 22
+            | u64::from(b[2] >> 1) << 15
+            | u64::from(b[3]) << 7
+            | u64::from(b[4] >> 1)
+    };
+    let pts = read(&pes[9..14]);
+    let dts = if pes[7] >> 6 == 3 && pes.len() >= 19 {
+        read(&pes[14..19])
+    } else {
+        pts
+    };
+    Some((pts, dts))
+}
+
 /// Checks one segment; `continuity` carries counters across segments. Returns what is wrong.
 pub fn check_segment(data: &[u8], continuity: &mut Continuity) -> Result<SegmentReport, String> {
     if data.is_empty() || data.len() % PACKET_LEN != 0 {
@@ -66,13 +96,7 @@ pub fn check_segment(data: &[u8], continuity: &mut Continuity) -> Result<Segment
             if af_len > 0 {
                 let flags = p[5];
                 if flags & 0x10 != 0 {
-                    let b = &p[6..11];
-                    let pcr = (u64::from(b[0]) << 25)
-                        | (u64::from(b[1]) << 17)
-                        | (u64::from(b[2]) << 9)
-                        | (u64::from(b[3]) << 1)
-                        | (u64::from(b[4]) >> 7);
-                    report.pcrs.push(pcr);
+                    report.pcrs.push(pcr_base(&p[6..11]));
                 }
                 if pusi && !first_pes_seen && pid >= 0x100 && pid != PMT_PID {
                     report.starts_with_random_access = flags & 0x40 != 0;
@@ -82,21 +106,9 @@ pub fn check_segment(data: &[u8], continuity: &mut Continuity) -> Result<Segment
         }
         if pusi && pid >= 0x100 && pid != PMT_PID {
             first_pes_seen = true;
-            let pes = &p[payload_start..];
-            if pes.len() < 14 || pes[..3] != [0, 0, 1] {
-                return Err(format!("packet {i}: PES without start code"));
-            }
+            let (pts, dts) = pes_timestamps(&p[payload_start..])
+                .ok_or_else(|| format!("packet {i}: PES without start code"))?;
             *report.pes_per_pid.entry(pid).or_default() += 1;
-            let flags = pes[7] >> 6;
-            let read = |b: &[u8]| {
-                (u64::from(b[0] >> 1) & 7) << 30
-                    | u64::from(b[1]) << 22
-                    | u64::from(b[2] >> 1) << 15
-                    | u64::from(b[3]) << 7
-                    | u64::from(b[4] >> 1)
-            };
-            let pts = read(&pes[9..14]);
-            let dts = if flags == 3 { read(&pes[14..19]) } else { pts };
             report.timestamps.push((pid, pts, dts));
         }
     }

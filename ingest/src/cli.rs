@@ -125,24 +125,7 @@ pub fn run_command(
     match command {
         Command::Serve { .. } => anyhow::bail!("serve is not an operator command"),
         Command::User(UserCommand::Add { name, admin, json }) => {
-            let (user, key) = open()?.add_user(name, *admin)?;
-            if *json {
-                return print_json(
-                    out,
-                    &json!({ "user": user.as_str(), "admin": admin, "stream_key": key }),
-                );
-            }
-            let admin = if *admin { " (admin)" } else { "" };
-            writeln!(out, "created user {user}{admin}")?;
-            writeln!(
-                out,
-                "stream key (shown only now; store it in your encoder): {key}"
-            )?;
-            let (port, app) = (settings.rtmp_listen.port(), &settings.rtmp_app);
-            writeln!(
-                out,
-                "publish to: rtmp://<this host>:{port}/{app}/<stream key>"
-            )?;
+            add_user(settings, &open()?, name, *admin, *json, out)?
         }
         Command::User(UserCommand::List { json }) => list_users(&open()?, *json, out)?,
         Command::User(UserCommand::Ban { name }) => {
@@ -176,6 +159,35 @@ pub fn run_command(
         }
         Command::Streams { json } => list_streams(&open()?, *json, out)?,
     }
+    Ok(())
+}
+
+fn add_user(
+    settings: &Settings,
+    store: &Store,
+    name: &str,
+    admin: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let (user, key) = store.add_user(name, admin)?;
+    if json {
+        return print_json(
+            out,
+            &json!({ "user": user.as_str(), "admin": admin, "stream_key": key }),
+        );
+    }
+    let admin = if admin { " (admin)" } else { "" };
+    writeln!(out, "created user {user}{admin}")?;
+    writeln!(
+        out,
+        "stream key (shown only now; store it in your encoder): {key}"
+    )?;
+    let (port, app) = (settings.rtmp_listen.port(), &settings.rtmp_app);
+    writeln!(
+        out,
+        "publish to: rtmp://<this host>:{port}/{app}/<stream key>"
+    )?;
     Ok(())
 }
 

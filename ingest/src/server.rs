@@ -53,20 +53,20 @@ impl RunningServer {
         let (rtmp_addr, http_addr) = (rtmp_listener.local_addr()?, http_listener.local_addr()?);
         let internal_addr = internal_listener.local_addr()?;
 
-        let rtmp_ctx = Arc::new(RtmpContext {
+        let rtmp_ctx = RtmpContext {
             settings: Arc::clone(&settings),
             store: Arc::clone(&store),
             registry: Arc::clone(&registry),
             sinks: Arc::new(Arc::clone(&hls)),
             throttle: crate::limits::Throttle::new(settings.auth_failures_per_minute),
             shutdown: shutdown.clone(),
-            admission: Admission::new(
-                "rtmp",
-                settings.max_connections_per_ip,
-                settings.max_rtmp_connections,
-            ),
-        });
-        tracker.spawn(rtmp::listen(rtmp_listener, rtmp_ctx, tracker.clone()));
+            admission: rtmp_admission(&settings),
+        };
+        tracker.spawn(rtmp::listen(
+            rtmp_listener,
+            Arc::new(rtmp_ctx),
+            tracker.clone(),
+        ));
         let http_ctx = Arc::new(http::HttpContext::new(
             Arc::clone(&settings),
             Arc::clone(&store),
@@ -186,6 +186,14 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
         );
     }
     Ok(Arc::new(store))
+}
+
+fn rtmp_admission(settings: &Settings) -> Admission {
+    let (per_ip, total) = (
+        settings.max_connections_per_ip,
+        settings.max_rtmp_connections,
+    );
+    Admission::new("rtmp", per_ip, total)
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

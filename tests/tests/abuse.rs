@@ -1,5 +1,5 @@
-//! Issue: abuse. Slowloris on HTTP and RTMP from one loopback address (127.0.0.2) must not stop a
-//! real publisher and viewer on another (127.0.0.1).
+//! Slowloris on HTTP and RTMP from one loopback address (127.0.0.2) does not stop a real publisher
+//! and viewer on another (127.0.0.1).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -1,4 +1,4 @@
-//! Issue 13's acceptance under load: while ten real ffmpeg publishers stream, the attacks of flaws
+//! Under load: while ten real ffmpeg publishers stream, the attacks of flaws
 //! 1–4 run at once for a bounded time — line-rate publishers with frozen and crawling timestamps,
 //! RTMP peers that never read, slow request bodies and slow readers, parallel password guessing
 //! and a sign-up flood. Every legitimate playlist must stay fresh (its newest segment at most

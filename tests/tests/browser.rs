@@ -1,4 +1,4 @@
-//! Issue: the website in a real browser. Headless Chromium plays the channel with hls.js while
+//! The website in a real browser. Headless Chromium plays the channel with hls.js while
 //! ffmpeg publishes; the page follows live/offline without a reload. Screenshots go to
 //! `target/e2e/screenshots/`.
 

@@ -1,4 +1,4 @@
-//! Issue: the edge. Real ingest + real Envoy (V8 running the filter) + ffmpeg publishing.
+//! The edge: real ingest + real Envoy (V8 running the filter) + ffmpeg publishing.
 
 use std::time::Duration;
 

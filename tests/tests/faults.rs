@@ -1,4 +1,4 @@
-//! Issue: holds under faults. Each fault is injected for real: SIGKILL, SIGTERM, a full or
+//! The server holds under faults. Each fault is injected for real: SIGKILL, SIGTERM, a full or
 //! unwritable disk, a SQLite write lock held by another connection.
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
-//! Issue: the edge filter. The compiled .wasm runs in a proxy-wasm host (wasmtime) and must give the
-//! same answers as the native decisions for every case of `shared`'s table.
+//! The compiled edge filter runs in a proxy-wasm host (wasmtime) and gives the same answers as the
+//! native decisions for every case of `shared`'s table.
 
 use boltstream_filter::config::FilterConfig;
 use boltstream_filter::decision::{decide_request, RequestDecision};

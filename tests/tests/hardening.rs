@@ -1,4 +1,4 @@
-//! Issue 13: one signed-up user or one anonymous client must not be able to take the service down.
+//! One signed-up user or one anonymous client cannot take the service down.
 //! Each test drives the real binary with the bytes or requests of one attack and checks what an
 //! operator would: the slot, memory or disk it tried to pin is released, nobody else is locked out,
 //! and the log says why in one short line without a key.

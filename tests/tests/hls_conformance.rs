@@ -1,4 +1,4 @@
-//! Issue: HLS packaging. ffmpeg publishes real H.264 (with B-frames) + AAC; the output is checked by
+//! HLS packaging: ffmpeg publishes real H.264 (with B-frames) + AAC; the output is checked by
 //! ffprobe, by a full ffmpeg decode, and structurally (continuity, PCR, PAT/PMT, IDR starts).
 
 use std::time::{Duration, Instant};

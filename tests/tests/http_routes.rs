@@ -1,4 +1,4 @@
-//! Issue: the HTTP origin, website and API — every route, with bad input: the right 4xx, never a
+//! The HTTP origin, website and API: every route, with bad input: the right 4xx, never a
 //! 500, nothing leaked.
 
 use std::time::Duration;

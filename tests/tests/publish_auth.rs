@@ -1,4 +1,5 @@
-//! Issue: RTMP publishing with stream-key auth, against the real binary and Debian's ffmpeg.
+//! RTMP publishing with stream-key auth, against the real binary and Debian's ffmpeg: accepted,
+//! refused, throttled, rotated, banned and hostile publishers.
 
 use std::time::Duration;
 

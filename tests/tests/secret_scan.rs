@@ -1,4 +1,4 @@
-//! Issue: no key ever leaks. A scenario that handles keys every way — accepted, refused, near
+//! No key ever leaks: a scenario that handles keys every way — accepted, refused, near
 //! misses, rotated, in URLs — and checks every public body for a key. Its server's log and data
 //! directory are scanned like every test server's, when it is dropped (`tests/src/server.rs`), so
 //! this test depends on no other test having run before it.

@@ -599,35 +599,9 @@ fn finish_job(
         .remove(&user)
         .filter(|(open_id, _)| *open_id == id)
         .map_or(InProgress::Lost, |(_, progress)| progress);
-    let mut failure = None;
     // Only a segment still going to disk says anything about the disk's health now.
     let mut touched_disk = matches!(progress, InProgress::Disk { .. });
-    let tail = std::mem::take(&mut segment.data);
-    let done = match append(progress, &dir, tail, |e| {
-        failure = Some((e, "appending to"))
-    }) {
-        InProgress::Disk { file, .. } => {
-            drop(file);
-            let from = dir.join(IN_PROGRESS);
-            match std::fs::rename(&from, dir.join(name.file_name())) {
-                Ok(()) => Some(true),
-                Err(e) => {
-                    failure = Some((e, "renaming"));
-                    let back = std::fs::read(&from).ok();
-                    let _ = std::fs::remove_file(&from);
-                    back.map(|bytes| {
-                        segment.data = Bytes::from(bytes);
-                        false
-                    })
-                }
-            }
-        }
-        InProgress::Memory(chunks) => {
-            segment.data = Bytes::from(chunks.concat());
-            Some(false)
-        }
-        InProgress::Lost => None,
-    };
+    let (done, failure) = complete(progress, &dir, name, &mut segment);
     touched_disk |= failure.is_some();
     if touched_disk {
         let health = match failure {
@@ -651,6 +625,43 @@ fn finish_job(
             end_after,
         },
     });
+}
+
+/// Appends a segment's tail to its in-progress file and renames it to `name`: `Some(true)` when
+/// the file is complete, `Some(false)` when the disk failed and the whole segment is back in
+/// `segment.data`, `None` when it is lost; with the failure, if any.
+fn complete(
+    progress: InProgress,
+    dir: &Path,
+    name: SegmentName,
+    segment: &mut Segment,
+) -> (Option<bool>, Option<(std::io::Error, &'static str)>) {
+    let mut failure = None;
+    let tail = std::mem::take(&mut segment.data);
+    let done = match append(progress, dir, tail, |e| failure = Some((e, "appending to"))) {
+        InProgress::Disk { file, .. } => {
+            drop(file);
+            let from = dir.join(IN_PROGRESS);
+            match std::fs::rename(&from, dir.join(name.file_name())) {
+                Ok(()) => Some(true),
+                Err(e) => {
+                    failure = Some((e, "renaming"));
+                    let back = std::fs::read(&from).ok();
+                    let _ = std::fs::remove_file(&from);
+                    back.map(|bytes| {
+                        segment.data = Bytes::from(bytes);
+                        false
+                    })
+                }
+            }
+        }
+        InProgress::Memory(chunks) => {
+            segment.data = Bytes::from(chunks.concat());
+            Some(false)
+        }
+        InProgress::Lost => None,
+    };
+    (done, failure)
 }
 
 fn start_in_progress(dir: &Path) -> std::io::Result<InProgress> {

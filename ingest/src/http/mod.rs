@@ -141,16 +141,38 @@ impl HttpContext {
             }
         }
         let (method, label) = (req.method().clone(), route.label());
-        let response = match (&route, side) {
+        let response = self
+            .dispatch(&route, side, target.as_bytes(), req, client)
+            .await;
+        let response = if head {
+            without_body(response)
+        } else {
+            response
+        };
+        // Never the target itself: only the route kind, which cannot carry a key.
+        debug!(peer = %client, method = %method, route = label, status = response.status().as_u16(), "http");
+        response
+    }
+
+    /// The leaf that answers `route` on `side`.
+    async fn dispatch(
+        &self,
+        route: &Route,
+        side: Side,
+        target: &[u8],
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Resp {
+        match (route, side) {
             (Route::Internal, Side::Internal) => {
-                let path = boltstream_shared::route::normalized_path(target.as_bytes());
+                let path = boltstream_shared::route::normalized_path(target);
                 self.internal(path.as_deref().unwrap_or_default())
             }
             (_, Side::Internal) | (Route::Internal, Side::Public) => {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }
             (Route::LivePlaylist { .. } | Route::LiveSegment { .. }, Side::Public) => {
-                origin::serve(&self.hls, &self.settings.policy, &route, &req).await
+                origin::serve(&self.hls, &self.settings.policy, route, &req).await
             }
             (Route::KeyBearing, Side::Public) => respond::text(
                 StatusCode::FORBIDDEN,
@@ -160,15 +182,7 @@ impl HttpContext {
                 respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
             }
             (Route::Other, Side::Public) => crate::web::handle(&self.web, req, client).await,
-        };
-        let response = if head {
-            without_body(response)
-        } else {
-            response
-        };
-        // Never the target itself: only the route kind, which cannot carry a key.
-        debug!(peer = %client, method = %method, route = label, status = response.status().as_u16(), "http");
-        response
+        }
     }
 
     fn internal(&self, path: &str) -> Resp {

@@ -197,11 +197,12 @@ enum Flow {
 }
 
 impl Connection {
-    async fn run(&mut self) -> Result<(), ConnectionEnd> {
+    /// The RTMP handshake, by the setup deadline; returns what the client sent after it.
+    async fn handshake(&mut self) -> Result<Vec<u8>, ConnectionEnd> {
         let setup_deadline = self.setup_deadline;
         let mut buf = vec![0u8; HANDSHAKE_BUFFER];
         let mut handshake = ServerHandshake::default();
-        let remaining = loop {
+        loop {
             let n = self.read(&mut buf, setup_deadline, None).await?;
             match handshake.feed(&buf[..n])? {
                 HandshakeStep::Continue(response) => {
@@ -212,11 +213,15 @@ impl Connection {
                     remaining,
                 } => {
                     self.socket.write_all(&response, setup_deadline).await?;
-                    break remaining;
+                    return Ok(remaining);
                 }
             }
-        };
-        drop(buf);
+        }
+    }
+
+    async fn run(&mut self) -> Result<(), ConnectionEnd> {
+        let setup_deadline = self.setup_deadline;
+        let remaining = self.handshake().await?;
         let (mut session, initial) = Session::new()?;
         self.queue(initial);
         self.flush().await?;
@@ -343,6 +348,28 @@ impl Connection {
         Ok(Flow::End(ConnectionEnd::Refused(why)))
     }
 
+    async fn on_connect(
+        &mut self,
+        session: &mut Session,
+        request_id: u32,
+        app_name: &str,
+    ) -> Result<Flow, ConnectionEnd> {
+        if app_name != self.ctx.settings.rtmp_app {
+            info!(peer = %self.peer, app = %key::for_log(app_name), outcome = "refused", reason = "unknown app", "connect");
+            return self
+                .refuse(
+                    session,
+                    request_id,
+                    "NetConnection.Connect.Rejected",
+                    "unknown app",
+                )
+                .await;
+        }
+        let results = session.accept(request_id)?;
+        self.queue(results);
+        Ok(Flow::Continue)
+    }
+
     async fn on_event(
         &mut self,
         session: &mut Session,
@@ -352,21 +379,7 @@ impl Connection {
             ServerSessionEvent::ConnectionRequested {
                 request_id,
                 app_name,
-            } => {
-                if app_name != self.ctx.settings.rtmp_app {
-                    info!(peer = %self.peer, app = %key::for_log(&app_name), outcome = "refused", reason = "unknown app", "connect");
-                    return self
-                        .refuse(
-                            session,
-                            request_id,
-                            "NetConnection.Connect.Rejected",
-                            "unknown app",
-                        )
-                        .await;
-                }
-                let results = session.accept(request_id)?;
-                self.queue(results);
-            }
+            } => return self.on_connect(session, request_id, &app_name).await,
             ServerSessionEvent::PublishStreamRequested {
                 request_id,
                 stream_key,

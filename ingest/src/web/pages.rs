@@ -371,22 +371,7 @@ async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr)
         return busy(Form::Signup, ctx);
     };
     match created {
-        Ok((user, key, token)) => {
-            let store = Arc::clone(&ctx.store);
-            let session = blocking({
-                let token = token.clone();
-                move || store.session(&token)
-            })
-            .await;
-            match session {
-                Ok(Some(s)) => {
-                    tracing::info!(user = %user, "account created");
-                    let page = dashboard(ctx, &shell, &s, Some(&key)).await;
-                    signed_in_response(ctx, &token, page)
-                }
-                _ => redirect("/login"),
-            }
-        }
+        Ok((user, key, token)) => welcome(ctx, &shell, &user, &key, &token).await,
         Err(StoreError::UserExists(_)) => {
             auth_form(ctx, None, Form::Signup, Some("That username is taken."))
         }
@@ -394,6 +379,26 @@ async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr)
             auth_form(ctx, None, Form::Signup, Some(&e.to_string()))
         }
         Err(e) => server_error(None, &e),
+    }
+}
+
+/// A new account's first page: signed in, the dashboard showing the stream key once.
+async fn welcome<B>(
+    ctx: &Arc<WebContext>,
+    req: &Request<B>,
+    user: &str,
+    key: &str,
+    token: &str,
+) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let lookup = token.to_string();
+    match blocking(move || store.session(&lookup)).await {
+        Ok(Some(s)) => {
+            tracing::info!(user = %user, "account created");
+            let page = dashboard(ctx, req, &s, Some(key)).await;
+            signed_in_response(ctx, token, page)
+        }
+        _ => redirect("/login"),
     }
 }
 

@@ -64,10 +64,12 @@ impl RawRtmp {
         self.stream.set_write_timeout(Some(stall)).unwrap();
         let mut sent = 0;
         while sent < limit {
-            match self.stream.write(&burst) {
-                Ok(n) => sent += n,
-                Err(_) => return true,
+            // Whole bursts only: a burst cut short and then sent again from its start would put
+            // half a message before a whole one — garbage the parser rejects, not the attack.
+            if self.stream.write_all(&burst).is_err() {
+                return true;
             }
+            sent += burst.len();
         }
         false
     }

@@ -2,7 +2,7 @@
 //! `boltstream-shared`, so the native tests and the wasm host tests check the same code.
 
 use boltstream_shared::policy::ORIGIN_ONLY_HEADERS;
-use boltstream_shared::route::{classify, is_canonical_live, is_under_prefix, Route};
+use boltstream_shared::route::{classify, is_canonical_live, is_under_any_prefix, Route};
 
 use crate::config::{FilterConfig, Role};
 
@@ -64,7 +64,7 @@ pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
 }
 
 fn is_blocked(target: &[u8], prefixes: &[String]) -> bool {
-    prefixes.iter().any(|p| is_under_prefix(target, p))
+    !prefixes.is_empty() && is_under_any_prefix(target, prefixes)
 }
 
 /// The header changes a live response with `status` gets at the edge, in order. Borrowing the

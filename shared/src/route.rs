@@ -184,13 +184,18 @@ pub fn normalized_path(target: &[u8]) -> Option<String> {
 /// True when `target`'s [normalized path](normalized_path) starts with `prefix` (ASCII case
 /// ignored). A target that cannot be normalised is under every prefix: it is refused anyway.
 pub fn is_under_prefix(target: &[u8], prefix: &str) -> bool {
-    match normalized_path(target) {
-        Some(path) => {
-            path.len() >= prefix.len()
-                && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-        }
-        None => true,
-    }
+    is_under_any_prefix(target, &[prefix])
+}
+
+/// [`is_under_prefix`] for several prefixes, normalising `target` once.
+pub fn is_under_any_prefix<P: AsRef<str>>(target: &[u8], prefixes: &[P]) -> bool {
+    let Some(path) = normalized_path(target) else {
+        return !prefixes.is_empty();
+    };
+    prefixes.iter().any(|prefix| {
+        let prefix = prefix.as_ref().as_bytes();
+        path.len() >= prefix.len() && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix)
+    })
 }
 
 fn classify_segments(segments: &[&str]) -> Route {

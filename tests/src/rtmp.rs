@@ -11,6 +11,22 @@ use rml_rtmp::messages::RtmpMessage;
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
+/// Reads what arrived within the socket's read timeout: `Ok(None)` when nothing did.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    match stream.read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A raw connection.
 pub struct RawRtmp {
     stream: TcpStream,
@@ -83,17 +99,10 @@ impl RawRtmp {
         let mut buf = [0u8; 4096];
         loop {
             assert!(Instant::now() < deadline, "handshake timed out");
-            let n = match self.stream.read(&mut buf) {
-                Ok(0) => panic!("server closed during handshake"),
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
-                }
+            let n = match read_some(&mut self.stream, &mut buf) {
+                Ok(None) => continue,
+                Ok(Some(0)) => panic!("server closed during handshake"),
+                Ok(Some(n)) => n,
                 Err(e) => panic!("handshake read: {e}"),
             };
             match hs.process_bytes(&buf[..n]).unwrap() {
@@ -161,15 +170,8 @@ impl RawRtmp {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return true,
+            if matches!(read_some(&mut self.stream, &mut buf), Ok(Some(0)) | Err(_)) {
+                return true;
             }
         }
         false
@@ -235,17 +237,10 @@ impl RawPublisher {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
-            let n = match self.raw.stream.read(&mut buf) {
-                Ok(0) => return Err("the server closed the connection".into()),
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
-                }
+            let n = match read_some(&mut self.raw.stream, &mut buf) {
+                Ok(None) => continue,
+                Ok(Some(0)) => return Err("the server closed the connection".into()),
+                Ok(Some(n)) => n,
                 Err(e) => return Err(e.to_string()),
             };
             let results = self

@@ -313,8 +313,10 @@ struct HlsSink {
     id: SegmentId,
     /// Write the open segment to disk while it is made (the window is not kept in memory).
     write_while_made: bool,
-    /// Sizes of the last segments closed, as many as the window lists.
+    /// Sizes of the last segments closed, as many as the window lists, and their sum (checked on
+    /// every frame).
     recent_bytes: VecDeque<u64>,
+    recent_total: u64,
 }
 
 impl HlsSink {
@@ -357,11 +359,12 @@ impl HlsSink {
     fn check_window(&mut self, closed: Option<u64>) -> Result<(), MediaError> {
         if let Some(size) = closed {
             if self.recent_bytes.len() == self.output.config.window {
-                self.recent_bytes.pop_front();
+                self.recent_total -= self.recent_bytes.pop_front().unwrap_or(0);
             }
             self.recent_bytes.push_back(size);
+            self.recent_total += size;
         }
-        let held = self.recent_bytes.iter().sum::<u64>() + self.packager.open_total();
+        let held = self.recent_total + self.packager.open_total();
         if held <= self.output.max_window_bytes {
             return Ok(());
         }
@@ -413,6 +416,7 @@ impl SinkFactory for Arc<HlsOutput> {
             id: SegmentId { generation, seq: 0 },
             write_while_made,
             recent_bytes: VecDeque::with_capacity(self.config.window),
+            recent_total: 0,
         })
     }
 }

@@ -15,16 +15,13 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         return peer;
     }
     // Each proxy appends the address it received the request from; several header lines are one
-    // list in order.
-    let mut hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
+    // list in order. Walked from the right, without collecting: this runs for every request.
+    let hops = (headers.get_all("x-forwarded-for").iter().rev())
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
+        .flat_map(|v| v.rsplit(','))
+        .map(str::trim);
     let mut client = peer;
-    while let Some(hop) = hops.pop() {
+    for hop in hops {
         // An entry that is not an address ends the walk: what is left of it is the client's own
         // writing, and the last proxy we trust is the best that can be said.
         let Ok(ip) = hop.parse::<IpAddr>() else {

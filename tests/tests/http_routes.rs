@@ -155,6 +155,22 @@ fn bad_paths_are_4xx_never_500_and_leak_nothing() {
         assert_eq!(r.status, want, "{}", String::from_utf8_lossy(&path));
         assert!(!r.text().contains(&key), "a response echoed the key");
     }
+    // Another method on a page is 405 with the methods the path does take; the API answers
+    // anything it has no endpoint for with its JSON 404.
+    let post_home = request(server.http, "POST", b"/", &[], b"").unwrap();
+    assert_eq!(post_home.status, 405);
+    assert!(post_home.header("allow").unwrap().contains("GET"));
+    let post_nowhere = request(server.http, "POST", b"/a/b/c", &[], b"").unwrap();
+    assert_eq!(post_nowhere.status, 405);
+    assert_eq!(post_nowhere.header("allow"), Some("GET, POST"));
+    for (method, path) in [
+        ("POST", "/api/v1/channels"),
+        ("GET", "/api/v1/me/rotate-key"),
+    ] {
+        let r = request(server.http, method, path.as_bytes(), &[], b"").unwrap();
+        assert_eq!(r.status, 404, "{method} {path}");
+        assert!(r.text().contains("no such API endpoint"), "{method} {path}");
+    }
     let log = server.log();
     assert!(!log.contains(&key), "the key reached the log");
     assert!(!log.contains("panic"), "{log}");

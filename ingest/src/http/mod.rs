@@ -21,14 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boltstream_shared::route::{classify, Route};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tracing::debug;
 
 use crate::config::Settings;
@@ -38,12 +40,17 @@ use crate::live::Registry;
 use crate::origin;
 use crate::respond::{self, without_body, BodyDeadline, Resp};
 use crate::store::Store;
+use crate::web::extract::ClientAddr;
 use crate::web::WebContext;
 
 /// A slow client gets this long to send a request's headers (slowloris defence).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted; larger gets 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// What a connection sends: live media and this layer's own answers as they were made (no boxing
+/// on the hot path), the website's as axum boxed them.
+pub type Reply = Response<Either<respond::Body, axum::body::Body>>;
 
 /// What request handlers share.
 pub struct HttpContext {
@@ -55,8 +62,8 @@ pub struct HttpContext {
     pub hls: Arc<HlsOutput>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
-    /// The website's and API's own context.
-    pub web: Arc<WebContext>,
+    /// The website and API, with their own context.
+    web: axum::Router,
     admission: Admission,
     /// Requests served, by route kind (in [`ROUTE_LABELS`] order).
     requests: [AtomicU64; ROUTE_LABELS.len()],
@@ -92,6 +99,7 @@ impl HttpContext {
             rtmp_port,
         });
         Self {
+            web: crate::web::router(web),
             requests: Default::default(),
             admission: Admission::new(
                 "http",
@@ -103,7 +111,6 @@ impl HttpContext {
             registry,
             hls,
             shutdown,
-            web,
         }
     }
 
@@ -113,7 +120,7 @@ impl HttpContext {
         mut req: Request<Incoming>,
         peer: SocketAddr,
         side: Side,
-    ) -> Resp {
+    ) -> Reply {
         let target = req
             .uri()
             .path_and_query()
@@ -128,47 +135,47 @@ impl HttpContext {
             client::client_ip(peer.ip(), req.headers(), &self.settings.trusted_proxies),
             peer.port(),
         );
-        let head = req.method() == Method::HEAD;
-        if route == Route::Other {
+        let (method, label) = (req.method().clone(), route.label());
+        let response = if (route == Route::Other) & (side == Side::Public) {
             // Only pages and the API read bodies; live media is spared the extension map.
-            req.extensions_mut().insert(BodyDeadline(
+            let extensions = req.extensions_mut();
+            extensions.insert(BodyDeadline(
                 tokio::time::Instant::now() + self.settings.http_body_timeout,
             ));
-            // Pages and the API answer HEAD as GET without the body; live media handles HEAD
-            // itself.
-            if head {
-                *req.method_mut() = Method::GET;
-            }
-        }
-        let (method, label) = (req.method().clone(), route.label());
-        let response = self
-            .dispatch(&route, side, target.as_bytes(), req, client)
-            .await;
-        let response = if head {
-            without_body(response)
+            extensions.insert(ClientAddr(client));
+            // axum answers HEAD itself (the GET's headers and length, no body).
+            let Ok(response) = self.web.clone().oneshot(req).await;
+            response.map(Either::Right)
         } else {
-            response
+            let response = self.dispatch(&route, side, target.as_bytes(), req).await;
+            let response = if method == Method::HEAD {
+                without_body(response)
+            } else {
+                response
+            };
+            response.map(Either::Left)
         };
         // Never the target itself: only the route kind, which cannot carry a key.
         debug!(peer = %client, method = %method, route = label, status = response.status().as_u16(), "http");
         response
     }
 
-    /// The leaf that answers `route` on `side`.
+    /// The answer to a request the website does not serve: live media, internal endpoints and
+    /// refusals.
     async fn dispatch(
         &self,
         route: &Route,
         side: Side,
         target: &[u8],
         req: Request<Incoming>,
-        client: SocketAddr,
     ) -> Resp {
         match (route, side) {
             (Route::Internal, Side::Internal) => {
                 let path = boltstream_shared::route::normalized_path(target);
                 self.internal(path.as_deref().unwrap_or_default())
             }
-            (_, Side::Internal) | (Route::Internal, Side::Public) => {
+            // `Route::Other` on the public side never comes here: `handle` sends it to the website.
+            (_, Side::Internal) | (Route::Internal | Route::Other, Side::Public) => {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }
             (Route::LivePlaylist { .. } | Route::LiveSegment { .. }, Side::Public) => {
@@ -181,7 +188,6 @@ impl HttpContext {
             (Route::Rejected(_), Side::Public) => {
                 respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
             }
-            (Route::Other, Side::Public) => crate::web::handle(&self.web, req, client).await,
         }
     }
 

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post};
+use axum::Router;
 use boltstream_shared::username::Username;
-use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use super::session;
+use super::extract::{ApiCaller, ApiChanger};
 use super::WebContext;
 use crate::clock::now_ms;
 use crate::ops::{self, ActionError, AdminAction};
@@ -25,7 +27,8 @@ fn reply(status: StatusCode, value: Value) -> Resp {
     r
 }
 
-fn error(status: StatusCode, message: &str) -> Resp {
+/// A JSON error: `{"error": message}`.
+pub fn error(status: StatusCode, message: &str) -> Resp {
     reply(status, json!({ "error": message }))
 }
 
@@ -76,21 +79,6 @@ fn me_json(user: &UserRow) -> Value {
     json!({ "username": user.username, "is_admin": user.is_admin, "live": user.live_since_ms.is_some() })
 }
 
-/// Who is calling, and whether a state change is allowed (a bearer token, or a session with its
-/// CSRF header).
-async fn caller(ctx: &Arc<WebContext>, req: &Request<Incoming>) -> Option<(UserRow, bool)> {
-    if let Some(user) = session::from_bearer(&ctx.store, req.headers()).await {
-        return Some((user, true));
-    }
-    let (_, s) = session::from_cookie(&ctx.store, req.headers()).await?;
-    let csrf_ok = req
-        .headers()
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| session::same(v, &s.csrf));
-    Some((s.user, csrf_ok))
-}
-
 /// An admin action from the admin page or the API (`<kind>/<name>/<action>`), carried out by
 /// [`crate::ops`]. Returns a message for people, or a status and an error.
 pub async fn admin_operation(
@@ -122,24 +110,31 @@ pub async fn admin_operation(
     }
 }
 
-/// Routes an API request; `rest` is the path after `/api/v1/`.
-pub async fn handle(ctx: &Arc<WebContext>, req: Request<Incoming>, rest: &str) -> Resp {
-    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-    let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["channels"]) => live_channels(ctx).await,
-        (&Method::GET, ["channels", name]) => one_channel(ctx, name).await,
-        (_, ["me", ..] | ["admin", ..]) => signed_in(ctx, &req, &method, &segments).await,
-        _ => error(StatusCode::NOT_FOUND, "no such API endpoint"),
-    }
+/// The API's routes, under `/api/v1`. An unknown endpoint, or a known one with another method, is
+/// `404 {"error": "no such API endpoint"}`.
+pub fn routes() -> Router<Arc<WebContext>> {
+    Router::new()
+        .route("/channels", get(live_channels))
+        .route("/channels/{name}", get(one_channel))
+        .route("/me", get(me))
+        .route("/me/tokens", get(tokens))
+        .route("/me/tokens/{id}", delete(revoke_token))
+        .route("/me/rotate-key", post(rotate_key))
+        .route("/admin/{kind}/{name}/{action}", post(admin))
+        .fallback(no_endpoint)
+        .method_not_allowed_fallback(no_endpoint)
 }
 
-async fn live_channels(ctx: &Arc<WebContext>) -> Resp {
+async fn no_endpoint() -> Resp {
+    error(StatusCode::NOT_FOUND, "no such API endpoint")
+}
+
+async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
     let store = Arc::clone(&ctx.store);
     match blocking(move || store.live_streams()).await {
         Ok(live) => {
             let channels: Vec<Value> = (live.iter())
-                .map(|r| channel_json(ctx, &r.username, Some(r)))
+                .map(|r| channel_json(&ctx, &r.username, Some(r)))
                 .collect();
             reply(StatusCode::OK, json!({ "channels": channels }))
         }
@@ -147,8 +142,8 @@ async fn live_channels(ctx: &Arc<WebContext>) -> Resp {
     }
 }
 
-async fn one_channel(ctx: &Arc<WebContext>, name: &str) -> Resp {
-    let Ok(user) = Username::parse(name) else {
+async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String>) -> Resp {
+    let Ok(user) = Username::parse(&name) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
     let store = Arc::clone(&ctx.store);
@@ -166,71 +161,68 @@ async fn one_channel(ctx: &Arc<WebContext>, name: &str) -> Resp {
     match found {
         Ok(Some((row, live))) if !row.banned => reply(
             StatusCode::OK,
-            channel_json(ctx, &row.username, live.as_ref()),
+            channel_json(&ctx, &row.username, live.as_ref()),
         ),
         Ok(_) => error(StatusCode::NOT_FOUND, "no such channel"),
         Err(e) => store_error(&e),
     }
 }
 
-/// `/api/v1/me/…` and `/api/v1/admin/…`: for a session or an API token.
-async fn signed_in(
-    ctx: &Arc<WebContext>,
-    req: &Request<Incoming>,
-    method: &Method,
-    segments: &[&str],
-) -> Resp {
-    let Some((user, may_change)) = caller(ctx, req).await else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "sign in or send an API token (Authorization: Bearer …)",
-        );
-    };
+async fn me(caller: ApiCaller) -> Resp {
+    reply(StatusCode::OK, me_json(&caller.user))
+}
+
+async fn tokens(State(ctx): State<Arc<WebContext>>, caller: ApiCaller) -> Resp {
     let store = Arc::clone(&ctx.store);
-    let name = user.username.clone();
-    match (method, segments) {
-        (&Method::GET, ["me"]) => reply(StatusCode::OK, me_json(&user)),
-        (&Method::GET, ["me", "tokens"]) => match blocking(move || store.api_tokens(&name)).await {
-            Ok(tokens) => {
-                let tokens: Vec<Value> = (tokens.iter())
-                    .map(|t| json!({ "id": t.id, "created_ms": t.created_ms }))
-                    .collect();
-                reply(StatusCode::OK, json!({ "tokens": tokens }))
-            }
-            Err(e) => store_error(&e),
-        },
-        (&Method::POST | &Method::DELETE, _) if !may_change => error(
-            StatusCode::FORBIDDEN,
-            "missing or wrong x-csrf-token header",
+    let name = caller.user.username;
+    match blocking(move || store.api_tokens(&name)).await {
+        Ok(tokens) => {
+            let tokens: Vec<Value> = (tokens.iter())
+                .map(|t| json!({ "id": t.id, "created_ms": t.created_ms }))
+                .collect();
+            reply(StatusCode::OK, json!({ "tokens": tokens }))
+        }
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn rotate_key(State(ctx): State<Arc<WebContext>>, ApiChanger(user): ApiChanger) -> Resp {
+    let (store, registry) = (Arc::clone(&ctx.store), Arc::clone(&ctx.registry));
+    let name = user.username;
+    match blocking(move || ops::rotate_key(&store, Some(&registry), &name)).await {
+        Ok(key) => reply(
+            StatusCode::OK,
+            json!({ "stream_key": key, "note": "shown only now; the old key no longer works" }),
         ),
-        (&Method::POST, ["me", "rotate-key"]) => {
-            let registry = Arc::clone(&ctx.registry);
-            match blocking(move || ops::rotate_key(&store, Some(&registry), &name)).await {
-                Ok(key) => reply(
-                    StatusCode::OK,
-                    json!({ "stream_key": key, "note": "shown only now; the old key no longer works" }),
-                ),
-                Err(ActionError::Store(e)) => store_error(&e),
-                Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
-            }
-        }
-        (&Method::DELETE, ["me", "tokens", id]) => {
-            let id = id.to_string();
-            match blocking(move || store.revoke_api_token(&name, &id)).await {
-                Ok(true) => reply(StatusCode::OK, json!({ "ok": true })),
-                Ok(false) => error(StatusCode::NOT_FOUND, "no such token"),
-                Err(e) => store_error(&e),
-            }
-        }
-        (&Method::POST, ["admin", kind, target, action]) => {
-            if !user.is_admin {
-                return error(StatusCode::FORBIDDEN, "admins only");
-            }
-            match admin_operation(ctx, kind, target, action, &user.username).await {
-                Ok(message) => reply(StatusCode::OK, json!({ "ok": true, "message": message })),
-                Err((status, message)) => error(status, &message),
-            }
-        }
-        _ => error(StatusCode::NOT_FOUND, "no such API endpoint"),
+        Err(ActionError::Store(e)) => store_error(&e),
+        Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+async fn revoke_token(
+    State(ctx): State<Arc<WebContext>>,
+    Path(id): Path<String>,
+    ApiChanger(user): ApiChanger,
+) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let name = user.username;
+    match blocking(move || store.revoke_api_token(&name, &id)).await {
+        Ok(true) => reply(StatusCode::OK, json!({ "ok": true })),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such token"),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn admin(
+    State(ctx): State<Arc<WebContext>>,
+    Path((kind, target, action)): Path<(String, String, String)>,
+    ApiChanger(user): ApiChanger,
+) -> Resp {
+    if !user.is_admin {
+        return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    match admin_operation(&ctx, &kind, &target, &action, &user.username).await {
+        Ok(message) => reply(StatusCode::OK, json!({ "ok": true, "message": message })),
+        Err((status, message)) => error(status, &message),
     }
 }

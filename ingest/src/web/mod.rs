@@ -1,30 +1,31 @@
 //! The website and JSON API: everything the HTTP side serves that is not live media or internal.
 //! Server-rendered pages (no SPA), a small embedded player script, and `/api/v1/` for the same
-//! operations.
+//! operations, routed by axum: the routes are one table ([`router`]), and what each handler
+//! requires is in its extractors ([`extract`]).
 //!
 //! - [`pages`]: HTML pages and forms.
 //! - [`api`]: the JSON API.
-//! - [`session`]: cookies, API tokens, CSRF.
+//! - [`extract`]: sessions, admins, CSRF-checked forms, API callers and bounded bodies.
+//! - [`session`]: cookies, API tokens, CSRF tokens.
 //! - [`assets`]: embedded hls.js, player script and stylesheet.
 //! - [`guard`]: log-in and sign-up limits, and the bound on password hashing.
 //! - [`views`]: the HTML, as templates that escape every value.
 
 pub mod api;
 pub mod assets;
+pub mod extract;
 pub mod guard;
 pub mod pages;
 pub mod session;
 pub mod views;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Request, StatusCode};
+use hyper::header::HeaderValue;
+use hyper::StatusCode;
 
 use crate::config::Settings;
 use crate::hls::HlsOutput;
@@ -48,78 +49,43 @@ pub struct WebContext {
     pub guard: guard::AccountGuard,
 }
 
-/// Largest form or JSON body accepted; larger gets 413.
-pub const MAX_BODY: usize = 16 * 1024;
-
-/// Why a body could not be read.
-pub enum BodyError {
-    /// Larger than [`MAX_BODY`].
-    TooLarge,
-    /// Not the expected content type or encoding.
-    Invalid,
-    /// Not all there by the body deadline (`http_body_timeout`).
-    TooSlow,
-}
-
-/// Reads a request body, bounded by [`MAX_BODY`] and by the request's body deadline: a client
-/// that trickles a body held its connection slot for as long as it kept trickling.
-pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, BodyError> {
-    let deadline = req.extensions().get::<respond::BodyDeadline>().map_or_else(
-        || tokio::time::Instant::now() + std::time::Duration::from_secs(10),
-        |d| d.0,
-    );
-    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
-    let Ok(collected) = tokio::time::timeout_at(deadline, collect).await else {
-        return Err(BodyError::TooSlow);
-    };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err)
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge)
-        }
-        Err(_) => Err(BodyError::Invalid),
-    }
-}
-
-/// Reads an `application/x-www-form-urlencoded` body.
-pub async fn read_form(req: Request<Incoming>) -> Result<HashMap<String, String>, BodyError> {
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Err(BodyError::Invalid);
-    }
-    let body = read_body(req).await?;
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
-}
-
-/// Routes a website or API request.
-pub async fn handle(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
-    let path = req.uri().path().to_string();
-    if let Some(rest) = path.strip_prefix("/api/v1/") {
-        let rest = rest.to_string();
-        return api::handle(ctx, req, &rest).await;
-    }
-    match path.as_str() {
-        "/static/hls.min.js" => asset(assets::HLS_JS, "text/javascript; charset=utf-8"),
-        "/static/hls.js.LICENSE" => asset(
-            assets::HLS_JS_LICENSE.as_bytes(),
-            "text/plain; charset=utf-8",
-        ),
-        "/static/player.js" => asset(
-            assets::PLAYER_JS.as_bytes(),
-            "text/javascript; charset=utf-8",
-        ),
-        "/static/style.css" => asset(assets::STYLE_CSS.as_bytes(), "text/css; charset=utf-8"),
-        "/favicon.ico" => respond::text(StatusCode::NOT_FOUND, "not found\n"),
-        _ => pages::handle(ctx, req, &path, peer).await,
-    }
+/// Every website and API route. GET routes answer HEAD too (axum drops the body and keeps the
+/// length).
+pub fn router(ctx: Arc<WebContext>) -> Router {
+    Router::new()
+        .route(
+            "/static/hls.min.js",
+            get(|| async { asset(assets::HLS_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/static/hls.js.LICENSE",
+            get(|| async {
+                asset(
+                    assets::HLS_JS_LICENSE.as_bytes(),
+                    "text/plain; charset=utf-8",
+                )
+            }),
+        )
+        .route(
+            "/static/player.js",
+            get(|| async {
+                asset(
+                    assets::PLAYER_JS.as_bytes(),
+                    "text/javascript; charset=utf-8",
+                )
+            }),
+        )
+        .route(
+            "/static/style.css",
+            get(|| async { asset(assets::STYLE_CSS.as_bytes(), "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { respond::text(StatusCode::NOT_FOUND, "not found\n") }),
+        )
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .with_state(ctx)
 }
 
 fn asset(bytes: &'static [u8], content_type: &'static str) -> Resp {

@@ -2,18 +2,21 @@
 //! log-in, a streamer dashboard and an admin page. Every form is CSRF-protected; every page sends a
 //! strict Content-Security-Policy (scripts only from this origin, no inline script).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::routing::{get, post};
+use axum::Router;
 use boltstream_shared::username::Username;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, StatusCode};
+use hyper::{HeaderMap, Method, StatusCode};
 
+use super::extract::{Admin, BodyError, ClientAddr, PreSessionForm, SignedForm, SignedIn, Viewer};
 use super::guard::Refusal;
 use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
-use super::{read_form, BodyError};
 use super::{views, WebContext};
 use crate::respond::{self, Resp};
 use crate::store::{random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
@@ -42,18 +45,23 @@ fn html(status: StatusCode, page: String) -> Resp {
     r
 }
 
-fn redirect(to: &'static str) -> Resp {
+pub(super) fn redirect(to: &'static str) -> Resp {
     let mut r = respond::text(StatusCode::SEE_OTHER, "see other\n");
     r.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_static(to));
     r
 }
 
-fn error_page(status: StatusCode, user: Option<&SessionUser>, title: &str, message: &str) -> Resp {
+pub(super) fn error_page(
+    status: StatusCode,
+    user: Option<&SessionUser>,
+    title: &str,
+    message: &str,
+) -> Resp {
     page(status, title, user, views::message(title, message))
 }
 
-fn body_error(e: BodyError, user: Option<&SessionUser>) -> Resp {
+pub(super) fn body_error(e: BodyError, user: Option<&SessionUser>) -> Resp {
     match e {
         BodyError::TooLarge => error_page(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -92,68 +100,52 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .expect("store call panicked")
 }
 
-/// Routes a page request.
-pub async fn handle(
-    ctx: &Arc<WebContext>,
-    req: Request<Incoming>,
-    path: &str,
-    peer: SocketAddr,
-) -> Resp {
-    let signed_in = session::from_cookie(&ctx.store, req.headers()).await;
-    let user = signed_in.as_ref().map(|(_, s)| s);
-    let method = req.method().clone();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, [""]) => directory(ctx, user).await,
-        (&Method::GET, ["signup"]) => auth_form(ctx, user, Form::Signup, None),
-        (&Method::POST, ["signup"]) => signup(ctx, req, peer).await,
-        (&Method::GET, ["login"]) => auth_form(ctx, user, Form::Login, None),
-        (&Method::POST, ["login"]) => login(ctx, req, peer).await,
-        (&Method::POST, ["logout"]) => logout(ctx, req, signed_in).await,
-        (&Method::GET, ["dashboard"]) => match user {
-            Some(u) => dashboard(ctx, &req, u, None).await,
-            None => redirect("/login"),
-        },
-        (&Method::POST, ["dashboard", action]) => {
-            let action = action.to_string();
-            dashboard_action(ctx, req, signed_in, &action).await
-        }
-        (&Method::GET, ["admin"]) => match user {
-            Some(u) if u.user.is_admin => admin(ctx, u, None).await,
-            Some(u) => error_page(
-                StatusCode::FORBIDDEN,
-                Some(u),
-                "Admins only",
-                "This page is for administrators.",
-            ),
-            None => redirect("/login"),
-        },
-        (&Method::POST, ["admin", kind, name, action]) => {
-            let (kind, name, action) = (kind.to_string(), name.to_string(), action.to_string());
-            admin_action(ctx, req, signed_in, &kind, &name, &action).await
-        }
-        (&Method::GET, [name]) => channel(ctx, user, name).await,
-        (&Method::GET | &Method::HEAD, _) => error_page(
-            StatusCode::NOT_FOUND,
-            user,
-            "Not found",
-            "There is nothing at this address.",
-        ),
-        _ => {
-            let mut r = error_page(
-                StatusCode::METHOD_NOT_ALLOWED,
-                user,
-                "Not allowed",
-                "That method is not allowed here.",
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+/// The pages. What no route answers is refused as before the router: a GET or HEAD with the 404
+/// page, another method with the 405 page.
+pub fn routes() -> Router<Arc<WebContext>> {
+    Router::new()
+        .route("/", get(directory))
+        .route("/signup", get(signup_form).post(signup))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/{action}", post(dashboard_action))
+        .route("/admin", get(admin_page))
+        .route("/admin/{kind}/{name}/{action}", post(admin_action))
+        .route("/{name}", get(channel))
+        .fallback(|method: Method, viewer: Viewer| async move {
+            let mut r = no_route(&method, &viewer);
+            if r.status() == StatusCode::METHOD_NOT_ALLOWED {
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            }
             r
-        }
-    }
+        })
+        // axum adds the path's own `Allow` header.
+        .method_not_allowed_fallback(|method: Method, viewer: Viewer| async move {
+            no_route(&method, &viewer)
+        })
 }
 
-async fn directory(ctx: &Arc<WebContext>, user: Option<&SessionUser>) -> Resp {
+fn no_route(method: &Method, viewer: &Viewer) -> Resp {
+    if method == Method::GET || method == Method::HEAD {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            viewer.user(),
+            "Not found",
+            "There is nothing at this address.",
+        );
+    }
+    error_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        viewer.user(),
+        "Not allowed",
+        "That method is not allowed here.",
+    )
+}
+
+async fn directory(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
+    let user = viewer.user();
     let store = Arc::clone(&ctx.store);
     let live = match blocking(move || store.live_streams()).await {
         Ok(l) => l,
@@ -167,8 +159,13 @@ async fn directory(ctx: &Arc<WebContext>, user: Option<&SessionUser>) -> Resp {
     )
 }
 
-async fn channel(ctx: &Arc<WebContext>, user: Option<&SessionUser>, name: &str) -> Resp {
-    let Ok(username) = Username::parse(name) else {
+async fn channel(
+    State(ctx): State<Arc<WebContext>>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Resp {
+    let user = viewer.user();
+    let Ok(username) = Username::parse(&name) else {
         return error_page(
             StatusCode::NOT_FOUND,
             user,
@@ -208,6 +205,14 @@ impl Form {
             Form::Login => "log-in",
         }
     }
+}
+
+async fn signup_form(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
+    auth_form(&ctx, viewer.user(), Form::Signup, None)
+}
+
+async fn login_form(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
+    auth_form(&ctx, viewer.user(), Form::Login, None)
 }
 
 fn auth_form(
@@ -261,44 +266,6 @@ fn auth_form(
     r
 }
 
-/// Reads a signed-in user's form and checks its CSRF token against the session's; returns the
-/// form's fields.
-async fn check_signed_form(
-    req: Request<Incoming>,
-    s: &SessionUser,
-) -> Result<std::collections::HashMap<String, String>, Resp> {
-    let form = read_form(req).await.map_err(|e| body_error(e, Some(s)))?;
-    if !form.get("csrf").is_some_and(|c| session::same(c, &s.csrf)) {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            Some(s),
-            "Form expired",
-            "Please reload the page and try again.",
-        ));
-    }
-    Ok(form)
-}
-
-/// Reads a pre-session form (sign-up, log-in) and checks its double-submit CSRF token against the
-/// `bs_csrf` cookie the form page set.
-async fn pre_session_form(
-    req: Request<Incoming>,
-    cookie: Option<&str>,
-    page: &str,
-) -> Result<std::collections::HashMap<String, String>, Resp> {
-    let form = read_form(req).await.map_err(|e| body_error(e, None))?;
-    if !matches!((cookie, form.get("csrf")), (Some(c), Some(f)) if session::same(c, f)) {
-        let message = format!("Please reload the {page} page and try again.");
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            None,
-            "Form expired",
-            &message,
-        ));
-    }
-    Ok(form)
-}
-
 fn signed_in_response(ctx: &Arc<WebContext>, token: &str, mut r: Resp) -> Resp {
     let h = r.headers_mut();
     h.append(
@@ -317,19 +284,14 @@ fn signed_in_response(ctx: &Arc<WebContext>, token: &str, mut r: Resp) -> Resp {
     r
 }
 
-fn host_shell<B>(req: &Request<B>) -> Request<()> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .cloned()
-        .unwrap_or(HeaderValue::from_static("this-server"));
-    Request::builder()
-        .header(header::HOST, host)
-        .body(())
-        .expect("valid request")
-}
-
-async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+/// `form` is taken as a `Result` so a closed sign-up says so whatever the form held.
+async fn signup(
+    State(ctx): State<Arc<WebContext>>,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    form: Result<PreSessionForm, Resp>,
+) -> Resp {
+    let ctx = &ctx;
     if !ctx.settings.signup {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -338,10 +300,8 @@ async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr)
             "This server does not accept new accounts.",
         );
     }
-    let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
-    let shell = host_shell(&req);
-    let form = match pre_session_form(req, cookie.as_deref(), "sign-up").await {
-        Ok(form) => form,
+    let form = match form {
+        Ok(PreSessionForm(form)) => form,
         Err(refused) => return refused,
     };
     let name = form.get("username").cloned().unwrap_or_default();
@@ -371,7 +331,7 @@ async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr)
         return busy(Form::Signup, ctx);
     };
     match created {
-        Ok((user, key, token)) => welcome(ctx, &shell, &user, &key, &token).await,
+        Ok((user, key, token)) => welcome(ctx, &headers, &user, &key, &token).await,
         Err(StoreError::UserExists(_)) => {
             auth_form(ctx, None, Form::Signup, Some("That username is taken."))
         }
@@ -383,9 +343,9 @@ async fn signup(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr)
 }
 
 /// A new account's first page: signed in, the dashboard showing the stream key once.
-async fn welcome<B>(
+async fn welcome(
     ctx: &Arc<WebContext>,
-    req: &Request<B>,
+    headers: &HeaderMap,
     user: &str,
     key: &str,
     token: &str,
@@ -395,20 +355,21 @@ async fn welcome<B>(
     match blocking(move || store.session(&lookup)).await {
         Ok(Some(s)) => {
             tracing::info!(user = %user, "account created");
-            let page = dashboard(ctx, req, &s, Some(key)).await;
+            let page = dashboard(ctx, headers, &s, Some(key)).await;
             signed_in_response(ctx, token, page)
         }
         _ => redirect("/login"),
     }
 }
 
-async fn login(ctx: &Arc<WebContext>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
-    let cookie = session::cookie(req.headers(), CSRF_COOKIE).map(str::to_string);
-    let device = session::cookie(req.headers(), DEVICE_COOKIE).map(str::to_string);
-    let form = match pre_session_form(req, cookie.as_deref(), "log-in").await {
-        Ok(form) => form,
-        Err(refused) => return refused,
-    };
+async fn login(
+    State(ctx): State<Arc<WebContext>>,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    PreSessionForm(form): PreSessionForm,
+) -> Resp {
+    let ctx = &ctx;
+    let device = session::cookie(&headers, DEVICE_COOKIE).map(str::to_string);
     let name = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     if let Err(refusal) = ctx
@@ -499,17 +460,15 @@ fn busy(form: Form, ctx: &Arc<WebContext>) -> Resp {
     r
 }
 
-async fn logout(
-    ctx: &Arc<WebContext>,
-    req: Request<Incoming>,
-    signed_in: Option<(String, SessionUser)>,
-) -> Resp {
-    let Some((token, s)) = signed_in else {
+/// Without a session there is nothing to end: home, rather than the log-in page.
+async fn logout(State(ctx): State<Arc<WebContext>>, viewer: Viewer, req: Request) -> Resp {
+    if viewer.0.is_none() {
         return redirect("/");
-    };
-    if let Err(refused) = check_signed_form(req, &s).await {
-        return refused;
     }
+    let token = match SignedForm::from_request(req, &ctx).await {
+        Ok(form) => form.session.token,
+        Err(refused) => return refused,
+    };
     let store = Arc::clone(&ctx.store);
     let _ = blocking(move || store.delete_session(&token)).await;
     let mut r = redirect("/");
@@ -521,12 +480,11 @@ async fn logout(
 }
 
 /// The RTMP URL to show: configured, or this site's host with the RTMP port and app.
-fn rtmp_url<B>(ctx: &WebContext, req: &Request<B>) -> String {
+fn rtmp_url(ctx: &WebContext, headers: &HeaderMap) -> String {
     if let Some(url) = &ctx.settings.public_rtmp_url {
         return url.clone();
     }
-    let host = req
-        .headers()
+    let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
@@ -539,18 +497,26 @@ fn rtmp_url<B>(ctx: &WebContext, req: &Request<B>) -> String {
     format!("rtmp://{host}:{}/{}", ctx.rtmp_port, ctx.settings.rtmp_app)
 }
 
-async fn dashboard<B>(
+async fn dashboard_page(
+    State(ctx): State<Arc<WebContext>>,
+    SignedIn(s): SignedIn,
+    headers: HeaderMap,
+) -> Resp {
+    dashboard(&ctx, &headers, &s.user, None).await
+}
+
+async fn dashboard(
     ctx: &Arc<WebContext>,
-    req: &Request<B>,
+    headers: &HeaderMap,
     s: &SessionUser,
     fresh: Option<&str>,
 ) -> Resp {
-    dashboard_with(ctx, req, s, fresh, None).await
+    dashboard_with(ctx, headers, s, fresh, None).await
 }
 
-async fn dashboard_with<B>(
+async fn dashboard_with(
     ctx: &Arc<WebContext>,
-    req: &Request<B>,
+    headers: &HeaderMap,
     s: &SessionUser,
     fresh: Option<&str>,
     notice: Option<&str>,
@@ -565,7 +531,7 @@ async fn dashboard_with<B>(
         Ok(found) => found,
         Err(e) => return server_error(Some(s), &e),
     };
-    let rtmp_url = rtmp_url(ctx, req);
+    let rtmp_url = rtmp_url(ctx, headers);
     let view = views::Dashboard {
         session: s,
         live: live.as_ref(),
@@ -583,30 +549,30 @@ async fn dashboard_with<B>(
 }
 
 /// The dashboard with a short message at the top (a token revoked, a password changed).
-async fn dashboard_notice<B>(
+async fn dashboard_notice(
     ctx: &Arc<WebContext>,
-    req: &Request<B>,
+    headers: &HeaderMap,
     s: &SessionUser,
     notice: &str,
 ) -> Resp {
-    dashboard_with(ctx, req, s, None, Some(notice)).await
+    dashboard_with(ctx, headers, s, None, Some(notice)).await
 }
 
 /// Changes the signed-in user's password after checking the current one, and signs out every
 /// other session of theirs.
-async fn change_password<B>(
+async fn change_password(
     ctx: &Arc<WebContext>,
-    req: &Request<B>,
+    headers: &HeaderMap,
     token: String,
     s: &SessionUser,
-    form: &std::collections::HashMap<String, String>,
+    form: &HashMap<String, String>,
 ) -> Resp {
     let current = form.get("current").cloned().unwrap_or_default();
     let new = form.get("new").cloned().unwrap_or_default();
     if new.chars().count() < crate::store::MIN_PASSWORD {
         return dashboard_notice(
             ctx,
-            req,
+            headers,
             s,
             "Choose a new password of at least 8 characters.",
         )
@@ -633,23 +599,17 @@ async fn change_password<B>(
         Some(Ok(false)) => "That is not your current password.",
         Some(Err(e)) => return server_error(Some(s), &e),
     };
-    dashboard_notice(ctx, req, s, notice).await
+    dashboard_notice(ctx, headers, s, notice).await
 }
 
 async fn dashboard_action(
-    ctx: &Arc<WebContext>,
-    req: Request<Incoming>,
-    signed_in: Option<(String, SessionUser)>,
-    action: &str,
+    State(ctx): State<Arc<WebContext>>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    SignedForm { session, fields }: SignedForm,
 ) -> Resp {
-    let Some((signed_token, s)) = signed_in else {
-        return redirect("/login");
-    };
-    let shell = host_shell(&req);
-    let form = match check_signed_form(req, &s).await {
-        Ok(form) => form,
-        Err(refused) => return refused,
-    };
+    let (ctx, shell, form, action) = (&ctx, &headers, fields, action.as_str());
+    let (signed_token, s) = (session.token, session.user);
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
     let secret = match action {
@@ -671,9 +631,9 @@ async fn dashboard_action(
                 Ok(false) => "No such API token.",
                 Err(e) => return server_error(Some(&s), &e),
             };
-            return dashboard_notice(ctx, &shell, &s, notice).await;
+            return dashboard_notice(ctx, shell, &s, notice).await;
         }
-        "password" => return change_password(ctx, &shell, signed_token, &s, &form).await,
+        "password" => return change_password(ctx, shell, signed_token, &s, &form).await,
         _ => {
             return error_page(
                 StatusCode::NOT_FOUND,
@@ -686,10 +646,14 @@ async fn dashboard_action(
     match secret {
         Ok(secret) => {
             tracing::info!(user = %s.user.username, action = action, "dashboard action");
-            dashboard(ctx, &shell, &s, Some(&secret)).await
+            dashboard(ctx, shell, &s, Some(&secret)).await
         }
         Err(e) => server_error(Some(&s), &e),
     }
+}
+
+async fn admin_page(State(ctx): State<Arc<WebContext>>, Admin(s): Admin) -> Resp {
+    admin(&ctx, &s.user, None).await
 }
 
 async fn admin(ctx: &Arc<WebContext>, s: &SessionUser, notice: Option<&str>) -> Resp {
@@ -708,30 +672,17 @@ async fn admin(ctx: &Arc<WebContext>, s: &SessionUser, notice: Option<&str>) -> 
     page(StatusCode::OK, "Admin", Some(s), body)
 }
 
+/// [`Admin`] is checked before the form is read, so a non-admin learns nothing from its CSRF
+/// answer.
 async fn admin_action(
-    ctx: &Arc<WebContext>,
-    req: Request<Incoming>,
-    signed_in: Option<(String, SessionUser)>,
-    kind: &str,
-    name: &str,
-    action: &str,
+    State(ctx): State<Arc<WebContext>>,
+    Path((kind, name, action)): Path<(String, String, String)>,
+    _: Admin,
+    SignedForm { session, .. }: SignedForm,
 ) -> Resp {
-    let Some((_, s)) = signed_in else {
-        return redirect("/login");
-    };
-    if !s.user.is_admin {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&s),
-            "Admins only",
-            "This action is for administrators.",
-        );
-    }
-    if let Err(refused) = check_signed_form(req, &s).await {
-        return refused;
-    }
-    match super::api::admin_operation(ctx, kind, name, action, &s.user.username).await {
-        Ok(message) => admin(ctx, &s, Some(&message)).await,
-        Err((status, message)) => error_page(status, Some(&s), "Could not do that", &message),
+    let s = &session.user;
+    match super::api::admin_operation(&ctx, &kind, &name, &action, &s.user.username).await {
+        Ok(message) => admin(&ctx, s, Some(&message)).await,
+        Err((status, message)) => error_page(status, Some(s), "Could not do that", &message),
     }
 }

@@ -105,6 +105,25 @@ pub enum KeyCommand {
 }
 
 impl Cli {
+    /// The command line, with each option's default appended to its help from
+    /// [`crate::config::shown_defaults`], so a default is written once, in `config::defaults`.
+    pub fn command_with_defaults() -> clap::Command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        for (id, shown) in crate::config::shown_defaults() {
+            command = command.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {shown}]"))
+            });
+        }
+        command
+    }
+
+    /// Parses the process's arguments; a mistake or `--help` prints and exits, as clap does.
+    pub fn parse_args() -> Self {
+        let matches = Self::command_with_defaults().get_matches();
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     /// Resolved settings.
     pub fn settings(&self) -> Result<Settings, crate::config::ConfigError> {
         Settings::resolve(self.options.clone(), self.config.as_deref())
@@ -291,6 +310,33 @@ fn yes(b: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_option_shows_its_default_once() {
+        let options = <crate::config::Options as clap::Args>::augment_args(clap::Command::new("o"));
+        let command = Cli::command_with_defaults();
+        let mut seen = 0;
+        for arg in options.get_arguments() {
+            let id = arg.get_id().as_str();
+            let shown = command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert_eq!(shown.matches("[default: ").count(), 1, "{id}: {shown}");
+            seen += 1;
+        }
+        assert_eq!(seen, crate::config::shown_defaults().len());
+        let resolved = Settings::default();
+        let help = Cli::command_with_defaults().render_long_help().to_string();
+        for shown in [
+            resolved.rtmp_listen.to_string(),
+            resolved.hls_window.to_string(),
+        ] {
+            assert!(help.contains(&format!("[default: {shown}]")), "{shown}");
+        }
+    }
+
     use super::*;
     use boltstream_shared::key;
 

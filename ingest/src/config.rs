@@ -2,7 +2,7 @@
 //! environment variable, the optional TOML file (`--config`), or its default — so `boltstream serve`
 //! with nothing else works out of the box, and a deployment can pin everything in one file.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,10 +14,10 @@ use serde::Deserialize;
 #[derive(clap::Args, Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
-    /// Data directory: the database and the HLS output live here [default: ./data]
+    /// Data directory: the database and the HLS output live here
     #[arg(long, global = true, env = "BOLTSTREAM_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Address RTMP publishers connect to [default: 0.0.0.0:1935]
+    /// Address RTMP publishers connect to
     #[arg(
         long,
         global = true,
@@ -25,7 +25,7 @@ pub struct Options {
         value_name = "ADDR"
     )]
     pub rtmp_listen: Option<SocketAddr>,
-    /// Address of the HTTP origin, website and API [default: 0.0.0.0:8080]
+    /// Address of the HTTP origin, website and API
     #[arg(
         long,
         global = true,
@@ -34,7 +34,7 @@ pub struct Options {
     )]
     pub http_listen: Option<SocketAddr>,
     /// Address of the operator endpoints /internal/health and /internal/metrics, kept off the
-    /// public port [default: 127.0.0.1:9935]
+    /// public port
     #[arg(
         long,
         global = true,
@@ -45,7 +45,7 @@ pub struct Options {
     /// Proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client:
     /// for a request from one of them the client is the right-most forwarded address that is not
     /// itself a trusted proxy. Set it to your edges' addresses, or every viewer behind an edge is
-    /// one client to the per-address limits [default: none]
+    /// one client to the per-address limits
     #[arg(
         long,
         global = true,
@@ -54,7 +54,7 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
-    /// Seconds a client has to send a request body (a form or JSON) [default: 10]
+    /// Seconds a client has to send a request body (a form or JSON)
     #[arg(
         long,
         global = true,
@@ -63,7 +63,7 @@ pub struct Options {
     )]
     pub http_body_timeout: Option<u64>,
     /// Seconds a response may wait for a client to read any of it before the connection is
-    /// closed [default: 10]
+    /// closed
     #[arg(
         long,
         global = true,
@@ -72,7 +72,7 @@ pub struct Options {
     )]
     pub http_write_timeout: Option<u64>,
     /// Failed log-ins to one account per minute, from all addresses, after which only addresses
-    /// that logged in to it before may try [default: 10]
+    /// that logged in to it before may try
     #[arg(
         long,
         global = true,
@@ -80,7 +80,7 @@ pub struct Options {
         value_name = "N"
     )]
     pub login_failures_per_account: Option<u32>,
-    /// Accounts one address (IPv6: one /64) may sign up per hour [default: 5]
+    /// Accounts one address (IPv6: one /64) may sign up per hour
     #[arg(
         long,
         global = true,
@@ -88,7 +88,7 @@ pub struct Options {
         value_name = "N"
     )]
     pub signups_per_address: Option<u32>,
-    /// Accounts the whole site accepts per minute [default: 30]
+    /// Accounts the whole site accepts per minute
     #[arg(
         long,
         global = true,
@@ -98,7 +98,6 @@ pub struct Options {
     pub signups_per_minute: Option<u32>,
     /// Password hashes (log-in, sign-up, password change) computed at once; each takes ~19 MiB
     /// and a core for a moment, so more wait, and past a few seconds are told to retry
-    /// [default: half the CPU cores, at least 1]
     #[arg(
         long,
         global = true,
@@ -106,10 +105,10 @@ pub struct Options {
         value_name = "N"
     )]
     pub password_hashes_at_once: Option<usize>,
-    /// RTMP application name publishers use: rtmp://host/APP/<stream key> [default: app]
+    /// RTMP application name publishers use: rtmp://host/APP/<stream key>
     #[arg(long, global = true, env = "BOLTSTREAM_RTMP_APP", value_name = "NAME")]
     pub rtmp_app: Option<String>,
-    /// Seconds a client has to complete the RTMP handshake and start publishing [default: 5]
+    /// Seconds a client has to complete the RTMP handshake and start publishing
     #[arg(
         long,
         global = true,
@@ -117,7 +116,7 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub handshake_timeout: Option<u64>,
-    /// Seconds a publisher may send no media before it is dropped [default: 10]
+    /// Seconds a publisher may send no media before it is dropped
     #[arg(
         long,
         global = true,
@@ -125,7 +124,7 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub idle_timeout: Option<u64>,
-    /// Most RTMP connections at once [default: 1000]
+    /// Most RTMP connections at once
     #[arg(
         long,
         global = true,
@@ -133,7 +132,7 @@ pub struct Options {
         value_name = "N"
     )]
     pub max_rtmp_connections: Option<usize>,
-    /// Most connections (RTMP or HTTP, each) from one IP address [default: 200]
+    /// Most connections (RTMP or HTTP, each) from one IP address
     #[arg(
         long,
         global = true,
@@ -141,7 +140,7 @@ pub struct Options {
         value_name = "N"
     )]
     pub max_connections_per_ip: Option<usize>,
-    /// Most HTTP connections at once [default: 4096]
+    /// Most HTTP connections at once
     #[arg(
         long,
         global = true,
@@ -150,10 +149,10 @@ pub struct Options {
     )]
     pub max_http_connections: Option<usize>,
     /// Threads serving connections (like nginx's worker_processes); one is best when the machine
-    /// is shared with other busy processes [default: the number of CPU cores]
+    /// is shared with other busy processes
     #[arg(long, global = true, env = "BOLTSTREAM_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
-    /// Failed publishes from one IP address per minute before it is refused without a lookup [default: 10]
+    /// Failed publishes from one IP address per minute before it is refused without a lookup
     #[arg(
         long,
         global = true,
@@ -161,7 +160,7 @@ pub struct Options {
         value_name = "N"
     )]
     pub auth_failures_per_minute: Option<u32>,
-    /// HLS target segment duration in seconds; segments are cut at the first keyframe after it [default: 2]
+    /// HLS target segment duration in seconds; segments are cut at the first keyframe after it
     #[arg(
         long,
         global = true,
@@ -169,13 +168,12 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub hls_target_duration: Option<u32>,
-    /// Segments listed in a live playlist [default: 6]
+    /// Segments listed in a live playlist
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
     /// Keep the live window's segments in memory and serve them from there (about 4.5 MB per
     /// 2.5 Mb/s stream); false serves them from the disk mirror (the page cache), writes each
     /// segment while it is made and keeps segments in memory only while the disk fails
-    /// [default: false]
     #[arg(
         long,
         global = true,
@@ -184,7 +182,7 @@ pub struct Options {
     )]
     pub hls_window_in_memory: Option<bool>,
     /// MiB of segments read from disk kept in memory, newest use first, so the segments every
-    /// viewer asks for are not read again for each of them; 0 turns it off [default: 32]
+    /// viewer asks for are not read again for each of them; 0 turns it off
     #[arg(
         long,
         global = true,
@@ -194,7 +192,7 @@ pub struct Options {
     pub hls_disk_cache_mb: Option<u64>,
     /// Highest stream bitrate in Mb/s the server makes room for: a segment may hold this bitrate
     /// times the longest segment, a stream's window this bitrate times the window's length plus
-    /// the longest segment; a publish past either is ended [default: 50]
+    /// the longest segment; a publish past either is ended
     #[arg(
         long,
         global = true,
@@ -203,7 +201,7 @@ pub struct Options {
     )]
     pub hls_max_bitrate_mbps: Option<u64>,
     /// Seconds one segment may stay open (wall-clock time, and media time without a keyframe);
-    /// a publish past it is ended [default: 30]
+    /// a publish past it is ended
     #[arg(
         long,
         global = true,
@@ -212,7 +210,7 @@ pub struct Options {
     )]
     pub hls_max_segment_duration: Option<u64>,
     /// Seconds a publisher may keep sending media whose timestamps do not advance before it is
-    /// dropped [default: 10]
+    /// dropped
     #[arg(
         long,
         global = true,
@@ -220,7 +218,7 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub media_stall_timeout: Option<u64>,
-    /// Seconds a finished stream's files are kept before removal [default: 60]
+    /// Seconds a finished stream's files are kept before removal
     #[arg(
         long,
         global = true,
@@ -228,7 +226,7 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub hls_cleanup_after: Option<u64>,
-    /// Seconds a live playlist may be cached (Cache-Control max-age) [default: 1]
+    /// Seconds a live playlist may be cached (Cache-Control max-age)
     #[arg(
         long,
         global = true,
@@ -236,10 +234,10 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub playlist_max_age: Option<u32>,
-    /// Allow visitors to create accounts on the website [default: true]
+    /// Allow visitors to create accounts on the website
     #[arg(long, global = true, env = "BOLTSTREAM_SIGNUP", value_name = "BOOL")]
     pub signup: Option<bool>,
-    /// Mark session cookies Secure (set when the site is served over HTTPS) [default: false]
+    /// Mark session cookies Secure (set when the site is served over HTTPS)
     #[arg(
         long,
         global = true,
@@ -247,7 +245,7 @@ pub struct Options {
         value_name = "BOOL"
     )]
     pub secure_cookies: Option<bool>,
-    /// Public RTMP URL shown to streamers on the dashboard [default: rtmp://<host of the page>/<app>]
+    /// Public RTMP URL shown to streamers on the dashboard
     #[arg(
         long,
         global = true,
@@ -255,6 +253,124 @@ pub struct Options {
         value_name = "URL"
     )]
     pub public_rtmp_url: Option<String>,
+}
+
+/// Every setting's default, written once: [`Settings::resolve`] falls back to these, and `--help`
+/// shows them ([`shown_defaults`]).
+pub mod defaults {
+    use super::*;
+
+    /// `data`.
+    pub const DATA: &str = "./data";
+    /// `rtmp_listen`.
+    pub const RTMP_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 1935));
+    /// `http_listen`.
+    pub const HTTP_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080));
+    /// `internal_listen`: loopback, as Prometheus users expect of an operator endpoint.
+    pub const INTERNAL_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9935));
+    /// `http_body_timeout`, seconds.
+    pub const HTTP_BODY_TIMEOUT: u64 = 10;
+    /// `http_write_timeout`, seconds.
+    pub const HTTP_WRITE_TIMEOUT: u64 = 10;
+    /// `login_failures_per_account`.
+    pub const LOGIN_FAILURES_PER_ACCOUNT: u32 = 10;
+    /// `signups_per_address`.
+    pub const SIGNUPS_PER_ADDRESS: u32 = 5;
+    /// `signups_per_minute`.
+    pub const SIGNUPS_PER_MINUTE: u32 = 30;
+    /// `rtmp_app`.
+    pub const RTMP_APP: &str = "app";
+    /// `handshake_timeout`, seconds.
+    pub const HANDSHAKE_TIMEOUT: u64 = 5;
+    /// `idle_timeout`, seconds.
+    pub const IDLE_TIMEOUT: u64 = 10;
+    /// `max_rtmp_connections`.
+    pub const MAX_RTMP_CONNECTIONS: usize = 1000;
+    /// `max_connections_per_ip`.
+    pub const MAX_CONNECTIONS_PER_IP: usize = 200;
+    /// `max_http_connections`.
+    pub const MAX_HTTP_CONNECTIONS: usize = 4096;
+    /// `auth_failures_per_minute`.
+    pub const AUTH_FAILURES_PER_MINUTE: u32 = 10;
+    /// `hls_target_duration`, seconds.
+    pub const HLS_TARGET_DURATION: u32 = 2;
+    /// `hls_window`, segments.
+    pub const HLS_WINDOW: usize = 6;
+    /// `hls_window_in_memory`.
+    pub const HLS_WINDOW_IN_MEMORY: bool = false;
+    /// `hls_disk_cache_mb`.
+    pub const HLS_DISK_CACHE_MB: u64 = 32;
+    /// `hls_max_bitrate_mbps`.
+    pub const HLS_MAX_BITRATE_MBPS: u64 = 50;
+    /// `hls_max_segment_duration`, seconds.
+    pub const HLS_MAX_SEGMENT_DURATION: u64 = 30;
+    /// `media_stall_timeout`, seconds.
+    pub const MEDIA_STALL_TIMEOUT: u64 = 10;
+    /// `hls_cleanup_after`, seconds.
+    pub const HLS_CLEANUP_AFTER: u64 = 60;
+    /// `playlist_max_age`, seconds.
+    pub const PLAYLIST_MAX_AGE: u32 = 1;
+    /// `signup`.
+    pub const SIGNUP: bool = true;
+    /// `secure_cookies`.
+    pub const SECURE_COOKIES: bool = false;
+}
+
+/// Each option's default as `--help` shows it, by argument id; the ones that depend on the machine
+/// or the request are said in words.
+pub fn shown_defaults() -> Vec<(&'static str, String)> {
+    use defaults::*;
+    vec![
+        ("data", DATA.to_string()),
+        ("rtmp_listen", RTMP_LISTEN.to_string()),
+        ("http_listen", HTTP_LISTEN.to_string()),
+        ("internal_listen", INTERNAL_LISTEN.to_string()),
+        ("trusted_proxies", "none".to_string()),
+        ("http_body_timeout", HTTP_BODY_TIMEOUT.to_string()),
+        ("http_write_timeout", HTTP_WRITE_TIMEOUT.to_string()),
+        (
+            "login_failures_per_account",
+            LOGIN_FAILURES_PER_ACCOUNT.to_string(),
+        ),
+        ("signups_per_address", SIGNUPS_PER_ADDRESS.to_string()),
+        ("signups_per_minute", SIGNUPS_PER_MINUTE.to_string()),
+        (
+            "password_hashes_at_once",
+            "half the CPU cores, at least 1".to_string(),
+        ),
+        ("rtmp_app", RTMP_APP.to_string()),
+        ("handshake_timeout", HANDSHAKE_TIMEOUT.to_string()),
+        ("idle_timeout", IDLE_TIMEOUT.to_string()),
+        ("max_rtmp_connections", MAX_RTMP_CONNECTIONS.to_string()),
+        ("max_connections_per_ip", MAX_CONNECTIONS_PER_IP.to_string()),
+        ("max_http_connections", MAX_HTTP_CONNECTIONS.to_string()),
+        ("workers", "the number of CPU cores".to_string()),
+        (
+            "auth_failures_per_minute",
+            AUTH_FAILURES_PER_MINUTE.to_string(),
+        ),
+        ("hls_target_duration", HLS_TARGET_DURATION.to_string()),
+        ("hls_window", HLS_WINDOW.to_string()),
+        ("hls_window_in_memory", HLS_WINDOW_IN_MEMORY.to_string()),
+        ("hls_disk_cache_mb", HLS_DISK_CACHE_MB.to_string()),
+        ("hls_max_bitrate_mbps", HLS_MAX_BITRATE_MBPS.to_string()),
+        (
+            "hls_max_segment_duration",
+            HLS_MAX_SEGMENT_DURATION.to_string(),
+        ),
+        ("media_stall_timeout", MEDIA_STALL_TIMEOUT.to_string()),
+        ("hls_cleanup_after", HLS_CLEANUP_AFTER.to_string()),
+        ("playlist_max_age", PLAYLIST_MAX_AGE.to_string()),
+        ("signup", SIGNUP.to_string()),
+        ("secure_cookies", SECURE_COOKIES.to_string()),
+        (
+            "public_rtmp_url",
+            "rtmp://<host of the page>:<RTMP port>/<app>".to_string(),
+        ),
+    ]
 }
 
 /// A configuration problem, reported as one line before anything starts.
@@ -387,7 +503,7 @@ impl Settings {
             name,
             message: message.to_string(),
         };
-        let rtmp_app = rtmp_app.unwrap_or_else(|| "app".to_string());
+        let rtmp_app = rtmp_app.unwrap_or_else(|| defaults::RTMP_APP.to_string());
         if rtmp_app.is_empty()
             || !rtmp_app
                 .bytes()
@@ -395,19 +511,19 @@ impl Settings {
         {
             return Err(invalid("rtmp_app", "use letters, digits, '-' and '_'"));
         }
-        let target = hls_target_duration.unwrap_or(2);
+        let target = hls_target_duration.unwrap_or(defaults::HLS_TARGET_DURATION);
         if !(1..=10).contains(&target) {
             return Err(invalid("hls_target_duration", "must be 1 to 10 seconds"));
         }
-        let window = hls_window.unwrap_or(6);
+        let window = hls_window.unwrap_or(defaults::HLS_WINDOW);
         if !(3..=30).contains(&window) {
             return Err(invalid("hls_window", "must be 3 to 30 segments"));
         }
-        let max_bitrate = hls_max_bitrate_mbps.unwrap_or(50);
+        let max_bitrate = hls_max_bitrate_mbps.unwrap_or(defaults::HLS_MAX_BITRATE_MBPS);
         if !(1..=10_000).contains(&max_bitrate) {
             return Err(invalid("hls_max_bitrate_mbps", "must be 1 to 10000"));
         }
-        let max_segment = hls_max_segment_duration.unwrap_or(30);
+        let max_segment = hls_max_segment_duration.unwrap_or(defaults::HLS_MAX_SEGMENT_DURATION);
         if !(u64::from(target) + 1..=600).contains(&max_segment) {
             return Err(invalid(
                 "hls_max_segment_duration",
@@ -433,20 +549,34 @@ impl Settings {
                 )
             })?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let policy = Policy::with_playlist_max_age(playlist_max_age.unwrap_or(1))
-            .map_err(|e: PolicyError| invalid("playlist_max_age", &e.to_string()))?;
+        let policy =
+            Policy::with_playlist_max_age(playlist_max_age.unwrap_or(defaults::PLAYLIST_MAX_AGE))
+                .map_err(|e: PolicyError| invalid("playlist_max_age", &e.to_string()))?;
         Ok(Settings {
-            data: data.unwrap_or_else(|| PathBuf::from("./data")),
-            rtmp_listen: rtmp_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1935))),
-            http_listen: http_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
-            internal_listen: internal_listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9935))),
+            data: data.unwrap_or_else(|| PathBuf::from(defaults::DATA)),
+            rtmp_listen: rtmp_listen.unwrap_or(defaults::RTMP_LISTEN),
+            http_listen: http_listen.unwrap_or(defaults::HTTP_LISTEN),
+            internal_listen: internal_listen.unwrap_or(defaults::INTERNAL_LISTEN),
             trusted_proxies,
-            http_body_timeout: positive("http_body_timeout", http_body_timeout, 10)?,
-            http_write_timeout: positive("http_write_timeout", http_write_timeout, 10)?,
-            login_failures_per_account: login_failures_per_account.unwrap_or(10).max(1),
-            signups_per_address: signups_per_address.unwrap_or(5).max(1),
-            signups_per_minute: signups_per_minute.unwrap_or(30).max(1),
+            http_body_timeout: positive(
+                "http_body_timeout",
+                http_body_timeout,
+                defaults::HTTP_BODY_TIMEOUT,
+            )?,
+            http_write_timeout: positive(
+                "http_write_timeout",
+                http_write_timeout,
+                defaults::HTTP_WRITE_TIMEOUT,
+            )?,
+            login_failures_per_account: login_failures_per_account
+                .unwrap_or(defaults::LOGIN_FAILURES_PER_ACCOUNT)
+                .max(1),
+            signups_per_address: signups_per_address
+                .unwrap_or(defaults::SIGNUPS_PER_ADDRESS)
+                .max(1),
+            signups_per_minute: signups_per_minute
+                .unwrap_or(defaults::SIGNUPS_PER_MINUTE)
+                .max(1),
             password_hashes_at_once: match password_hashes_at_once {
                 Some(n) if !(1..=256).contains(&n) => {
                     return Err(invalid("password_hashes_at_once", "must be 1 to 256"))
@@ -455,11 +585,27 @@ impl Settings {
                 None => (cores / 2).max(1),
             },
             rtmp_app,
-            handshake_timeout: positive("handshake_timeout", handshake_timeout, 5)?,
-            idle_timeout: positive("idle_timeout", idle_timeout, 10)?,
-            max_rtmp_connections: count("max_rtmp_connections", max_rtmp_connections, 1000)?,
-            max_connections_per_ip: count("max_connections_per_ip", max_connections_per_ip, 200)?,
-            max_http_connections: count("max_http_connections", max_http_connections, 4096)?,
+            handshake_timeout: positive(
+                "handshake_timeout",
+                handshake_timeout,
+                defaults::HANDSHAKE_TIMEOUT,
+            )?,
+            idle_timeout: positive("idle_timeout", idle_timeout, defaults::IDLE_TIMEOUT)?,
+            max_rtmp_connections: count(
+                "max_rtmp_connections",
+                max_rtmp_connections,
+                defaults::MAX_RTMP_CONNECTIONS,
+            )?,
+            max_connections_per_ip: count(
+                "max_connections_per_ip",
+                max_connections_per_ip,
+                defaults::MAX_CONNECTIONS_PER_IP,
+            )?,
+            max_http_connections: count(
+                "max_http_connections",
+                max_http_connections,
+                defaults::MAX_HTTP_CONNECTIONS,
+            )?,
             workers: match workers {
                 Some(n) if !(1..=1024).contains(&n) => {
                     return Err(invalid("workers", "must be 1 to 1024"))
@@ -467,23 +613,33 @@ impl Settings {
                 Some(n) => n,
                 None => cores,
             },
-            auth_failures_per_minute: auth_failures_per_minute.unwrap_or(10).max(1),
+            auth_failures_per_minute: auth_failures_per_minute
+                .unwrap_or(defaults::AUTH_FAILURES_PER_MINUTE)
+                .max(1),
             hls_target_duration: Duration::from_secs(u64::from(target)),
             hls_window: window,
-            hls_window_in_memory: hls_window_in_memory.unwrap_or(false),
+            hls_window_in_memory: hls_window_in_memory.unwrap_or(defaults::HLS_WINDOW_IN_MEMORY),
             hls_disk_cache_bytes: match hls_disk_cache_mb {
                 Some(mb) if mb > 65_536 => {
                     return Err(invalid("hls_disk_cache_mb", "must be at most 65536"))
                 }
-                mb => (mb.unwrap_or(32) as usize) << 20,
+                mb => (mb.unwrap_or(defaults::HLS_DISK_CACHE_MB) as usize) << 20,
             },
-            hls_cleanup_after: positive("hls_cleanup_after", hls_cleanup_after, 60)?,
+            hls_cleanup_after: positive(
+                "hls_cleanup_after",
+                hls_cleanup_after,
+                defaults::HLS_CLEANUP_AFTER,
+            )?,
             hls_max_bitrate_mbps: max_bitrate,
             hls_max_segment_duration: Duration::from_secs(max_segment),
-            media_stall_timeout: positive("media_stall_timeout", media_stall_timeout, 10)?,
+            media_stall_timeout: positive(
+                "media_stall_timeout",
+                media_stall_timeout,
+                defaults::MEDIA_STALL_TIMEOUT,
+            )?,
             policy,
-            signup: signup.unwrap_or(true),
-            secure_cookies: secure_cookies.unwrap_or(false),
+            signup: signup.unwrap_or(defaults::SIGNUP),
+            secure_cookies: secure_cookies.unwrap_or(defaults::SECURE_COOKIES),
             public_rtmp_url,
         })
     }

@@ -6,12 +6,11 @@ use std::process::ExitCode;
 use boltstream_ingest::cli::{run_command, Cli, Command};
 use boltstream_ingest::server::RunningServer;
 use boltstream_ingest::shutdown;
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     return_large_buffers_to_the_system();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let settings = match cli.settings() {
         Ok(s) => s,
         Err(err) => {

@@ -15,6 +15,7 @@
 //!   retired and ended — taking events and returning the file effects to carry out.
 //! - [`date`]: wall-clock times as HLS writes them.
 //! - [`inspect`]: a structural TS checker for tests, fuzzing and benchmarks.
+//! - [`synthetic`]: realistic-shaped media for benchmarks.
 
 pub mod aac;
 pub mod avc;
@@ -25,4 +26,5 @@ pub mod inspect;
 pub mod media;
 pub mod packager;
 pub mod playlist;
+pub mod synthetic;
 pub mod ts;

@@ -6,7 +6,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use boltstream_shared::route::Route;
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -19,13 +18,8 @@ use crate::respond::{self, Resp};
 /// Chunk size when a file is sent in chunks.
 const SEND_CHUNK: usize = 64 * 1024;
 
-/// Answers a live route.
-pub async fn serve(
-    hls: &HlsOutput,
-    policy: &Policy,
-    route: &Route,
-    req: &Request<Incoming>,
-) -> Resp {
+/// Answers a live route. Only the request's head is read, whatever carries its body.
+pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Request<B>) -> Resp {
     let mut response = if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = respond::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -68,12 +62,7 @@ pub async fn serve(
     response
 }
 
-fn media_response(
-    req: &Request<Incoming>,
-    content: SegmentBody,
-    etag: &str,
-    modified_ms: i64,
-) -> Resp {
+fn media_response<B>(req: &Request<B>, content: SegmentBody, etag: &str, modified_ms: i64) -> Resp {
     let modified = UNIX_EPOCH + Duration::from_millis(modified_ms.max(0) as u64);
     let last_modified = httpdate::fmt_http_date(modified);
     let not_modified = is_not_modified(

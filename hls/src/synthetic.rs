@@ -49,7 +49,7 @@ pub fn stream(seconds: u32) -> Vec<Media> {
         body.push(if key { 0x65 } else { 0x41 });
         body.resize(size + 9, 0x5a);
         out.push(Media::Video {
-            timestamp: ms as u32,
+            timestamp: ms,
             data: Bytes::from(body),
         });
         while audio_ms <= f64::from(ms) {

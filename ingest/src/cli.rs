@@ -312,7 +312,7 @@ fn yes(b: bool) -> &'static str {
 mod tests {
     #[test]
     fn every_option_shows_its_default_once() {
-        let options = <crate::config::Options as clap::Args>::augment_args(clap::Command::new("o"));
+        let options = <Options as clap::Args>::augment_args(clap::Command::new("o"));
         let command = Cli::command_with_defaults();
         let mut seen = 0;
         for arg in options.get_arguments() {

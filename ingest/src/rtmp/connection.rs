@@ -37,12 +37,32 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUFFER]);
 }
 
-/// Why a connection ended.
+/// How a connection ended: as connections do, or because something went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionEnd {
     /// The client closed the socket.
     #[error("client closed the connection")]
     Closed,
+    /// The publisher ended its stream.
+    #[error("publisher finished")]
+    Finished,
+    /// An operator dropped the publisher (ban or stop).
+    #[error("dropped by an operator")]
+    Dropped,
+    /// The server is shutting down.
+    #[error("server shutting down")]
+    Shutdown,
+    /// We refused a request (a wrong key, an unknown app, playback) and closed.
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    /// Something went wrong.
+    #[error(transparent)]
+    Failed(#[from] ConnectionError),
+}
+
+/// What went wrong with a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
     /// A socket error.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
@@ -55,21 +75,22 @@ pub enum ConnectionEnd {
     /// A publisher sent no media for the idle timeout.
     #[error("no media received for {0} s")]
     Idle(u64),
-    /// We refused a request and closed.
-    #[error("refused: {0}")]
-    Refused(&'static str),
+    /// A peer that is not publishing let our replies pile up unread.
+    #[error("refused: too much unread output before publishing")]
+    Unread,
     /// The packager cannot handle the media.
     #[error("media refused: {0}")]
     Media(String),
-    /// An operator dropped the publisher (ban or stop).
-    #[error("dropped by an operator")]
-    Dropped,
-    /// The server is shutting down.
-    #[error("server shutting down")]
-    Shutdown,
-    /// The publisher ended its stream.
-    #[error("publisher finished")]
-    Finished,
+}
+
+/// What the socket gave.
+enum Read {
+    /// Nothing yet (a spurious wake-up).
+    Nothing,
+    /// The peer closed.
+    Closed,
+    /// What the session made of the bytes.
+    Results(Vec<ServerSessionResult>),
 }
 
 /// An accepted publish. Dropping it without [`Publishing::end`] (a panic in this task) still takes
@@ -142,8 +163,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<RtmpContext>) {
         out: Vec::with_capacity(4096),
         publishing: None,
     };
-    let end = conn.run().await;
-    let end = end.err().unwrap_or(ConnectionEnd::Closed);
+    let end = conn.run().await.unwrap_or_else(ConnectionEnd::Failed);
     // Reasons can carry rml_rtmp's error text, which quotes client input: scrub before logging.
     let reason = key::for_log(&end.to_string());
     match conn.publishing.take() {
@@ -197,13 +217,18 @@ enum Flow {
 }
 
 impl Connection {
-    /// The RTMP handshake, by the setup deadline; returns what the client sent after it.
-    async fn handshake(&mut self) -> Result<Vec<u8>, ConnectionEnd> {
+    /// The RTMP handshake, by the setup deadline; returns what the client sent after it, or
+    /// `None` if it closed.
+    async fn handshake(&mut self) -> Result<Option<Vec<u8>>, ConnectionError> {
         let setup_deadline = self.setup_deadline;
         let mut buf = vec![0u8; HANDSHAKE_BUFFER];
         let mut handshake = ServerHandshake::default();
         loop {
-            let n = self.read(&mut buf, setup_deadline, None).await?;
+            let n = match self.socket.read(&mut buf, setup_deadline, None).await? {
+                None => return Err(ConnectionError::SetupTimeout),
+                Some(0) => return Ok(None),
+                Some(n) => n,
+            };
             match handshake.feed(&buf[..n])? {
                 HandshakeStep::Continue(response) => {
                     self.socket.write_all(&response, setup_deadline).await?
@@ -213,20 +238,22 @@ impl Connection {
                     remaining,
                 } => {
                     self.socket.write_all(&response, setup_deadline).await?;
-                    return Ok(remaining);
+                    return Ok(Some(remaining));
                 }
             }
         }
     }
 
-    async fn run(&mut self) -> Result<(), ConnectionEnd> {
+    async fn run(&mut self) -> Result<ConnectionEnd, ConnectionError> {
         let setup_deadline = self.setup_deadline;
-        let remaining = self.handshake().await?;
+        let Some(remaining) = self.handshake().await? else {
+            return Ok(ConnectionEnd::Closed);
+        };
         let (mut session, initial) = Session::new()?;
         self.queue(initial);
         self.flush().await?;
         if let Flow::End(end) = self.feed(&mut session, &remaining).await? {
-            return Err(end);
+            return Ok(end);
         }
         let shutdown = self.ctx.shutdown.clone();
         loop {
@@ -241,42 +268,35 @@ impl Connection {
             let expected = self.publishing.as_ref().and_then(|p| p.expected_cut);
             let ready = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Err(ConnectionEnd::Shutdown),
+                () = shutdown.cancelled() => return Ok(ConnectionEnd::Shutdown),
                 () = async { match &cancel { Some(c) => c.cancelled().await, None => std::future::pending().await } } => {
-                    return Err(ConnectionEnd::Dropped)
+                    return Ok(ConnectionEnd::Dropped)
                 }
                 ready = self.socket.ready(deadline, expected) => ready?,
             };
             if !ready {
                 return Err(match self.publishing {
-                    Some(_) => ConnectionEnd::Idle(self.ctx.settings.idle_timeout.as_secs()),
-                    None => ConnectionEnd::SetupTimeout,
+                    Some(_) => ConnectionError::Idle(self.ctx.settings.idle_timeout.as_secs()),
+                    None => ConnectionError::SetupTimeout,
                 });
             }
             let socket = &mut self.socket;
-            let results = READ_BUF.with_borrow_mut(|buf| match socket.try_read(buf)? {
-                None => Ok(None),
-                Some(0) => Err(ConnectionEnd::Closed),
-                Some(n) => Ok(Some(session.feed(&buf[..n])?)),
+            let read = READ_BUF.with_borrow_mut(|buf| -> Result<Read, ConnectionError> {
+                Ok(match socket.try_read(buf)? {
+                    None => Read::Nothing,
+                    Some(0) => Read::Closed,
+                    Some(n) => Read::Results(session.feed(&buf[..n])?),
+                })
             })?;
-            if let Some(results) = results {
-                if let Flow::End(end) = self.handle(&mut session, results).await? {
-                    return Err(end);
+            match read {
+                Read::Nothing => {}
+                Read::Closed => return Ok(ConnectionEnd::Closed),
+                Read::Results(results) => {
+                    if let Flow::End(end) = self.handle(&mut session, results).await? {
+                        return Ok(end);
+                    }
                 }
             }
-        }
-    }
-
-    async fn read(
-        &mut self,
-        buf: &mut [u8],
-        deadline: TokioInstant,
-        expected: Option<TokioInstant>,
-    ) -> Result<usize, ConnectionEnd> {
-        match self.socket.read(buf, deadline, expected).await? {
-            None => Err(ConnectionEnd::SetupTimeout),
-            Some(0) => Err(ConnectionEnd::Closed),
-            Some(n) => Ok(n),
         }
     }
 
@@ -294,14 +314,12 @@ impl Connection {
         events
     }
 
-    async fn flush(&mut self) -> Result<(), ConnectionEnd> {
+    async fn flush(&mut self) -> Result<(), ConnectionError> {
         if self.out.is_empty() {
             return Ok(());
         }
         if self.publishing.is_none() && self.out.len() > MAX_SETUP_OUTPUT {
-            return Err(ConnectionEnd::Refused(
-                "too much unread output before publishing",
-            ));
+            return Err(ConnectionError::Unread);
         }
         // Publishing, the socket is polled and bounds what a peer may owe itself.
         self.socket
@@ -311,7 +329,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn feed(&mut self, session: &mut Session, bytes: &[u8]) -> Result<Flow, ConnectionEnd> {
+    async fn feed(&mut self, session: &mut Session, bytes: &[u8]) -> Result<Flow, ConnectionError> {
         if bytes.is_empty() {
             return Ok(Flow::Continue);
         }
@@ -323,7 +341,7 @@ impl Connection {
         &mut self,
         session: &mut Session,
         results: Vec<ServerSessionResult>,
-    ) -> Result<Flow, ConnectionEnd> {
+    ) -> Result<Flow, ConnectionError> {
         let events = self.queue(results);
         for event in events {
             let flow = self.on_event(session, event).await?;
@@ -342,7 +360,7 @@ impl Connection {
         request_id: u32,
         code: &str,
         why: &'static str,
-    ) -> Result<Flow, ConnectionEnd> {
+    ) -> Result<Flow, ConnectionError> {
         let results = session.reject(request_id, code, why)?;
         self.queue(results);
         Ok(Flow::End(ConnectionEnd::Refused(why)))
@@ -353,7 +371,7 @@ impl Connection {
         session: &mut Session,
         request_id: u32,
         app_name: &str,
-    ) -> Result<Flow, ConnectionEnd> {
+    ) -> Result<Flow, ConnectionError> {
         if app_name != self.ctx.settings.rtmp_app {
             info!(peer = %self.peer, app = %key::for_log(app_name), outcome = "refused", reason = "unknown app", "connect");
             return self
@@ -374,7 +392,7 @@ impl Connection {
         &mut self,
         session: &mut Session,
         event: ServerSessionEvent,
-    ) -> Result<Flow, ConnectionEnd> {
+    ) -> Result<Flow, ConnectionError> {
         match event {
             ServerSessionEvent::ConnectionRequested {
                 request_id,
@@ -425,7 +443,7 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    fn media(&mut self, media: Media) -> Result<(), ConnectionEnd> {
+    fn media(&mut self, media: Media) -> Result<(), ConnectionError> {
         // rml_rtmp raises media only on a stream it accepted for publishing, which we only do
         // after auth; anything else is ignored.
         let Some(p) = self.publishing.as_mut() else {
@@ -437,7 +455,7 @@ impl Connection {
         p.stream.counters.account(&media, &mut p.last_keyframe);
         p.sink
             .push(media, now_ms())
-            .map_err(|e| ConnectionEnd::Media(e.to_string()))?;
+            .map_err(|e| ConnectionError::Media(e.to_string()))?;
         // Media time maps to wall time for a live publisher: what arrives next is about as far
         // in the future as it is ahead of the newest frame.
         let now = TokioInstant::now();
@@ -457,7 +475,7 @@ impl Connection {
         session: &mut Session,
         request_id: u32,
         presented: String,
-    ) -> Result<Flow, ConnectionEnd> {
+    ) -> Result<Flow, ConnectionError> {
         const BAD_NAME: &str = "NetStream.Publish.BadName";
         let decision = if self.publishing.is_some() {
             Err("already publishing on this connection")
@@ -525,7 +543,7 @@ impl Connection {
         request_id: u32,
         user: Username,
         publish_id: PublishId,
-    ) -> Result<Flow, ConnectionEnd> {
+    ) -> Result<Flow, ConnectionError> {
         let stream = Arc::new(LiveStream {
             user: user.clone(),
             publish_id,

@@ -11,46 +11,13 @@ use boltstream_shared::username::Username;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
+use super::context::{blocking, WebContext};
 use super::extract::{ApiCaller, ApiChanger};
-use super::WebContext;
+use super::reply::{json, json_error, store_error};
 use crate::clock::now_ms;
 use crate::ops::{self, ActionError, AdminAction};
-use crate::respond::{self, Resp};
+use crate::respond::Resp;
 use crate::store::{LiveRow, StoreError, UserRow};
-
-fn reply(status: StatusCode, value: Value) -> Resp {
-    let mut r = respond::body(status, "application/json", value.to_string());
-    r.headers_mut().insert(
-        hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("no-store"),
-    );
-    r
-}
-
-/// A JSON error: `{"error": message}`.
-pub fn error(status: StatusCode, message: &str) -> Resp {
-    reply(status, json!({ "error": message }))
-}
-
-fn store_error(err: &StoreError) -> Resp {
-    match err {
-        StoreError::UnknownUser(_) => error(StatusCode::NOT_FOUND, "no such user"),
-        StoreError::Locked => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database is busy; retry",
-        ),
-        other => {
-            tracing::warn!(error = %other, "api request failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("store call panicked")
-}
 
 fn channel_json(ctx: &WebContext, username: &str, live: Option<&LiveRow>) -> Value {
     let playable = Username::parse(username)
@@ -126,7 +93,7 @@ pub fn routes() -> Router<Arc<WebContext>> {
 }
 
 async fn no_endpoint() -> Resp {
-    error(StatusCode::NOT_FOUND, "no such API endpoint")
+    json_error(StatusCode::NOT_FOUND, "no such API endpoint")
 }
 
 async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
@@ -136,7 +103,7 @@ async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
             let channels: Vec<Value> = (live.iter())
                 .map(|r| channel_json(&ctx, &r.username, Some(r)))
                 .collect();
-            reply(StatusCode::OK, json!({ "channels": channels }))
+            json(StatusCode::OK, json!({ "channels": channels }))
         }
         Err(e) => store_error(&e),
     }
@@ -144,7 +111,7 @@ async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
 
 async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String>) -> Resp {
     let Ok(user) = Username::parse(&name) else {
-        return error(StatusCode::NOT_FOUND, "no such channel");
+        return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
     let store = Arc::clone(&ctx.store);
     let lookup = user.to_string();
@@ -159,17 +126,17 @@ async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String
     )
     .await;
     match found {
-        Ok(Some((row, live))) if !row.banned => reply(
+        Ok(Some((row, live))) if !row.banned => json(
             StatusCode::OK,
             channel_json(&ctx, &row.username, live.as_ref()),
         ),
-        Ok(_) => error(StatusCode::NOT_FOUND, "no such channel"),
+        Ok(_) => json_error(StatusCode::NOT_FOUND, "no such channel"),
         Err(e) => store_error(&e),
     }
 }
 
 async fn me(caller: ApiCaller) -> Resp {
-    reply(StatusCode::OK, me_json(&caller.user))
+    json(StatusCode::OK, me_json(&caller.user))
 }
 
 async fn tokens(State(ctx): State<Arc<WebContext>>, caller: ApiCaller) -> Resp {
@@ -180,7 +147,7 @@ async fn tokens(State(ctx): State<Arc<WebContext>>, caller: ApiCaller) -> Resp {
             let tokens: Vec<Value> = (tokens.iter())
                 .map(|t| json!({ "id": t.id, "created_ms": t.created_ms }))
                 .collect();
-            reply(StatusCode::OK, json!({ "tokens": tokens }))
+            json(StatusCode::OK, json!({ "tokens": tokens }))
         }
         Err(e) => store_error(&e),
     }
@@ -190,12 +157,12 @@ async fn rotate_key(State(ctx): State<Arc<WebContext>>, ApiChanger(user): ApiCha
     let (store, registry) = (Arc::clone(&ctx.store), Arc::clone(&ctx.registry));
     let name = user.username;
     match blocking(move || ops::rotate_key(&store, Some(&registry), &name)).await {
-        Ok(key) => reply(
+        Ok(key) => json(
             StatusCode::OK,
             json!({ "stream_key": key, "note": "shown only now; the old key no longer works" }),
         ),
         Err(ActionError::Store(e)) => store_error(&e),
-        Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e) => json_error(StatusCode::NOT_FOUND, &e.to_string()),
     }
 }
 
@@ -207,8 +174,8 @@ async fn revoke_token(
     let store = Arc::clone(&ctx.store);
     let name = user.username;
     match blocking(move || store.revoke_api_token(&name, &id)).await {
-        Ok(true) => reply(StatusCode::OK, json!({ "ok": true })),
-        Ok(false) => error(StatusCode::NOT_FOUND, "no such token"),
+        Ok(true) => json(StatusCode::OK, json!({ "ok": true })),
+        Ok(false) => json_error(StatusCode::NOT_FOUND, "no such token"),
         Err(e) => store_error(&e),
     }
 }
@@ -219,10 +186,10 @@ async fn admin(
     ApiChanger(user): ApiChanger,
 ) -> Resp {
     if !user.is_admin {
-        return error(StatusCode::FORBIDDEN, "admins only");
+        return json_error(StatusCode::FORBIDDEN, "admins only");
     }
     match admin_operation(&ctx, &kind, &target, &action, &user.username).await {
-        Ok(message) => reply(StatusCode::OK, json!({ "ok": true, "message": message })),
-        Err((status, message)) => error(status, &message),
+        Ok(message) => json(StatusCode::OK, json!({ "ok": true, "message": message })),
+        Err((status, message)) => json_error(status, &message),
     }
 }

@@ -9,18 +9,14 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::header::CONTENT_TYPE;
 use hyper::StatusCode;
 
+use super::body::read_form;
+use super::context::WebContext;
+use super::reply;
 use super::session::{self, CSRF_COOKIE};
-use super::{pages, WebContext};
-use crate::respond::{self, Resp};
+use crate::respond::Resp;
 use crate::store::{SessionUser, UserRow};
-
-/// Largest form or JSON body accepted; larger gets 413.
-pub const MAX_BODY: usize = 16 * 1024;
 
 /// The client a request is from, after trusted proxies; the HTTP layer puts it in the request.
 #[derive(Clone, Copy, Debug)]
@@ -88,7 +84,7 @@ impl FromRequestParts<Arc<WebContext>> for SignedIn {
         ctx: &Arc<WebContext>,
     ) -> Result<Self, Self::Rejection> {
         let Ok(Viewer(found)) = Viewer::from_request_parts(parts, ctx).await;
-        found.map(SignedIn).ok_or_else(|| pages::redirect("/login"))
+        found.map(SignedIn).ok_or_else(|| reply::redirect("/login"))
     }
 }
 
@@ -104,7 +100,7 @@ impl FromRequestParts<Arc<WebContext>> for Admin {
     ) -> Result<Self, Self::Rejection> {
         let SignedIn(s) = SignedIn::from_request_parts(parts, ctx).await?;
         if !s.user.user.is_admin {
-            return Err(pages::error_page(
+            return Err(reply::error_page(
                 StatusCode::FORBIDDEN,
                 Some(&s.user),
                 "Admins only",
@@ -133,9 +129,9 @@ impl FromRequest<Arc<WebContext>> for SignedForm {
         let user = Some(&session.user);
         let fields = read_form(req)
             .await
-            .map_err(|e| pages::body_error(e, user))?;
+            .map_err(|e| reply::body_error(e, user))?;
         if !(fields.get("csrf")).is_some_and(|c| session::same(c, &session.user.csrf)) {
-            return Err(pages::error_page(
+            return Err(reply::error_page(
                 StatusCode::FORBIDDEN,
                 user,
                 "Form expired",
@@ -161,11 +157,11 @@ impl<S: Sync> FromRequest<S> for PreSessionForm {
         };
         let fields = read_form(req)
             .await
-            .map_err(|e| pages::body_error(e, None))?;
+            .map_err(|e| reply::body_error(e, None))?;
         if !matches!((cookie.as_deref(), fields.get("csrf")), (Some(c), Some(f)) if session::same(c, f))
         {
             let message = format!("Please reload the {page} page and try again.");
-            return Err(pages::error_page(
+            return Err(reply::error_page(
                 StatusCode::FORBIDDEN,
                 None,
                 "Form expired",
@@ -200,7 +196,7 @@ impl FromRequestParts<Arc<WebContext>> for ApiCaller {
         }
         let Ok(Viewer(found)) = Viewer::from_request_parts(parts, ctx).await;
         let Some(s) = found else {
-            return Err(super::api::error(
+            return Err(reply::json_error(
                 StatusCode::UNAUTHORIZED,
                 "sign in or send an API token (Authorization: Bearer …)",
             ));
@@ -227,57 +223,11 @@ impl FromRequestParts<Arc<WebContext>> for ApiChanger {
     ) -> Result<Self, Self::Rejection> {
         let caller = ApiCaller::from_request_parts(parts, ctx).await?;
         if !caller.may_change {
-            return Err(super::api::error(
+            return Err(reply::json_error(
                 StatusCode::FORBIDDEN,
                 "missing or wrong x-csrf-token header",
             ));
         }
         Ok(ApiChanger(caller.user))
     }
-}
-
-/// Why a body could not be read.
-pub enum BodyError {
-    /// Larger than [`MAX_BODY`].
-    TooLarge,
-    /// Not the expected content type or encoding.
-    Invalid,
-    /// Not all there by the body deadline (`http_body_timeout`).
-    TooSlow,
-}
-
-/// Reads a request body, bounded by [`MAX_BODY`] and by the request's body deadline: a client
-/// that trickles a body held its connection slot for as long as it kept trickling.
-pub async fn read_body(req: Request) -> Result<Bytes, BodyError> {
-    let deadline = req.extensions().get::<respond::BodyDeadline>().map_or_else(
-        || tokio::time::Instant::now() + std::time::Duration::from_secs(10),
-        |d| d.0,
-    );
-    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
-    let Ok(collected) = tokio::time::timeout_at(deadline, collect).await else {
-        return Err(BodyError::TooSlow);
-    };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err)
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge)
-        }
-        Err(_) => Err(BodyError::Invalid),
-    }
-}
-
-/// Reads an `application/x-www-form-urlencoded` body.
-pub async fn read_form(req: Request) -> Result<HashMap<String, String>, BodyError> {
-    let is_form = (req.headers().get(CONTENT_TYPE))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Err(BodyError::Invalid);
-    }
-    let body = read_body(req).await?;
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
 }

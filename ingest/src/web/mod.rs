@@ -3,9 +3,12 @@
 //! operations, routed by axum: the routes are one table ([`router`]), and what each handler
 //! requires is in its extractors ([`extract`]).
 //!
+//! - [`context`]: what the handlers share.
 //! - [`pages`]: HTML pages and forms.
 //! - [`api`]: the JSON API.
-//! - [`extract`]: sessions, admins, CSRF-checked forms, API callers and bounded bodies.
+//! - [`extract`]: sessions, admins, CSRF-checked forms and API callers.
+//! - [`body`]: request bodies, bounded in size and time.
+//! - [`reply`]: pages, redirects, error pages and JSON, with their headers.
 //! - [`session`]: cookies, API tokens, CSRF tokens.
 //! - [`assets`]: embedded hls.js, player script and stylesheet.
 //! - [`guard`]: log-in and sign-up limits, and the bound on password hashing.
@@ -13,9 +16,12 @@
 
 pub mod api;
 pub mod assets;
+pub mod body;
+pub mod context;
 pub mod extract;
 pub mod guard;
 pub mod pages;
+pub mod reply;
 pub mod session;
 pub mod views;
 
@@ -27,27 +33,9 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 
-use crate::config::Settings;
-use crate::hls::HlsOutput;
-use crate::live::Registry;
 use crate::respond::{self, Resp};
-use crate::store::Store;
 
-/// What the website and the API handlers share: their own context, apart from the HTTP layer's.
-pub struct WebContext {
-    /// Settings.
-    pub settings: Arc<Settings>,
-    /// Database.
-    pub store: Arc<Store>,
-    /// Live publishes of this process.
-    pub registry: Arc<Registry>,
-    /// HLS output (whether a channel plays).
-    pub hls: Arc<HlsOutput>,
-    /// The RTMP port actually bound (shown to streamers).
-    pub rtmp_port: u16,
-    /// Log-in and sign-up limits, and the password-hash permits.
-    pub guard: guard::AccountGuard,
-}
+pub use context::WebContext;
 
 /// Every website and API route. GET routes answer HEAD too (axum drops the body and keeps the
 /// length).

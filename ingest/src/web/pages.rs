@@ -14,91 +14,14 @@ use boltstream_shared::username::Username;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, StatusCode};
 
-use super::extract::{Admin, BodyError, ClientAddr, PreSessionForm, SignedForm, SignedIn, Viewer};
+use super::context::{blocking, WebContext};
+use super::extract::{Admin, ClientAddr, PreSessionForm, SignedForm, SignedIn, Viewer};
 use super::guard::Refusal;
+use super::reply::{error_page, page, redirect, server_error};
 use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
-use super::{views, WebContext};
-use crate::respond::{self, Resp};
+use super::views;
+use crate::respond::Resp;
 use crate::store::{random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
-
-fn page(status: StatusCode, title: &str, user: Option<&SessionUser>, body: maud::Markup) -> Resp {
-    html(status, views::layout(title, user, body).into_string())
-}
-
-fn html(status: StatusCode, page: String) -> Resp {
-    let mut r = respond::body(status, "text/html; charset=utf-8", page);
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
-}
-
-pub(super) fn redirect(to: &'static str) -> Resp {
-    let mut r = respond::text(StatusCode::SEE_OTHER, "see other\n");
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static(to));
-    r
-}
-
-pub(super) fn error_page(
-    status: StatusCode,
-    user: Option<&SessionUser>,
-    title: &str,
-    message: &str,
-) -> Resp {
-    page(status, title, user, views::message(title, message))
-}
-
-pub(super) fn body_error(e: BodyError, user: Option<&SessionUser>) -> Resp {
-    match e {
-        BodyError::TooLarge => error_page(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            user,
-            "Too large",
-            "That form was larger than this site accepts.",
-        ),
-        BodyError::TooSlow => error_page(
-            StatusCode::REQUEST_TIMEOUT,
-            user,
-            "Too slow",
-            "The form did not arrive in time.",
-        ),
-        BodyError::Invalid => error_page(
-            StatusCode::BAD_REQUEST,
-            user,
-            "Bad request",
-            "That form could not be read.",
-        ),
-    }
-}
-
-fn server_error(user: Option<&SessionUser>, err: &StoreError) -> Resp {
-    tracing::warn!(error = %err, "website request failed");
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        user,
-        "Try again",
-        "The server is busy; please try again in a moment.",
-    )
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("store call panicked")
-}
 
 /// The pages. What no route answers is refused as before the router: a GET or HEAD with the 404
 /// page, another method with the 405 page.

@@ -26,7 +26,8 @@ pub enum Clip {
 static MAKING: Mutex<()> = Mutex::new(());
 
 impl Clip {
-    /// The clip's file, made on first use.
+    /// The clip's file, made on first use. Long because ffmpeg's arguments are written out one
+    /// per line, so each clip's encoding is read in one place.
     pub fn path(self) -> PathBuf {
         let name = format!("{self:?}.flv").to_lowercase();
         let path = out_dir().join("clips").join(name);

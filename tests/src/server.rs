@@ -65,6 +65,7 @@ impl Server {
         server
     }
 
+    /// Starts the binary and waits for its ready file.
     fn spawn(
         data: PathBuf,
         extra: Vec<String>,
@@ -109,13 +110,7 @@ impl Server {
             extra,
             log_filter,
         };
-        let addrs = wait_for(Duration::from_secs(15), || {
-            let text = std::fs::read_to_string(&ready).ok()?;
-            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let field = |name: &str| json[name].as_str()?.parse::<SocketAddr>().ok();
-            Some((field("rtmp")?, field("http")?, field("internal")?))
-        });
-        let Some((rtmp, http, internal)) = addrs else {
+        let Some((rtmp, http, internal)) = wait_ready(&ready) else {
             let status = server
                 .child
                 .as_mut()
@@ -328,4 +323,14 @@ fn unique() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The bound addresses (RTMP, HTTP, internal) from a server's ready file, once it is written.
+fn wait_ready(ready: &Path) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
+    wait_for(Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(ready).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let field = |name: &str| json[name].as_str()?.parse::<SocketAddr>().ok();
+        Some((field("rtmp")?, field("http")?, field("internal")?))
+    })
 }

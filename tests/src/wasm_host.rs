@@ -121,6 +121,8 @@ fn map(state: &mut HostState, map_type: u32) -> Option<&mut Vec<(String, Vec<u8>
     }
 }
 
+/// Long because it is a table: one host function per proxy-wasm ABI import the filter uses, each
+/// a few lines over the guest's memory.
 fn linker(engine: &Engine) -> Linker<HostState> {
     let mut l = Linker::new(engine);
     l.func_wrap(
@@ -404,6 +406,23 @@ impl FilterVm {
         })
     }
 
+    /// What Envoy calls when a stream is over: done, log, delete (some return a value, some not).
+    fn end_context(&mut self, id: u32) {
+        for export in ["proxy_on_done", "proxy_on_log", "proxy_on_delete"] {
+            if let Ok(f) = self
+                .instance
+                .get_typed_func::<u32, u32>(&mut self.store, export)
+            {
+                let _ = f.call(&mut self.store, id);
+            } else if let Ok(f) = self
+                .instance
+                .get_typed_func::<u32, ()>(&mut self.store, export)
+            {
+                let _ = f.call(&mut self.store, id);
+            }
+        }
+    }
+
     /// Runs one request (and, if it went upstream, a response with `status` and the origin's
     /// `response` headers) through a fresh HTTP context.
     pub fn exchange(
@@ -448,19 +467,7 @@ impl FilterVm {
             response_out = self.store.data().response.clone();
         }
         let calls = self.store.data().calls;
-        for export in ["proxy_on_done", "proxy_on_log", "proxy_on_delete"] {
-            if let Ok(f) = self
-                .instance
-                .get_typed_func::<u32, u32>(&mut self.store, export)
-            {
-                let _ = f.call(&mut self.store, id);
-            } else if let Ok(f) = self
-                .instance
-                .get_typed_func::<u32, ()>(&mut self.store, export)
-            {
-                let _ = f.call(&mut self.store, id);
-            }
-        }
+        self.end_context(id);
         (
             Outcome {
                 action,

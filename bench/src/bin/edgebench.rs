@@ -95,47 +95,51 @@ fn main() {
         format!("/live/alice/{segment}"),
         "/live/alice/index.m3u8".to_string(),
     ] {
-        let kind = if object.ends_with(".ts") {
-            "segment"
-        } else {
-            "playlist"
-        };
-        let mut samples: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); variants.len()];
-        for envoy in &envoys {
-            let _ = wrk(
+        report_object(&envoys, &variants, &object, seconds, rounds);
+    }
+}
+
+/// One object's rows: each variant's median over interleaved rounds.
+fn report_object(envoys: &[Envoy], variants: &[&str], object: &str, seconds: u64, rounds: usize) {
+    let kind = if object.ends_with(".ts") {
+        "segment"
+    } else {
+        "playlist"
+    };
+    let mut samples: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); variants.len()];
+    for envoy in envoys {
+        let _ = wrk(
+            &format!("http://{}{object}", envoy.addr),
+            4,
+            Duration::from_secs(1),
+        ); // warm cache and VM
+    }
+    for round in 0..rounds {
+        // Each round starts with a different variant, so no variant always runs first or
+        // last (a fixed order showed position effects on this shared machine).
+        for k in 0..envoys.len() {
+            let i = (round + k) % envoys.len();
+            let envoy = &envoys[i];
+            let before = cpu_seconds(envoy.pid());
+            let r = wrk(
                 &format!("http://{}{object}", envoy.addr),
-                4,
-                Duration::from_secs(1),
-            ); // warm cache and VM
-        }
-        for round in 0..rounds {
-            // Each round starts with a different variant, so no variant always runs first or
-            // last (a fixed order showed position effects on this shared machine).
-            for k in 0..envoys.len() {
-                let i = (round + k) % envoys.len();
-                let envoy = &envoys[i];
-                let before = cpu_seconds(envoy.pid());
-                let r = wrk(
-                    &format!("http://{}{object}", envoy.addr),
-                    16,
-                    Duration::from_secs(seconds),
-                );
-                let cpu = cpu_seconds(envoy.pid()) - before;
-                assert_eq!(r.errors, 0.0, "{} answered errors", variants[i]);
-                samples[i].push((r.rps, r.p99_ms, cpu / r.requests.max(1.0) * 1e6));
-            }
-        }
-        let med =
-            |i: usize, f: fn(&(f64, f64, f64)) -> f64| median(samples[i].iter().map(f).collect());
-        let base = med(0, |s| s.2);
-        for (i, variant) in variants.iter().enumerate() {
-            let cpu = med(i, |s| s.2);
-            println!(
-                "| {variant} | {kind} | {:.0} | {:.2} | {cpu:.1} | {:.1} |",
-                med(i, |s| s.0),
-                med(i, |s| s.1),
-                cpu - base
+                16,
+                Duration::from_secs(seconds),
             );
+            let cpu = cpu_seconds(envoy.pid()) - before;
+            assert_eq!(r.errors, 0.0, "{} answered errors", variants[i]);
+            samples[i].push((r.rps, r.p99_ms, cpu / r.requests.max(1.0) * 1e6));
         }
+    }
+    let med = |i: usize, f: fn(&(f64, f64, f64)) -> f64| median(samples[i].iter().map(f).collect());
+    let base = med(0, |s| s.2);
+    for (i, variant) in variants.iter().enumerate() {
+        let cpu = med(i, |s| s.2);
+        println!(
+            "| {variant} | {kind} | {:.0} | {:.2} | {cpu:.1} | {:.1} |",
+            med(i, |s| s.0),
+            med(i, |s| s.1),
+            cpu - base
+        );
     }
 }

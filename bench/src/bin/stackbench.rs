@@ -95,6 +95,7 @@ struct Nginx {
 }
 
 impl Nginx {
+    /// Long because the peer's whole nginx.conf is written out here, where it is read.
     fn start() -> Self {
         let app = CallbackApp::start();
         let prefix = out_dir().join("bench/nginx");
@@ -298,6 +299,7 @@ struct Keyframes {
 }
 
 impl Keyframes {
+    /// Long because the ffprobe and ffmpeg arguments are written out one per line.
     fn of(clip: Clip) -> Self {
         let path = clip.path();
         let path = path.to_str().unwrap();
@@ -456,7 +458,8 @@ fn video_elementary_stream(ts: &[u8]) -> Vec<u8> {
 /// appeared; the keyframe that closed it is the one the next segment starts with, the first time
 /// the publisher sent it after that. The playlist is polled every 0.2 ms from a keyframe's passing
 /// until the next segment appears (every 2 ms otherwise), so a lag is overstated by at most that
-/// and one request. The publisher's start-up is not in it.
+/// and one request. The publisher's start-up is not in it. Long because the tap, the polling and
+/// the matching are one loop over the same clock.
 fn live_edge_delay(stack: &mut dyn Stack, keyframes: &Keyframes, seconds: u64) -> f64 {
     let key = stack.add_user("delay");
     let (upstream, path) = Tap::split_url(&stack.publish_url(&key)).expect("an rtmp:// URL");
@@ -626,67 +629,74 @@ fn main() {
         .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 10, 50, 100]);
     let hold = Duration::from_secs(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));
-    let runs = 5;
     let keyframes = Keyframes::of(Clip::AudioVideo);
-
     let variants = ["Boltstream", "Boltstream, window in memory", "nginx-rtmp"];
-    let mut results: Vec<StackResult> = Vec::new();
-    for which in variants {
-        // One worker thread, as nginx runs one worker process (`worker_processes 1`): the same
-        // parallelism on both sides, and neither stack fights wrk and the publishers for the
-        // two cores with a second thread.
-        let common = [
-            "--hls-target-duration",
-            "2",
-            "--max-connections-per-ip",
-            "1000",
-            "--workers",
-            "1",
-        ];
-        let mut stack: Box<dyn Stack> = match which {
-            // Logging as shipped (info), like nginx's `access_log off` and `error_log warn`: no
-            // line per request.
-            "Boltstream" => Box::new(Server::start_logging(&common, "info")),
-            "Boltstream, window in memory" => Box::new(Server::start_logging(
-                &[&common[..], &["--hls-window-in-memory", "true"]].concat(),
-                "info",
-            )),
-            _ => Box::new(Nginx::start()),
-        };
-        eprintln!("[{which}] publish → playable ({runs} runs)");
-        let playable = publish_to_playable(stack.as_mut(), runs);
-        eprintln!("[{which}] live-edge delay");
-        let delay = live_edge_delay(stack.as_mut(), &keyframes, 60);
-        eprintln!("[{which}] wrk");
-        let http = {
-            let key = stack.add_user("wrk");
-            let _p = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
-            let seg = wait_for(Duration::from_secs(15), || {
-                newest_segment(stack.as_ref(), "wrk")
-            })
-            .expect("wrk stream live");
-            let base = format!("http://{}/live/wrk", stack.http());
-            (
-                wrk(&format!("{base}/{seg}"), 16, Duration::from_secs(5)),
-                wrk(&format!("{base}/index.m3u8"), 16, Duration::from_secs(5)),
-            )
-        };
-        let mut scales = Vec::new();
-        for (round, n) in levels.iter().enumerate() {
-            // /proc counts CPU in 10 ms ticks and one stream uses a few a second: it is held
-            // three times as long to keep the rounding error small.
-            let held = if *n == 1 { hold * 3 } else { hold };
-            eprintln!("[{which}] {n} publishers for {held:?}");
-            scales.push(scale(stack.as_mut(), *n, held, round));
-        }
-        results.push(StackResult {
-            playable,
-            delay,
-            scales,
-            http,
-        });
-    }
+    let results: Vec<StackResult> = (variants.iter())
+        .map(|which| measure(which, &levels, hold, &keyframes))
+        .collect();
+    print_table(&variants, &results, &levels);
+}
 
+/// Every measure of one stack, started fresh.
+fn measure(which: &str, levels: &[usize], hold: Duration, keyframes: &Keyframes) -> StackResult {
+    let runs = 5;
+    // One worker thread, as nginx runs one worker process (`worker_processes 1`): the same
+    // parallelism on both sides, and neither stack fights wrk and the publishers for the
+    // two cores with a second thread.
+    let common = [
+        "--hls-target-duration",
+        "2",
+        "--max-connections-per-ip",
+        "1000",
+        "--workers",
+        "1",
+    ];
+    let mut stack: Box<dyn Stack> = match which {
+        // Logging as shipped (info), like nginx's `access_log off` and `error_log warn`: no
+        // line per request.
+        "Boltstream" => Box::new(Server::start_logging(&common, "info")),
+        "Boltstream, window in memory" => Box::new(Server::start_logging(
+            &[&common[..], &["--hls-window-in-memory", "true"]].concat(),
+            "info",
+        )),
+        _ => Box::new(Nginx::start()),
+    };
+    eprintln!("[{which}] publish → playable ({runs} runs)");
+    let playable = publish_to_playable(stack.as_mut(), runs);
+    eprintln!("[{which}] live-edge delay");
+    let delay = live_edge_delay(stack.as_mut(), keyframes, 60);
+    eprintln!("[{which}] wrk");
+    let http = {
+        let key = stack.add_user("wrk");
+        let _p = Publisher::start(Clip::AudioVideo, &stack.publish_url(&key), true);
+        let seg = wait_for(Duration::from_secs(15), || {
+            newest_segment(stack.as_ref(), "wrk")
+        })
+        .expect("wrk stream live");
+        let base = format!("http://{}/live/wrk", stack.http());
+        (
+            wrk(&format!("{base}/{seg}"), 16, Duration::from_secs(5)),
+            wrk(&format!("{base}/index.m3u8"), 16, Duration::from_secs(5)),
+        )
+    };
+    let mut scales = Vec::new();
+    for (round, n) in levels.iter().enumerate() {
+        // /proc counts CPU in 10 ms ticks and one stream uses a few a second: it is held
+        // three times as long to keep the rounding error small.
+        let held = if *n == 1 { hold * 3 } else { hold };
+        eprintln!("[{which}] {n} publishers for {held:?}");
+        scales.push(scale(stack.as_mut(), *n, held, round));
+    }
+    StackResult {
+        playable,
+        delay,
+        scales,
+        http,
+    }
+}
+
+/// The results as the Markdown table BENCHMARKS.md holds.
+fn print_table(variants: &[&str; 3], results: &[StackResult], levels: &[usize]) {
     println!(
         "| measure | {} | {} | {} | ratios to nginx-rtmp |",
         variants[0], variants[1], variants[2]

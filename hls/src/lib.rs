@@ -9,10 +9,14 @@
 //! - [`avc`]: AVCDecoderConfigurationRecord, AVCC → Annex B with AUD and SPS/PPS before IDRs.
 //! - [`aac`]: AudioSpecificConfig and ADTS headers.
 //! - [`ts`]: the MPEG-TS muxer (PAT/PMT, PES, continuity, PCR, stuffing).
-//! - [`packager`]: media in, segments out (keyframe cuts, timestamps, discontinuities, bounds).
+//! - [`packager`]: media in, MPEG-TS segments out (keyframe cuts, timestamps, discontinuities,
+//!   bounds).
+//! - [`fmp4`]: the fragmented-MP4 (CMAF) writer: init sections and fragments.
+//! - [`cmaf`]: media in, CMAF parts and segments out, for low-latency HLS.
 //! - [`playlist`]: the sliding window of listed segments and its rendering.
 //! - [`channel`]: one channel's state across publishes — naming, generations, what is listed,
 //!   retired and ended — taking events and returning the file effects to carry out.
+//! - [`sps`]: the picture size from an H.264 SPS.
 //! - [`date`]: wall-clock times as HLS writes them.
 //! - [`inspect`]: a structural TS checker for tests, fuzzing and benchmarks.
 //! - [`synthetic`]: realistic-shaped media for benchmarks.
@@ -20,11 +24,14 @@
 pub mod aac;
 pub mod avc;
 pub mod channel;
+pub mod cmaf;
 pub mod date;
 pub mod flv;
+pub mod fmp4;
 pub mod inspect;
 pub mod media;
 pub mod packager;
 pub mod playlist;
+pub mod sps;
 pub mod synthetic;
 pub mod ts;

@@ -87,15 +87,16 @@ struct Open {
 }
 
 /// Extends 32-bit wrapping RTMP milliseconds into a monotonic 64-bit timeline starting at 0.
+/// Shared with the CMAF packager, so both outputs read a publisher's clock the same way.
 #[derive(Debug, Default)]
-struct Timeline {
+pub(crate) struct Timeline {
     last_raw: Option<u32>,
     last_ext: i64,
 }
 
 impl Timeline {
     /// The extended time of `raw`, and whether it jumped.
-    fn extend(&mut self, raw: u32) -> (i64, bool) {
+    pub(crate) fn extend(&mut self, raw: u32) -> (i64, bool) {
         let Some(last_raw) = self.last_raw else {
             self.last_raw = Some(raw);
             return (0, false);

@@ -21,6 +21,8 @@ pub enum Clip {
     LongGop,
     /// 4 s 320x240, for quick publishes.
     Short,
+    /// 4 s 1920x1080 60 fps (B-frames, 2 s GOP) + 44.1 kHz stereo AAC.
+    HighRate,
 }
 
 static MAKING: Mutex<()> = Mutex::new(());
@@ -37,12 +39,12 @@ impl Clip {
         }
         require_tool("ffmpeg");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let video = |size: &str, secs: u32, gop: u32| {
+        let video_at = |size: &str, rate: u32, secs: u32, gop: u32| {
             vec![
                 "-f".to_string(),
                 "lavfi".into(),
                 "-i".into(),
-                format!("testsrc2=size={size}:rate=30:duration={secs}"),
+                format!("testsrc2=size={size}:rate={rate}:duration={secs}"),
                 "-c:v".into(),
                 "libx264".into(),
                 "-preset".into(),
@@ -63,6 +65,7 @@ impl Clip {
                 "yuv420p".into(),
             ]
         };
+        let video = |size: &str, secs: u32, gop: u32| video_at(size, 30, secs, gop);
         let audio = |rate: u32, secs: u32| {
             vec![
                 "-f".to_string(),
@@ -94,6 +97,13 @@ impl Clip {
             Clip::VideoOnly => args.extend(video("1280x720", 6, 60)),
             Clip::AudioOnly => args.extend(audio(44100, 6)),
             Clip::LongGop => args.extend(video("640x360", 12, 120)),
+            Clip::HighRate => {
+                let (v, a) = (video_at("1920x1080", 60, 4, 120), audio(44100, 4));
+                args.extend(v[..4].iter().cloned());
+                args.extend(a[..4].iter().cloned());
+                args.extend(v[4..].iter().cloned());
+                args.extend(a[4..].iter().cloned());
+            }
             Clip::Short => {
                 let (v, a) = (video("320x240", 4, 60), audio(48000, 4));
                 args.extend(v[..4].iter().cloned());
@@ -227,4 +237,41 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> (bool, String, St
         read(&out_path),
         read(&err_path),
     )
+}
+
+/// The media of an FLV file as a publisher would send it: each audio and video tag body with its
+/// timestamp, after metadata naming the codecs present (the script tag itself is not parsed).
+/// Written by hand: FLV's file framing is a 9-byte header and 11-byte tag headers.
+pub fn flv_media(path: &std::path::Path) -> Vec<boltstream_hls::media::Media> {
+    use boltstream_hls::media::{Media, Metadata};
+    let file = std::fs::read(path).expect("read the clip");
+    assert_eq!(&file[..3], b"FLV", "an FLV file");
+    let flags = file[4];
+    let mut out = vec![Media::Metadata(Metadata {
+        video_codec_id: (flags & 0x01 != 0).then_some(7),
+        audio_codec_id: (flags & 0x04 != 0).then_some(10),
+        ..Metadata::default()
+    })];
+    let header_len = u32::from_be_bytes(file[5..9].try_into().unwrap()) as usize;
+    let mut pos = header_len + 4; // the first PreviousTagSize
+    while pos + 11 <= file.len() {
+        let kind = file[pos] & 0x1f;
+        let size = u32::from_be_bytes([0, file[pos + 1], file[pos + 2], file[pos + 3]]) as usize;
+        let timestamp =
+            u32::from_be_bytes([file[pos + 7], file[pos + 4], file[pos + 5], file[pos + 6]]);
+        let body = bytes::Bytes::copy_from_slice(&file[pos + 11..pos + 11 + size]);
+        match kind {
+            8 => out.push(Media::Audio {
+                timestamp,
+                data: body,
+            }),
+            9 => out.push(Media::Video {
+                timestamp,
+                data: body,
+            }),
+            _ => {}
+        }
+        pos += 11 + size + 4;
+    }
+    out
 }

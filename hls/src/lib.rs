@@ -13,6 +13,8 @@
 //!   bounds).
 //! - [`fmp4`]: the fragmented-MP4 (CMAF) writer: init sections and fragments.
 //! - [`cmaf`]: media in, CMAF parts and segments out, for low-latency HLS.
+//! - [`llhls`]: the low-latency playlist (parts, preload hint, server control) and the
+//!   blocking-reload rules.
 //! - [`playlist`]: the sliding window of listed segments and its rendering.
 //! - [`channel`]: one channel's state across publishes — naming, generations, what is listed,
 //!   retired and ended — taking events and returning the file effects to carry out.
@@ -29,6 +31,7 @@ pub mod date;
 pub mod flv;
 pub mod fmp4;
 pub mod inspect;
+pub mod llhls;
 pub mod media;
 pub mod packager;
 pub mod playlist;

@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use crate::aac::AacConfig;
 use crate::avc::AvcConfig;
-use crate::flv::{parse_audio, parse_video, AudioTag, VideoTag, CODEC_AVC, SOUND_AAC};
+use crate::flv::{announced_tracks, parse_audio, parse_video, AudioTag, VideoTag};
 use crate::fmp4::{self, AudioConfig, Run, Sample, VideoConfig, AUDIO_TRACK, VIDEO_TRACK};
 use crate::media::{Media, MediaError};
 use crate::packager::{Limits, Timeline};
@@ -129,8 +129,6 @@ pub struct PartPackager {
     audio_next: Option<u64>,
     pending_discontinuity: bool,
     end_ms: i64,
-    newest_ms: i64,
-    advanced_wall_ms: i64,
 }
 
 impl PartPackager {
@@ -159,8 +157,6 @@ impl PartPackager {
             audio_next: None,
             pending_discontinuity: false,
             end_ms: 0,
-            newest_ms: -1,
-            advanced_wall_ms: 0,
         }
     }
 
@@ -175,22 +171,8 @@ impl PartPackager {
         let mut out = Vec::new();
         match media {
             Media::Metadata(meta) => {
-                match meta.video_codec_id {
-                    Some(id) if id != u32::from(CODEC_AVC) => {
-                        return Err(MediaError::UnsupportedCodec(format!(
-                            "video codec id {id} announced (only H.264 is packaged)"
-                        )))
-                    }
-                    id => self.announced_video = Some(id.is_some()),
-                }
-                match meta.audio_codec_id {
-                    Some(id) if id != u32::from(SOUND_AAC) => {
-                        return Err(MediaError::UnsupportedCodec(format!(
-                            "audio codec id {id} announced (only AAC is packaged)"
-                        )))
-                    }
-                    id => self.announced_audio = Some(id.is_some()),
-                }
+                let (video, audio) = announced_tracks(meta)?;
+                (self.announced_video, self.announced_audio) = (Some(video), Some(audio));
                 let dimension = |v: Option<u32>| v.and_then(|v| u16::try_from(v).ok()).unwrap_or(0);
                 self.size = (dimension(meta.width), dimension(meta.height));
             }
@@ -242,17 +224,9 @@ impl PartPackager {
 
     /// The extended time of `raw`; a jump ends the segment (at the last time seen).
     fn time(&mut self, raw: u32, wall_ms: i64, out: &mut Vec<Output>) -> Result<i64, MediaError> {
-        let (ms, jumped) = self.timeline.extend(raw);
-        if ms > self.newest_ms || self.newest_ms < 0 {
-            self.newest_ms = ms;
-            self.advanced_wall_ms = wall_ms;
-        } else if wall_ms - self.advanced_wall_ms > self.limits.max_stall_ms {
-            self.segment = None;
-            return Err(MediaError::LimitExceeded(format!(
-                "media time stood still for over {} s while media kept arriving",
-                self.limits.max_stall_ms / 1000
-            )));
-        }
+        let (ms, jumped) = (self.timeline)
+            .advance(raw, wall_ms, self.limits.max_stall_ms)
+            .inspect_err(|_| self.segment = None)?;
         if jumped {
             let end = self.end_ms;
             self.end_segment(end, out);

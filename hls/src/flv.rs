@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::media::MediaError;
+use crate::media::{MediaError, Metadata};
 
 /// FLV codec id of AVC/H.264.
 pub const CODEC_AVC: u8 = 7;
@@ -30,6 +30,22 @@ pub fn peek_video_frame(body: &[u8]) -> Option<bool> {
         [first, 1, ..] => Some(first >> 4 == 1),
         _ => None,
     }
+}
+
+/// The tracks a publisher's metadata announces (video, audio): a codec id present means the
+/// track will come. A codec no output packages is refused here, before any media arrives.
+pub fn announced_tracks(meta: &Metadata) -> Result<(bool, bool), MediaError> {
+    if let Some(id) = meta.video_codec_id.filter(|id| *id != u32::from(CODEC_AVC)) {
+        return Err(MediaError::UnsupportedCodec(format!(
+            "video codec id {id} announced (only H.264 is packaged)"
+        )));
+    }
+    if let Some(id) = meta.audio_codec_id.filter(|id| *id != u32::from(SOUND_AAC)) {
+        return Err(MediaError::UnsupportedCodec(format!(
+            "audio codec id {id} announced (only AAC is packaged)"
+        )));
+    }
+    Ok((meta.video_codec_id.is_some(), meta.audio_codec_id.is_some()))
 }
 
 /// A parsed video tag body.

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::aac::AacConfig;
 use super::avc::{annex_b_parts, nal_units, AvcConfig};
-use super::flv::{parse_audio, parse_video, AudioTag, VideoTag, CODEC_AVC, SOUND_AAC};
+use super::flv::{announced_tracks, parse_audio, parse_video, AudioTag, VideoTag};
 use super::ts::{Pes, Tracks, TsMuxer, AUDIO_PID, VIDEO_PID};
 use crate::media::{Media, MediaError};
 
@@ -88,15 +88,52 @@ struct Open {
 
 /// Extends 32-bit wrapping RTMP milliseconds into a monotonic 64-bit timeline starting at 0.
 /// Shared with the CMAF packager, so both outputs read a publisher's clock the same way.
-#[derive(Debug, Default)]
+/// It also watches for media whose time stands still while it keeps arriving (a stalled or hostile
+/// publisher), which no media-time bound catches.
+#[derive(Debug)]
 pub(crate) struct Timeline {
     last_raw: Option<u32>,
     last_ext: i64,
+    /// The newest media time seen, and the wall-clock time it was first seen.
+    newest_ms: i64,
+    advanced_wall_ms: i64,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Self {
+            last_raw: None,
+            last_ext: 0,
+            newest_ms: -1,
+            advanced_wall_ms: 0,
+        }
+    }
 }
 
 impl Timeline {
+    /// The extended time of `raw`, received at `wall_ms`, and whether it jumped; refused once
+    /// media time has not advanced for `max_stall_ms` of wall-clock time.
+    pub(crate) fn advance(
+        &mut self,
+        raw: u32,
+        wall_ms: i64,
+        max_stall_ms: i64,
+    ) -> Result<(i64, bool), MediaError> {
+        let (ms, jumped) = self.extend(raw);
+        if ms > self.newest_ms || self.newest_ms < 0 {
+            self.newest_ms = ms;
+            self.advanced_wall_ms = wall_ms;
+        } else if wall_ms - self.advanced_wall_ms > max_stall_ms {
+            return Err(MediaError::LimitExceeded(format!(
+                "media time stood still for over {} s while media kept arriving",
+                max_stall_ms / 1000
+            )));
+        }
+        Ok((ms, jumped))
+    }
+
     /// The extended time of `raw`, and whether it jumped.
-    pub(crate) fn extend(&mut self, raw: u32) -> (i64, bool) {
+    fn extend(&mut self, raw: u32) -> (i64, bool) {
         let Some(last_raw) = self.last_raw else {
             self.last_raw = Some(raw);
             return (0, false);
@@ -139,10 +176,6 @@ pub struct Packager {
     /// Set when the open segment is taken out in chunks: the capacity of each new buffer.
     chunk_capacity: Option<usize>,
     limits: Limits,
-    /// The newest media time seen, and the wall-clock time it was first seen: media that keeps
-    /// arriving without moving it is a stalled (or hostile) publisher.
-    newest_ms: i64,
-    advanced_wall_ms: i64,
 }
 
 impl Packager {
@@ -168,8 +201,6 @@ impl Packager {
             last_duration_ms: 0,
             chunk_capacity: None,
             limits: Limits::default(),
-            newest_ms: -1,
-            advanced_wall_ms: 0,
         }
     }
 
@@ -241,22 +272,8 @@ impl Packager {
     pub fn push(&mut self, media: &Media, wall_ms: i64) -> Result<Option<Segment>, MediaError> {
         match media {
             Media::Metadata(meta) => {
-                match meta.video_codec_id {
-                    Some(id) if id != u32::from(CODEC_AVC) => {
-                        return Err(MediaError::UnsupportedCodec(format!(
-                            "video codec id {id} announced (only H.264 is packaged)"
-                        )))
-                    }
-                    id => self.announced_video = Some(id.is_some()),
-                }
-                match meta.audio_codec_id {
-                    Some(id) if id != u32::from(SOUND_AAC) => {
-                        return Err(MediaError::UnsupportedCodec(format!(
-                            "audio codec id {id} announced (only AAC is packaged)"
-                        )))
-                    }
-                    id => self.announced_audio = Some(id.is_some()),
-                }
+                let (video, audio) = announced_tracks(meta)?;
+                (self.announced_video, self.announced_audio) = (Some(video), Some(audio));
                 Ok(None)
             }
             Media::Video { timestamp, data } => {
@@ -301,17 +318,9 @@ impl Packager {
     }
 
     fn time(&mut self, raw: u32, wall_ms: i64) -> Result<(i64, Option<Segment>), MediaError> {
-        let (ms, jumped) = self.timeline.extend(raw);
-        if ms > self.newest_ms || self.newest_ms < 0 {
-            self.newest_ms = ms;
-            self.advanced_wall_ms = wall_ms;
-        } else if wall_ms - self.advanced_wall_ms > self.limits.max_stall_ms {
-            self.open = None;
-            return Err(MediaError::LimitExceeded(format!(
-                "media time stood still for over {} s while media kept arriving",
-                self.limits.max_stall_ms / 1000
-            )));
-        }
+        let (ms, jumped) = (self.timeline)
+            .advance(raw, wall_ms, self.limits.max_stall_ms)
+            .inspect_err(|_| self.open = None)?;
         if !jumped {
             return Ok((ms, None));
         }

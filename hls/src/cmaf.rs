@@ -58,6 +58,9 @@ pub struct Part {
     pub independent: bool,
     /// Starts a segment.
     pub first: bool,
+    /// Wall-clock time (Unix ms) the first frame of its segment arrived, for
+    /// EXT-X-PROGRAM-DATE-TIME.
+    pub segment_start_wall_ms: i64,
 }
 
 /// A completed segment.
@@ -505,6 +508,7 @@ impl PartPackager {
             duration_us,
             independent: part.independent,
             first: segment.parts == 1,
+            segment_start_wall_ms: segment.start_wall_ms,
         }));
     }
 

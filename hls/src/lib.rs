@@ -13,6 +13,8 @@
 //!   bounds).
 //! - [`fmp4`]: the fragmented-MP4 (CMAF) writer: init sections and fragments.
 //! - [`cmaf`]: media in, CMAF parts and segments out, for low-latency HLS.
+//! - [`llchannel`]: one low-latency channel's state: what players fetch, the playlist's version,
+//!   retiring.
 //! - [`llhls`]: the low-latency playlist (parts, preload hint, server control) and the
 //!   blocking-reload rules.
 //! - [`playlist`]: the sliding window of listed segments and its rendering.
@@ -31,6 +33,7 @@ pub mod date;
 pub mod flv;
 pub mod fmp4;
 pub mod inspect;
+pub mod llchannel;
 pub mod llhls;
 pub mod media;
 pub mod packager;

@@ -1,0 +1,244 @@
+//! One low-latency channel's state, as a state machine like [`crate::channel`]'s: the caller
+//! feeds it what the CMAF packager made (init sections, parts, segment ends) and the wall clock,
+//! and carries out the [`LlEffect`]s it returns. It keeps what players fetch while it is listed —
+//! parts, whole segments (their parts concatenated), init sections — in memory, keeps a segment's
+//! parts downloadable for three target durations after they leave the playlist (§6.2.2), and
+//! counts a version that moves with every change, so held blocking requests know when to look
+//! again.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cmaf::{Output, Part};
+use crate::llhls::{Blocking, LlConfig, LlWindow, PartInfo};
+use crate::playlist::SegmentName;
+
+/// A file operation the caller carries out, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LlEffect {
+    /// Write a complete segment (`<name>.m4s`, its parts concatenated).
+    WriteSegment {
+        /// The segment.
+        name: SegmentName,
+        /// Its bytes.
+        bytes: Bytes,
+    },
+    /// Write an init section (`init<n>.mp4`).
+    WriteInit {
+        /// Its number.
+        index: u32,
+        /// Its bytes.
+        bytes: Bytes,
+    },
+    /// Write the playlist file.
+    WritePlaylist {
+        /// The playlist text.
+        body: Bytes,
+    },
+    /// Delete a segment's file.
+    DeleteSegment {
+        /// The segment.
+        name: SegmentName,
+    },
+}
+
+/// What players fetch of one segment.
+struct Held {
+    parts: Vec<Bytes>,
+    /// The whole segment once complete.
+    whole: Option<Bytes>,
+}
+
+/// See the module documentation.
+pub struct LlChannelState {
+    window: LlWindow,
+    target_ms: i64,
+    held: HashMap<SegmentName, Held>,
+    /// Segments that left the playlist, with when: their parts stay fetchable for three target
+    /// durations, their files until `retire_grace_ms`.
+    delisted: VecDeque<(i64, SegmentName)>,
+    retire_grace_ms: i64,
+    inits: HashMap<u32, Bytes>,
+    init: u32,
+    /// The open segment's name.
+    open: Option<SegmentName>,
+    pending_discontinuity: bool,
+    last_name: u64,
+    version: u64,
+    playlist: Bytes,
+}
+
+impl LlChannelState {
+    /// An empty channel; delisted segments' files are deleted after `retire_grace_ms`.
+    pub fn new(config: LlConfig, retire_grace_ms: i64) -> Self {
+        let window = LlWindow::new(config);
+        let playlist = Bytes::from(window.render());
+        Self {
+            window,
+            target_ms: config.target_s as i64 * 1000,
+            held: HashMap::new(),
+            delisted: VecDeque::new(),
+            retire_grace_ms,
+            inits: HashMap::new(),
+            init: 0,
+            open: None,
+            pending_discontinuity: false,
+            last_name: 0,
+            version: 0,
+            playlist,
+        }
+    }
+
+    /// A name forced to increase, from the wall clock (as the TS channel names segments).
+    fn reserve_name(&mut self, now_ms: i64) -> SegmentName {
+        self.last_name = (now_ms.max(0) as u64).max(self.last_name + 1);
+        SegmentName(self.last_name)
+    }
+
+    /// A publish begins: its first segment follows a discontinuity if anything came before.
+    pub fn begin_publish(&mut self) {
+        if self.init > 0 {
+            self.pending_discontinuity = true;
+        }
+    }
+
+    /// Applies what the packager made at `now_ms`; returns the file operations, in order.
+    pub fn apply(&mut self, output: Output, now_ms: i64) -> Vec<LlEffect> {
+        let mut effects = Vec::new();
+        match output {
+            Output::Init(bytes) => {
+                self.init += 1;
+                self.inits.insert(self.init, bytes.clone());
+                effects.push(LlEffect::WriteInit {
+                    index: self.init,
+                    bytes,
+                });
+                if self.init > 1 {
+                    self.pending_discontinuity = true;
+                }
+                return effects;
+            }
+            Output::Part(part) => self.part(part, now_ms),
+            Output::SegmentEnd(end) => {
+                let Some(name) = self.open.take() else {
+                    return effects;
+                };
+                let next = self.reserve_name(now_ms);
+                let whole = self.held.get_mut(&name).map(|held| {
+                    let mut bytes =
+                        BytesMut::with_capacity(held.parts.iter().map(Bytes::len).sum());
+                    held.parts.iter().for_each(|p| bytes.extend_from_slice(p));
+                    let bytes = bytes.freeze();
+                    held.whole = Some(bytes.clone());
+                    bytes
+                });
+                if let Some(bytes) = whole {
+                    effects.push(LlEffect::WriteSegment { name, bytes });
+                }
+                debug_assert_eq!(
+                    end.parts as usize,
+                    self.held.get(&name).map_or(0, |h| h.parts.len())
+                );
+                for gone in self.window.end_segment(Some(next)) {
+                    self.delisted.push_back((now_ms, gone.name));
+                }
+            }
+        }
+        self.changed(&mut effects);
+        effects
+    }
+
+    fn part(&mut self, part: Part, now_ms: i64) {
+        if part.first {
+            let name = self.reserve_name(part.segment_start_wall_ms.min(now_ms));
+            let discontinuity = std::mem::take(&mut self.pending_discontinuity);
+            let start = part.segment_start_wall_ms;
+            self.window
+                .begin_segment(name, start, discontinuity, self.init.max(1));
+            self.held.insert(
+                name,
+                Held {
+                    parts: Vec::new(),
+                    whole: None,
+                },
+            );
+            self.open = Some(name);
+        }
+        let Some(name) = self.open else {
+            return;
+        };
+        self.window.push_part(PartInfo {
+            duration_us: part.duration_us,
+            independent: part.independent,
+        });
+        if let Some(held) = self.held.get_mut(&name) {
+            held.parts.push(part.data);
+        }
+    }
+
+    fn changed(&mut self, effects: &mut Vec<LlEffect>) {
+        self.version += 1;
+        self.playlist = Bytes::from(self.window.render());
+        effects.push(LlEffect::WritePlaylist {
+            body: self.playlist.clone(),
+        });
+    }
+
+    /// The publish ended: the playlist gets ENDLIST, and every held request is answered.
+    pub fn end(&mut self) -> Vec<LlEffect> {
+        let mut effects = Vec::new();
+        self.open = None;
+        self.window.end();
+        self.changed(&mut effects);
+        effects
+    }
+
+    /// Forgets parts delisted for three target durations and deletes files of segments delisted
+    /// for the retire grace.
+    pub fn tidy(&mut self, now_ms: i64) -> Vec<LlEffect> {
+        let mut effects = Vec::new();
+        for (at, name) in &self.delisted {
+            if now_ms - at > 3 * self.target_ms {
+                self.held.remove(name);
+            }
+        }
+        while let Some(&(at, name)) = self.delisted.front() {
+            if now_ms - at <= self.retire_grace_ms {
+                break;
+            }
+            self.delisted.pop_front();
+            self.held.remove(&name);
+            effects.push(LlEffect::DeleteSegment { name });
+        }
+        effects
+    }
+
+    /// The playlist and its version (moves with every change).
+    pub fn playlist(&self) -> (Bytes, u64) {
+        (self.playlist.clone(), self.version)
+    }
+
+    /// Whether a blocking request can be answered now (see [`LlWindow::blocking`]).
+    pub fn blocking(&self, msn: Option<u64>, part: Option<u64>) -> Blocking {
+        self.window.blocking(msn, part)
+    }
+
+    /// A part, while it is fetchable.
+    pub fn part_bytes(&self, name: SegmentName, index: usize) -> Option<Bytes> {
+        self.held.get(&name)?.parts.get(index).cloned()
+    }
+
+    /// A complete segment, while it is in memory.
+    pub fn segment_bytes(&self, name: SegmentName) -> Option<Bytes> {
+        self.held.get(&name)?.whole.clone()
+    }
+
+    /// An init section.
+    pub fn init_bytes(&self, index: u32) -> Option<Bytes> {
+        self.inits.get(&index).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests;

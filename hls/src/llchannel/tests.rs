@@ -1,0 +1,175 @@
+use super::*;
+use crate::cmaf::PartPackager;
+use crate::media::Media;
+use crate::synthetic;
+
+const T0: i64 = 1_700_000_000_000;
+
+fn state() -> LlChannelState {
+    LlChannelState::new(
+        LlConfig {
+            target_s: 2,
+            part_target_us: 333_000,
+            window: 6,
+        },
+        12_000,
+    )
+}
+
+/// Publishes `seconds` of synthetic media into `state`, the wall clock following media time;
+/// returns every effect and the packager's outputs.
+fn publish(
+    state: &mut LlChannelState,
+    seconds: u32,
+    start_ms: i64,
+) -> (Vec<LlEffect>, Vec<Output>) {
+    state.begin_publish();
+    let mut packager = PartPackager::new(2000, 333);
+    let (mut effects, mut outputs) = (Vec::new(), Vec::new());
+    for media in synthetic::stream(seconds) {
+        let at = match &media {
+            Media::Video { timestamp, .. } | Media::Audio { timestamp, .. } => {
+                i64::from(*timestamp)
+            }
+            Media::Metadata(_) => 0,
+        };
+        for output in packager.push(&media, start_ms + at).unwrap() {
+            outputs.push(output.clone());
+            effects.extend(state.apply(output, start_ms + at));
+        }
+    }
+    for output in packager.finish() {
+        outputs.push(output.clone());
+        effects.extend(state.apply(output, start_ms + i64::from(seconds) * 1000));
+    }
+    (effects, outputs)
+}
+
+#[test]
+fn a_segment_is_its_parts_concatenated_and_every_listed_part_is_fetchable() {
+    let mut s = state();
+    let (effects, outputs) = publish(&mut s, 5, T0);
+    let written: Vec<(SegmentName, Bytes)> = (effects.iter())
+        .filter_map(|e| match e {
+            LlEffect::WriteSegment { name, bytes } => Some((*name, bytes.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.len(), 3, "2 s segments over 5 s");
+    let parts: Vec<Bytes> = (outputs.iter())
+        .filter_map(|o| match o {
+            Output::Part(p) => Some(p.data.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        written
+            .iter()
+            .flat_map(|(_, b)| b.to_vec())
+            .collect::<Vec<u8>>(),
+        parts.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>(),
+        "the segments are the parts, in order, byte for byte"
+    );
+    let (playlist, _) = s.playlist();
+    let text = String::from_utf8(playlist.to_vec()).unwrap();
+    for (name, bytes) in &written {
+        assert_eq!(s.segment_bytes(*name).as_ref(), Some(bytes));
+        assert!(text.contains(&format!("{name}.m4s")));
+        let mut i = 0;
+        let mut joined = Vec::new();
+        while let Some(part) = s.part_bytes(*name, i) {
+            assert!(
+                text.contains(&format!("\"{name}.{i}.m4s\"")),
+                "part {i} listed"
+            );
+            joined.extend_from_slice(&part);
+            i += 1;
+        }
+        assert_eq!(&joined[..], &bytes[..]);
+    }
+    assert!(s.init_bytes(1).is_some() && s.init_bytes(2).is_none());
+    assert!(matches!(effects[0], LlEffect::WriteInit { index: 1, .. }));
+    // The first segment's date is its first frame's arrival.
+    assert!(
+        text.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_change_moves_the_version_and_rewrites_the_playlist() {
+    let mut s = state();
+    let (_, v0) = s.playlist();
+    let (effects, outputs) = publish(&mut s, 3, T0);
+    let (_, v1) = s.playlist();
+    let changes = (outputs.iter())
+        .filter(|o| !matches!(o, Output::Init(_)))
+        .count() as u64;
+    assert_eq!(v1 - v0, changes);
+    let writes = (effects.iter())
+        .filter(|e| matches!(e, LlEffect::WritePlaylist { .. }))
+        .count() as u64;
+    assert_eq!(writes, changes);
+    assert_eq!(
+        s.blocking(Some(9), None),
+        Blocking::BadRequest("_HLS_msn too far ahead")
+    );
+    s.end();
+    let (playlist, v2) = s.playlist();
+    assert_eq!(v2, v1 + 1);
+    assert!(playlist.ends_with(b"#EXT-X-ENDLIST\n"));
+    assert_eq!(s.blocking(Some(9), Some(0)), Blocking::Ready);
+}
+
+#[test]
+fn delisted_parts_stay_fetchable_for_three_targets_and_files_until_the_grace() {
+    let mut s = state();
+    let (effects, _) = publish(&mut s, 17, T0);
+    let first = (effects.iter())
+        .find_map(|e| match e {
+            LlEffect::WriteSegment { name, .. } => Some(*name),
+            _ => None,
+        })
+        .unwrap();
+    let (playlist, _) = s.playlist();
+    assert!(
+        !String::from_utf8_lossy(&playlist).contains(&format!("{first}.m4s")),
+        "delisted"
+    );
+    let end = T0 + 17_000;
+    // Delisted when the eighth segment ended, at about 16 s.
+    assert!(
+        s.part_bytes(first, 0).is_some(),
+        "still fetchable right after"
+    );
+    assert!(s.tidy(end).is_empty());
+    assert!(s.tidy(end + 6_500).is_empty(), "files stay for the grace");
+    assert!(
+        s.part_bytes(first, 0).is_none(),
+        "parts gone after three targets"
+    );
+    let deleted = s.tidy(end + 12_500);
+    assert!(
+        deleted.contains(&LlEffect::DeleteSegment { name: first }),
+        "{deleted:?}"
+    );
+}
+
+#[test]
+fn a_republish_continues_after_a_discontinuity_with_names_that_never_repeat() {
+    let mut s = state();
+    let (first, _) = publish(&mut s, 3, T0);
+    s.end();
+    let (second, _) = publish(&mut s, 3, T0 - 60_000); // a clock that went backwards
+    let names: Vec<SegmentName> = (first.iter().chain(&second))
+        .filter_map(|e| match e {
+            LlEffect::WriteSegment { name, .. } => Some(*name),
+            _ => None,
+        })
+        .collect();
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    let (playlist, _) = s.playlist();
+    let text = String::from_utf8(playlist.to_vec()).unwrap();
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    assert!(!text.contains("ENDLIST"));
+}

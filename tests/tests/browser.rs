@@ -49,6 +49,22 @@ fn channel_plays_in_chromium_and_follows_live_state() {
     );
     let width = browser.eval("return document.getElementById('player').videoWidth");
     assert_eq!(width, 1280);
+    // How far behind live the viewer is, from the playhead's PROGRAM-DATE-TIME: shown and
+    // plausible for plain HLS (three 2 s segments held back, plus the one being made).
+    let behind = wait_for(Duration::from_secs(10), || {
+        let ms = browser.eval(
+            "var l = document.getElementById('latency'); return l.getAttribute('data-ms') ? [Number(l.getAttribute('data-ms')), l.textContent] : null",
+        );
+        ms.as_array().cloned()
+    })
+    .expect("the latency readout appears while playing");
+    let ms = behind[0].as_f64().unwrap();
+    eprintln!("viewer behind live: {ms} ms ({})", behind[1]);
+    assert!((500.0..30_000.0).contains(&ms), "{behind:?}");
+    assert!(
+        behind[1].as_str().unwrap().ends_with("s behind live"),
+        "{behind:?}"
+    );
     browser.screenshot(&out_dir().join("screenshots/channel.png"));
 
     // The directory lists the channel.

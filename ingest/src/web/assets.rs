@@ -8,8 +8,10 @@ pub const HLS_JS_SHA256: &str = include_str!("../../assets/hls.min.js.sha256");
 /// hls.js's licence, served next to it.
 pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
 
-/// The channel page's script: attaches hls.js (or native HLS on Safari) and keeps the live state
-/// current by polling the channel API.
+/// The channel page's script: attaches hls.js (or native HLS on Safari), keeps the live state
+/// current by polling the channel API, and shows how far behind live the viewer is — the wall
+/// clock minus the EXT-X-PROGRAM-DATE-TIME at the playhead, which the origin stamps from each
+/// segment's first frame's arrival, so it counts everything after the encoder.
 pub const PLAYER_JS: &str = r#"(function () {
   var root = document.querySelector('[data-channel]');
   if (!root) return;
@@ -18,6 +20,7 @@ pub const PLAYER_JS: &str = r#"(function () {
   var state = document.getElementById('state');
   var uptime = document.getElementById('uptime');
   var offline = document.getElementById('offline');
+  var latency = document.getElementById('latency');
   var src = '/live/' + user + '/index.m3u8';
   var hls = null, since = null;
   window.boltstreamErrors = [];
@@ -60,7 +63,29 @@ pub const PLAYER_JS: &str = r#"(function () {
     fetch('/api/v1/channels/' + user, { cache: 'no-store' })
       .then(function (r) { return r.json(); }).then(render).catch(function () {});
   }
-  setInterval(function () { uptime.textContent = since ? 'live for ' + fmt((Date.now() - since) / 1000) : ''; }, 1000);
+  function playingDate() {
+    if (hls && hls.playingDate) return hls.playingDate.getTime();
+    if (!hls && video.getStartDate && video.getAttribute('data-playing')) {
+      var start = video.getStartDate().getTime();
+      if (!isNaN(start)) return start + video.currentTime * 1000;
+    }
+    return null;
+  }
+  function behind() {
+    var at = playingDate();
+    if (at === null || video.paused) {
+      latency.textContent = '';
+      latency.removeAttribute('data-ms');
+      return;
+    }
+    var ms = Math.max(0, Date.now() - at);
+    latency.setAttribute('data-ms', String(Math.round(ms)));
+    latency.textContent = (ms / 1000).toFixed(1) + ' s behind live';
+  }
+  setInterval(function () {
+    uptime.textContent = since ? 'live for ' + fmt((Date.now() - since) / 1000) : '';
+    behind();
+  }, 1000);
   setInterval(poll, 2000);
   poll();
 })();

@@ -108,6 +108,7 @@ pub fn channel(name: &str, live: bool) -> Markup {
                 h1 { (name) }
                 span #state .badge .live[live] { @if live { "LIVE" } @else { "OFFLINE" } }
                 span #uptime .muted .small {}
+                span #latency .muted .small title="How far behind the streamer you are watching" {}
             }
             div.player {
                 video #player controls playsinline muted hidden[!live] {}

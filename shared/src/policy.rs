@@ -17,6 +17,10 @@ pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
 /// HLS players on other origins (hls.js) fetch with XHR/fetch, so live media is shared with all.
 pub const CORS_ALLOW_ORIGIN: (&str, &str) = ("access-control-allow-origin", "*");
+/// Lets a cross-origin player read `Age`: hls.js uses it to tune in to a playlist an edge cache
+/// served a moment after it was made.
+pub const CORS_EXPOSE_HEADERS: (&str, &str) = ("access-control-expose-headers", "Age");
+const CORS_HEADERS: [(&str, &str); 2] = [CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS];
 /// Default playlist freshness: a live playlist changes every target duration (2 s).
 pub const DEFAULT_PLAYLIST_MAX_AGE: u32 = 1;
 /// Longest playlist max-age accepted: more would make viewers fall a segment behind.
@@ -92,9 +96,13 @@ impl Policy {
         }
     }
 
-    /// The CORS header for a route, on every status so players can read errors too.
-    pub fn cors(&self, route: &Route) -> Option<(&'static str, &'static str)> {
-        route.is_live().then_some(CORS_ALLOW_ORIGIN)
+    /// The CORS headers for a route, on every status so players can read errors too.
+    pub fn cors(&self, route: &Route) -> &'static [(&'static str, &'static str)] {
+        if route.is_live() {
+            &CORS_HEADERS
+        } else {
+            &[]
+        }
     }
 }
 
@@ -119,7 +127,7 @@ mod tests {
                 case.content_type,
                 "{case:?}"
             );
-            assert_eq!(policy.cors(&route).is_some(), case.cors, "{case:?}");
+            assert_eq!(!policy.cors(&route).is_empty(), case.cors, "{case:?}");
         }
     }
 

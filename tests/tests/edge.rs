@@ -38,6 +38,10 @@ fn edge_serves_canonical_cached_media_and_refuses_keys() {
     );
     assert_eq!(playlist.header("cache-control"), Some("public, max-age=1"));
     assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        playlist.header("access-control-expose-headers"),
+        Some("Age")
+    );
     let upper = get(envoy.addr, "/live/ALICE/index.m3u8");
     assert_eq!(upper.status, 200);
     assert!(upper.text().starts_with("#EXTM3U"));

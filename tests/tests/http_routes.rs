@@ -56,6 +56,10 @@ fn origin_headers_conditional_get_and_head() {
     assert_eq!(playlist.header("cache-control"), Some("public, max-age=1"));
     assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
     assert_eq!(
+        playlist.header("access-control-expose-headers"),
+        Some("Age")
+    );
+    assert_eq!(
         playlist.header("content-length").unwrap(),
         playlist.body.len().to_string()
     );

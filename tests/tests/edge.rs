@@ -220,6 +220,76 @@ fn the_edge_speaks_https_and_http2() {
     assert_eq!(status, 403);
 }
 
+/// An origin that answers every request after `delay`, counting them: a stand-in for one that
+/// holds a request (a blocking playlist reload, a part not yet made).
+fn slow_origin(
+    delay: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        // Bounded: the test makes far fewer connections than this.
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let seen = std::sync::Arc::clone(&seen);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                // One request per connection is enough for the test; keep-alive requests that
+                // follow are answered the same way.
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(delay);
+                    let body = b"#EXTM3U\n";
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: video/mp2t\r\ncache-control: public, max-age=31536000, immutable\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if stream
+                        .write_all(head.as_bytes())
+                        .and_then(|()| stream.write_all(body))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// Viewers asking the edge at once for an object it does not have yet reach the origin once:
+/// `cache_v2` makes the later requests wait for the first one's upstream fetch (the v1 cache filter
+/// sent each of them upstream).
+#[test]
+fn concurrent_misses_reach_the_origin_once() {
+    let (origin, count) = slow_origin(Duration::from_millis(700));
+    let envoy = Envoy::start(origin, r#"{"playlist_max_age": 1}"#);
+    let viewers: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = envoy.addr;
+            std::thread::spawn(move || get(addr, "/live/alice/1700000000000.ts").status)
+        })
+        .collect();
+    let statuses: Vec<u16> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "20 concurrent viewers, one origin request"
+    );
+}
+
 #[test]
 fn invalid_plugin_configuration_is_rejected_by_envoy() {
     let server = Server::start(&[]);

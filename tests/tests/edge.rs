@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use boltstream_ingest::http::ROUTE_LABELS;
 use boltstream_tests::envoy::Envoy;
-use boltstream_tests::http::{get, request};
+use boltstream_tests::http::{get, request, Response};
 use boltstream_tests::media::{Clip, Publisher};
 use boltstream_tests::server::Server;
 use boltstream_tests::wait_for;
@@ -19,19 +19,25 @@ fn origin_count(server: &Server, route: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {route} in {metrics}"))
 }
 
-#[test]
-fn edge_serves_canonical_cached_media_and_refuses_keys() {
+/// alice live behind the shipped Envoy: the server, her key, the edge, the publisher, and the
+/// first playlist the edge served under `path`.
+fn live_behind_edge(path: &str) -> (Server, String, Envoy, Publisher, Response) {
     let server = Server::start(&[]);
     let key = server.add_user("alice");
     let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
-    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
-
-    // Both spellings through the edge give the playlist.
-    let playlist = wait_for(Duration::from_secs(10), || {
-        let r = get(envoy.addr, "/live/alice.m3u8");
+    let publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let playlist = wait_for(Duration::from_secs(15), || {
+        let r = get(envoy.addr, path);
         (r.status == 200).then_some(r)
     })
     .expect("playlist through the edge");
+    (server, key, envoy, publisher, playlist)
+}
+
+#[test]
+fn edge_serves_canonical_cached_media_and_refuses_keys() {
+    // Both spellings through the edge give the playlist.
+    let (server, key, envoy, _publisher, playlist) = live_behind_edge("/live/alice.m3u8");
     assert_eq!(
         playlist.header("content-type"),
         Some("application/vnd.apple.mpegurl")
@@ -184,15 +190,7 @@ fn curl_tls(envoy: &Envoy, http: &str, path: &str) -> (String, u16, String, usiz
 /// that only speak it), with the same filter and cache as the plain listener.
 #[test]
 fn the_edge_speaks_https_and_http2() {
-    let server = Server::start(&[]);
-    let key = server.add_user("alice");
-    let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
-    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
-    let playlist = wait_for(Duration::from_secs(15), || {
-        let r = get(envoy.addr, "/live/alice/index.m3u8");
-        (r.status == 200).then_some(r)
-    })
-    .expect("playlist through the edge");
+    let (_server, key, envoy, _publisher, playlist) = live_behind_edge("/live/alice/index.m3u8");
     let name = playlist
         .text()
         .lines()

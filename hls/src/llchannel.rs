@@ -24,10 +24,12 @@ pub enum LlEffect {
         /// Its bytes.
         bytes: Bytes,
     },
-    /// Write an init section (`init<n>.mp4`).
+    /// Write an init section (`init<id>.mp4`).
     WriteInit {
-        /// Its number.
-        index: u32,
+        /// Its id: from the wall clock and never reused, like segment names, because an edge
+        /// caches it as immutable — a restarted server's first init section must not share a URL
+        /// with an earlier one.
+        id: u64,
         /// Its bytes.
         bytes: Bytes,
     },
@@ -59,8 +61,9 @@ pub struct LlChannelState {
     /// durations, their files until `retire_grace_ms`.
     delisted: VecDeque<(i64, SegmentName)>,
     retire_grace_ms: i64,
-    inits: HashMap<u32, Bytes>,
-    init: u32,
+    inits: HashMap<u64, Bytes>,
+    /// The current init section's id.
+    init: Option<u64>,
     /// The open segment's name.
     open: Option<SegmentName>,
     pending_discontinuity: bool,
@@ -81,7 +84,7 @@ impl LlChannelState {
             delisted: VecDeque::new(),
             retire_grace_ms,
             inits: HashMap::new(),
-            init: 0,
+            init: None,
             open: None,
             pending_discontinuity: false,
             last_name: 0,
@@ -98,7 +101,7 @@ impl LlChannelState {
 
     /// A publish begins: its first segment follows a discontinuity if anything came before.
     pub fn begin_publish(&mut self) {
-        if self.init > 0 {
+        if self.init.is_some() {
             self.pending_discontinuity = true;
         }
     }
@@ -108,15 +111,12 @@ impl LlChannelState {
         let mut effects = Vec::new();
         match output {
             Output::Init(bytes) => {
-                self.init += 1;
-                self.inits.insert(self.init, bytes.clone());
-                effects.push(LlEffect::WriteInit {
-                    index: self.init,
-                    bytes,
-                });
-                if self.init > 1 {
+                let id = self.reserve_name(now_ms).0;
+                if self.init.replace(id).is_some() {
                     self.pending_discontinuity = true;
                 }
+                self.inits.insert(id, bytes.clone());
+                effects.push(LlEffect::WriteInit { id, bytes });
                 return effects;
             }
             Output::Part(part) => self.part(part, now_ms),
@@ -155,7 +155,7 @@ impl LlChannelState {
             let discontinuity = std::mem::take(&mut self.pending_discontinuity);
             let start = part.segment_start_wall_ms;
             self.window
-                .begin_segment(name, start, discontinuity, self.init.max(1));
+                .begin_segment(name, start, discontinuity, self.init.unwrap_or(0));
             self.held.insert(
                 name,
                 Held {
@@ -235,8 +235,8 @@ impl LlChannelState {
     }
 
     /// An init section.
-    pub fn init_bytes(&self, index: u32) -> Option<Bytes> {
-        self.inits.get(&index).cloned()
+    pub fn init_bytes(&self, id: u64) -> Option<Bytes> {
+        self.inits.get(&id).cloned()
     }
 }
 

@@ -41,8 +41,8 @@ pub struct LlSegment {
     pub start_wall_ms: i64,
     /// Preceded by EXT-X-DISCONTINUITY.
     pub discontinuity: bool,
-    /// Which init section (`init<n>.mp4`) its parts need.
-    pub init: u32,
+    /// Which init section (`init<id>.mp4`) its parts need.
+    pub init: u64,
     /// Its parts so far, in order.
     pub parts: Vec<PartInfo>,
     /// Set when the segment is complete: its duration in microseconds.
@@ -95,7 +95,7 @@ impl LlWindow {
         name: SegmentName,
         start_wall_ms: i64,
         discontinuity: bool,
-        init: u32,
+        init: u64,
     ) {
         if self
             .segments

@@ -87,8 +87,11 @@ fn a_segment_is_its_parts_concatenated_and_every_listed_part_is_fetchable() {
         }
         assert_eq!(&joined[..], &bytes[..]);
     }
-    assert!(s.init_bytes(1).is_some() && s.init_bytes(2).is_none());
-    assert!(matches!(effects[0], LlEffect::WriteInit { index: 1, .. }));
+    let LlEffect::WriteInit { id, .. } = effects[0] else {
+        panic!("the init section comes first: {:?}", effects[0]);
+    };
+    assert!(s.init_bytes(id).is_some() && s.init_bytes(id + 1).is_none());
+    assert!(text.contains(&format!("#EXT-X-MAP:URI=\"init{id}.mp4\"")));
     // The first segment's date is its first frame's arrival.
     assert!(
         text.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z"),
@@ -168,6 +171,15 @@ fn a_republish_continues_after_a_discontinuity_with_names_that_never_repeat() {
         })
         .collect();
     assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    // Each publish's init section gets its own never-reused URL (an edge caches it as immutable).
+    let inits: Vec<u64> = (first.iter().chain(&second))
+        .filter_map(|e| match e {
+            LlEffect::WriteInit { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inits.len(), 2);
+    assert!(inits[0] < inits[1], "{inits:?}");
     let (playlist, _) = s.playlist();
     let text = String::from_utf8(playlist.to_vec()).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");

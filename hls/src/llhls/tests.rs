@@ -111,7 +111,7 @@ fn the_preload_hint_names_the_next_segment_between_segments_and_ends_with_the_st
 fn the_window_slides_and_counts_removed_discontinuities() {
     let mut w = window();
     for n in 0..9u64 {
-        w.begin_segment(SegmentName(n + 1), 0, n == 2, 1 + u32::from(n >= 2));
+        w.begin_segment(SegmentName(n + 1), 0, n == 2, 1 + u64::from(n >= 2));
         w.push_part(FIRST);
         let evicted = w.end_segment(Some(SegmentName(n + 2)));
         assert_eq!(evicted.len(), usize::from(n >= 6));
@@ -127,7 +127,7 @@ fn the_window_slides_and_counts_removed_discontinuities() {
 #[test]
 fn a_new_init_section_is_mapped_before_its_first_segment() {
     let mut w = window();
-    for (n, init) in [(1u64, 1u32), (2, 1), (3, 2)] {
+    for (n, init) in [(1u64, 1u64), (2, 1), (3, 2)] {
         w.begin_segment(SegmentName(n), 0, init == 2, init);
         w.push_part(FIRST);
         w.end_segment(None);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use boltstream_shared::route::Route;
+use boltstream_shared::route::{MediaKind, Route};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,15 +25,28 @@ pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Req
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         r
+    } else if matches!(route, Route::LivePlaylist { directives, .. } if !directives.is_empty()) {
+        // The MPEG-TS playlist does not offer blocking reload (no CAN-BLOCK-RELOAD), so a request
+        // that asks to block is refused rather than answered with a playlist that may not hold
+        // what it asked for — which an edge would then keep under that request's key.
+        respond::text(
+            StatusCode::BAD_REQUEST,
+            "this playlist does not support blocking reload\n",
+        )
     } else {
         let found = match route {
-            Route::LivePlaylist { user } => hls
+            Route::LivePlaylist { user, .. } => hls
                 .playlist(user)
                 .map(|p| (SegmentBody::Bytes(p.body), p.etag, p.modified_ms)),
-            Route::LiveSegment { user, name } => hls
+            Route::LiveSegment {
+                user,
+                name,
+                kind: MediaKind::Ts,
+            } => hls
                 .segment(user, name)
                 .await
                 .map(|(body, modified_ms)| (body, format!("\"{name}\""), modified_ms)),
+            // CMAF files are named by the low-latency output, which this origin does not serve yet.
             _ => None,
         };
         match found {

@@ -66,8 +66,38 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     ),
     case(
         "/live/alice/index.m3u8?_HLS_msn=3",
+        Expect::Playlist("/live/alice/index.m3u8?_HLS_msn=3"),
+    ),
+    // Blocking-reload directives are the cache key, in one order; anything else is dropped.
+    case(
+        "/live/Alice.m3u8?x=1&_HLS_part=2&_HLS_skip=YES&_HLS_msn=7&_HLS_msn=9",
+        Expect::Playlist("/live/alice/index.m3u8?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES"),
+    ),
+    case(
+        "/live/alice/index.m3u8?_HLS_msn=abc&_HLS_skip=no&cb=123",
         Expect::Playlist("/live/alice/index.m3u8"),
     ),
+    case(
+        "/live/alice/index.m3u8?_HLS_skip=v2",
+        Expect::Playlist("/live/alice/index.m3u8?_HLS_skip=v2"),
+    ),
+    // CMAF segments, parts and init sections.
+    case(
+        "/live/alice/1700000000000.m4s",
+        Expect::Segment("/live/alice/1700000000000.m4s"),
+    ),
+    case(
+        "/live/Alice/1700000000000.3.M4S",
+        Expect::Segment("/live/alice/1700000000000.3.m4s"),
+    ),
+    case(
+        "/live/alice/INIT1700000000000.mp4",
+        Expect::Segment("/live/alice/init1700000000000.mp4"),
+    ),
+    case("/live/alice/abc.m4s", Expect::Other),
+    case("/live/alice/1.2.3.m4s", Expect::Other),
+    case("/live/alice/init.mp4", Expect::Other),
+    case("/live/alice/1.mp4", Expect::Other),
     case(
         "/live/%61lice/index.m3u8",
         Expect::Playlist("/live/alice/index.m3u8"),
@@ -80,8 +110,7 @@ pub const ROUTE_CASES: &[RouteCase] = &[
         "/live/Alice/seg_01-a.TS",
         Expect::Segment("/live/alice/seg_01-a.ts"),
     ),
-    case("/live/alice/1.m4s", Expect::Other),
-    case("/live/alice/init.mp4", Expect::Other),
+    case("/live/alice/1.m4s", Expect::Segment("/live/alice/1.m4s")),
     case("/live/alice/a.b.ts", Expect::Other),
     case("/live/alice/.ts", Expect::Other),
     case("/live/al/index.m3u8", Expect::Other),
@@ -191,6 +220,8 @@ const PL_CC: Option<&str> = Some("public, max-age=1");
 const NO_STORE: Option<&str> = Some("no-store");
 const TS: Option<&str> = Some("video/mp2t");
 const M3U8: Option<&str> = Some("application/vnd.apple.mpegurl");
+const MP4: Option<&str> = Some("video/mp4");
+const BLOCKING_CC: Option<&str> = Some("public, max-age=60");
 
 /// The header-policy table.
 pub const POLICY_CASES: &[PolicyCase] = &[
@@ -204,6 +235,32 @@ pub const POLICY_CASES: &[PolicyCase] = &[
     policy("/live/alice/index.m3u8", 304, PL_CC, M3U8, true),
     policy("/live/alice/index.m3u8", 404, NO_STORE, None, true),
     policy("/live/alice/index.m3u8", 500, NO_STORE, None, true),
+    policy(
+        "/live/alice/index.m3u8?_HLS_msn=4&_HLS_part=1",
+        200,
+        BLOCKING_CC,
+        M3U8,
+        true,
+    ),
+    policy(
+        "/live/alice/index.m3u8?_HLS_msn=9",
+        400,
+        NO_STORE,
+        None,
+        true,
+    ),
+    policy(
+        "/live/alice/index.m3u8?_HLS_msn=5",
+        503,
+        NO_STORE,
+        None,
+        true,
+    ),
+    policy("/live/alice/index.m3u8?cb=1", 200, PL_CC, M3U8, true),
+    policy("/live/alice/1700000000000.m4s", 200, SEG_CC, MP4, true),
+    policy("/live/alice/1700000000000.2.m4s", 200, SEG_CC, MP4, true),
+    policy("/live/alice/init1700000000000.mp4", 200, SEG_CC, MP4, true),
+    policy("/live/alice/1700000000000.2.m4s", 404, NO_STORE, None, true),
     policy("/", 200, None, None, false),
     policy("/api/v1/channels", 200, None, None, false),
     policy("/internal/health", 200, None, None, false),

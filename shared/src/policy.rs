@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
-use crate::route::Route;
+use crate::route::{MediaKind, Route};
 
 /// Segments never change under a name (names are never reused), so they are cacheable forever.
 pub const SEGMENT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -15,6 +15,12 @@ pub const ERROR_CACHE_CONTROL: &str = "no-store";
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 /// Media type of MPEG-TS segments.
 pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
+/// Media type of CMAF segments, parts and init sections.
+pub const CMAF_CONTENT_TYPE: &str = "video/mp4";
+/// A blocking playlist response stays a right answer to its request (it holds the segment or part
+/// asked for) however old it is, so an edge may keep serving it to every viewer who asks the same;
+/// a minute, as OvenMediaEngine does.
+pub const BLOCKING_PLAYLIST_CACHE_CONTROL: &str = "public, max-age=60";
 /// HLS players on other origins (hls.js) fetch with XHR/fetch, so live media is shared with all.
 pub const CORS_ALLOW_ORIGIN: (&str, &str) = ("access-control-allow-origin", "*");
 /// Lets a cross-origin player read `Age`: hls.js uses it to tune in to a playlist an edge cache
@@ -76,8 +82,12 @@ impl Policy {
         let success = matches!(status, 200 | 206 | 304);
         match route {
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
-            Route::LivePlaylist { .. } if success && status != 206 => {
-                Some(&self.playlist_cache_control)
+            Route::LivePlaylist { directives, .. } if success && status != 206 => {
+                if directives.is_empty() {
+                    Some(&self.playlist_cache_control)
+                } else {
+                    Some(BLOCKING_PLAYLIST_CACHE_CONTROL)
+                }
             }
             Route::LiveSegment { .. } | Route::LivePlaylist { .. } => Some(ERROR_CACHE_CONTROL),
             _ => None,
@@ -91,7 +101,11 @@ impl Policy {
         }
         match route {
             Route::LivePlaylist { .. } => Some(PLAYLIST_CONTENT_TYPE),
-            Route::LiveSegment { .. } => Some(SEGMENT_CONTENT_TYPE),
+            Route::LiveSegment {
+                kind: MediaKind::Ts,
+                ..
+            } => Some(SEGMENT_CONTENT_TYPE),
+            Route::LiveSegment { .. } => Some(CMAF_CONTENT_TYPE),
             _ => None,
         }
     }

@@ -28,13 +28,18 @@ pub enum Route {
     LivePlaylist {
         /// The channel.
         user: Username,
+        /// Low-latency blocking-reload directives from the query.
+        directives: Directives,
     },
-    /// One MPEG-TS segment of a channel.
+    /// One media file of a channel: an MPEG-TS segment, or a CMAF segment, part or init section.
     LiveSegment {
         /// The channel.
         user: Username,
-        /// The file name without extension, as the origin named it.
+        /// The file name without extension, as the origin named it (`<n>`, `<n>.<part>`,
+        /// `init<n>`).
         name: String,
+        /// Which kind of file.
+        kind: MediaKind,
     },
     /// Operator-only paths (`/internal/...`): health, metrics. Never served through an edge.
     Internal,
@@ -44,6 +49,105 @@ pub enum Route {
     Rejected(Rejection),
     /// Anything else (website, API, assets): passed through untouched by the edge.
     Other,
+}
+
+/// The kind of a live media file, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    /// `<n>.ts`: an MPEG-TS segment.
+    Ts,
+    /// `<n>.m4s` or `<n>.<part>.m4s`: a CMAF segment or part.
+    Fmp4,
+    /// `init<n>.mp4`: a CMAF init section.
+    Init,
+}
+
+impl MediaKind {
+    fn extension(self) -> &'static str {
+        match self {
+            MediaKind::Ts => "ts",
+            MediaKind::Fmp4 => "m4s",
+            MediaKind::Init => "mp4",
+        }
+    }
+}
+
+/// The blocking-reload directives of a low-latency playlist request (`_HLS_msn`, `_HLS_part`,
+/// `_HLS_skip`). They are part of the object's cache key, always in this order and spelling, so
+/// two spellings of one request are one object at the edge; any other query is dropped, so a
+/// random parameter cannot split the cache or reach the origin. A value that is not a number (or
+/// `YES`/`v2` for skip) is dropped too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// `_HLS_msn`: hold until this media sequence number is in the playlist.
+    pub msn: Option<u64>,
+    /// `_HLS_part`: and this part of it.
+    pub part: Option<u64>,
+    /// `_HLS_skip`: a delta update is acceptable.
+    pub skip: Option<Skip>,
+}
+
+/// `_HLS_skip`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// `YES`: skip old media segments.
+    Yes,
+    /// `v2`: also skip old date-range tags.
+    V2,
+}
+
+impl Directives {
+    /// Reads the directives from a decoded query string.
+    fn parse(query: &str) -> Self {
+        let mut d = Directives::default();
+        let number = |v: &str| {
+            (!v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| v.parse().ok())
+                .flatten()
+        };
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "_HLS_msn" if d.msn.is_none() => d.msn = number(value),
+                "_HLS_part" if d.part.is_none() => d.part = number(value),
+                "_HLS_skip" if d.skip.is_none() => {
+                    d.skip = match value {
+                        "YES" => Some(Skip::Yes),
+                        "v2" => Some(Skip::V2),
+                        _ => None,
+                    }
+                }
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// True when no directive is present.
+    pub fn is_empty(&self) -> bool {
+        *self == Directives::default()
+    }
+
+    /// The query in its one canonical form (empty when no directive is present).
+    fn query(&self) -> String {
+        let mut out = String::new();
+        let mut put = |name: &str, value: &dyn core::fmt::Display| {
+            out.push(if out.is_empty() { '?' } else { '&' });
+            out.push_str(&format!("{name}={value}"));
+        };
+        if let Some(msn) = self.msn {
+            put("_HLS_msn", &msn);
+        }
+        if let Some(part) = self.part {
+            put("_HLS_part", &part);
+        }
+        match self.skip {
+            Some(Skip::Yes) => put("_HLS_skip", &"YES"),
+            Some(Skip::V2) => put("_HLS_skip", &"v2"),
+            None => {}
+        }
+        out
+    }
 }
 
 /// Why a path was rejected outright.
@@ -65,8 +169,12 @@ impl Route {
     /// The one path under which this object is cached and served; `None` for non-live routes.
     pub fn canonical_path(&self) -> Option<String> {
         match self {
-            Route::LivePlaylist { user } => Some(format!("/live/{user}/index.m3u8")),
-            Route::LiveSegment { user, name } => Some(format!("/live/{user}/{name}.ts")),
+            Route::LivePlaylist { user, directives } => {
+                Some(format!("/live/{user}/index.m3u8{}", directives.query()))
+            }
+            Route::LiveSegment { user, name, kind } => {
+                Some(format!("/live/{user}/{name}.{}", kind.extension()))
+            }
             _ => None,
         }
     }
@@ -94,6 +202,16 @@ impl Route {
 /// edge asks this first: nearly every request a player sends is canonical, and the filter's cost
 /// per request is what an edge multiplies by its request rate.
 pub fn is_canonical_live(target: &[u8]) -> bool {
+    if target.contains(&b'?') {
+        // Only blocking playlist requests carry a canonical query; they are rarer than media
+        // fetches, and their form has more to check, so they take the full path.
+        return match classify(target) {
+            route @ Route::LivePlaylist { .. } => route
+                .canonical_path()
+                .is_some_and(|c| c.as_bytes() == target),
+            _ => false,
+        };
+    }
     let Some(rest) = target.strip_prefix(b"/live/") else {
         return false;
     };
@@ -106,11 +224,15 @@ pub fn is_canonical_live(target: &[u8]) -> bool {
             .iter()
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !username::RESERVED.iter().any(|r| r.as_bytes() == user);
-    let file_ok = file == b"index.m3u8"
-        || file
-            .strip_suffix(b".ts")
+    let named = |ext: &[u8], rule: fn(&str) -> bool| {
+        file.strip_suffix(ext)
             .and_then(|name| core::str::from_utf8(name).ok())
-            .is_some_and(is_segment_name);
+            .is_some_and(rule)
+    };
+    let file_ok = file == b"index.m3u8"
+        || named(b".ts", is_segment_name)
+        || named(b".m4s", is_cmaf_name)
+        || named(b".mp4", |n| n.starts_with("init") && is_init_name(n));
     user_ok && file_ok && !key::contains_key(target)
 }
 
@@ -150,7 +272,13 @@ pub fn classify(target: &[u8]) -> Route {
     if segments.iter().any(|s| *s == "." || *s == "..") {
         return Route::Rejected(Rejection::Traversal);
     }
-    classify_segments(&segments)
+    match classify_segments(&segments) {
+        Route::LivePlaylist { user, .. } => Route::LivePlaylist {
+            user,
+            directives: Directives::parse(core::str::from_utf8(&query).unwrap_or_default()),
+        },
+        route => route,
+    }
 }
 
 /// A decoded path's segments with empty ones dropped: `//internal`, `/live//alice/` and
@@ -210,7 +338,10 @@ fn classify_segments(segments: &[&str]) -> Route {
     }
     match segments[1..] {
         [alias] => match strip_suffix_ignore_case(alias, ".m3u8").map(Username::parse) {
-            Some(Ok(user)) => Route::LivePlaylist { user },
+            Some(Ok(user)) => Route::LivePlaylist {
+                user,
+                directives: Directives::default(),
+            },
             _ => Route::Other,
         },
         [user, file] => {
@@ -218,19 +349,62 @@ fn classify_segments(segments: &[&str]) -> Route {
                 return Route::Other;
             };
             if file.eq_ignore_ascii_case("index.m3u8") {
-                return Route::LivePlaylist { user };
-            }
-            // `.m4s`/`.mp4` (fMP4/CMAF) are reserved for a later packager and fall through to Other.
-            match strip_suffix_ignore_case(file, ".ts") {
-                Some(name) if is_segment_name(name) => Route::LiveSegment {
+                return Route::LivePlaylist {
                     user,
-                    name: String::from(name),
+                    directives: Directives::default(),
+                };
+            }
+            let kinds: [(&str, NameRule, MediaKind); 3] = [
+                (".ts", is_segment_name, MediaKind::Ts),
+                (".m4s", is_cmaf_name, MediaKind::Fmp4),
+                (".mp4", is_init_name, MediaKind::Init),
+            ];
+            let found = kinds.into_iter().find_map(|(ext, rule, kind)| {
+                strip_suffix_ignore_case(file, ext)
+                    .filter(|name| rule(name))
+                    .map(|name| (name, kind))
+            });
+            match found {
+                Some((name, kind)) => Route::LiveSegment {
+                    user,
+                    // TS names are served as spelled; CMAF names are digits (and `init`).
+                    name: match kind {
+                        MediaKind::Ts => String::from(name),
+                        _ => name.to_ascii_lowercase(),
+                    },
+                    kind,
                 },
                 _ => Route::Other,
             }
         }
         _ => Route::Other,
     }
+}
+
+/// Whether a file name (without its extension) is one the origin gives.
+type NameRule = fn(&str) -> bool;
+
+/// `<n>` or `<n>.<part>`: the CMAF names the origin gives segments and parts (digits only).
+fn is_cmaf_name(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    name.len() <= MAX_SEGMENT_NAME_LEN
+        && match name.split_once('.') {
+            Some((segment, part)) => digits(segment) && digits(part),
+            None => digits(name),
+        }
+}
+
+/// `init<n>`.
+fn is_init_name(name: &str) -> bool {
+    name.len() <= MAX_SEGMENT_NAME_LEN
+        && strip_prefix_ignore_case(name, "init")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn is_segment_name(name: &str) -> bool {

@@ -218,20 +218,17 @@ fn the_edge_speaks_https_and_http2() {
     assert_eq!(status, 403);
 }
 
-/// An origin that answers every request after `delay`, counting them: a stand-in for one that
-/// holds a request (a blocking playlist reload, a part not yet made).
-fn slow_origin(
-    delay: Duration,
-) -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
+/// The request targets an origin saw.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// An origin that answers every request after `delay`, keeping the request targets it saw: a
+/// stand-in for one that holds a request (a blocking playlist reload, a part not yet made).
+fn slow_origin(delay: Duration) -> (std::net::SocketAddr, Seen) {
     use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let count = std::sync::Arc::new(AtomicUsize::new(0));
-    let seen = std::sync::Arc::clone(&count);
+    let targets: Seen = Default::default();
+    let seen = std::sync::Arc::clone(&targets);
     std::thread::spawn(move || {
         // Bounded: the test makes far fewer connections than this.
         for stream in listener.incoming().take(64) {
@@ -245,11 +242,14 @@ fn slow_origin(
                     if n == 0 || !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
                         break;
                     }
-                    seen.fetch_add(1, Ordering::SeqCst);
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let target = head.split_whitespace().nth(1).unwrap_or_default();
+                    seen.lock().unwrap().push(target.to_string());
                     std::thread::sleep(delay);
                     let body = b"#EXTM3U\n";
                     let head = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: video/mp2t\r\ncache-control: public, max-age=31536000, immutable\r\ncontent-length: {}\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\ndate: {}\r\ncontent-type: video/mp2t\r\ncache-control: public, max-age=31536000, immutable\r\ncontent-length: {}\r\n\r\n",
+                        httpdate::fmt_http_date(std::time::SystemTime::now()),
                         body.len()
                     );
                     if stream
@@ -263,7 +263,7 @@ fn slow_origin(
             });
         }
     });
-    (addr, count)
+    (addr, targets)
 }
 
 /// Viewers asking the edge at once for an object it does not have yet reach the origin once:
@@ -271,7 +271,7 @@ fn slow_origin(
 /// sent each of them upstream).
 #[test]
 fn concurrent_misses_reach_the_origin_once() {
-    let (origin, count) = slow_origin(Duration::from_millis(700));
+    let (origin, seen) = slow_origin(Duration::from_millis(700));
     let envoy = Envoy::start(origin, r#"{"playlist_max_age": 1}"#);
     let viewers: Vec<_> = (0..20)
         .map(|_| {
@@ -282,9 +282,44 @@ fn concurrent_misses_reach_the_origin_once() {
     let statuses: Vec<u16> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(
-        count.load(std::sync::atomic::Ordering::SeqCst),
+        seen.lock().unwrap().len(),
         1,
         "20 concurrent viewers, one origin request"
+    );
+}
+
+/// A blocking playlist request is cached under its `_HLS_*` directives in one order, whatever
+/// order or extra parameters the player sent; other directives are other objects.
+#[test]
+fn blocking_requests_are_cached_under_their_directives_only() {
+    let (origin, seen) = slow_origin(Duration::from_millis(10));
+    let envoy = Envoy::start(origin, r#"{"playlist_max_age": 1}"#);
+    for path in [
+        "/live/alice/index.m3u8?_HLS_part=1&_HLS_msn=5&cb=913",
+        "/live/Alice.m3u8?_HLS_msn=5&_HLS_part=1",
+        "/live/alice/index.m3u8?_HLS_msn=5&x=1&_HLS_part=1&_HLS_msn=8",
+    ] {
+        let r = get(envoy.addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("public, max-age=60"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["/live/alice/index.m3u8?_HLS_msn=5&_HLS_part=1".to_string()],
+        "one object, in its canonical form"
+    );
+    assert_eq!(
+        get(envoy.addr, "/live/alice/index.m3u8?_HLS_msn=6").status,
+        200
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "another request, another object"
     );
 }
 

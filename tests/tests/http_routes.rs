@@ -59,6 +59,16 @@ fn origin_headers_conditional_get_and_head() {
         playlist.header("access-control-expose-headers"),
         Some("Age")
     );
+    // The MPEG-TS playlist does not block: a blocking request is refused, uncached, rather than
+    // answered with a playlist that may lack what it asked for.
+    let blocking = get(
+        server.http,
+        "/live/alice/index.m3u8?_HLS_msn=99&_HLS_part=0",
+    );
+    assert_eq!(blocking.status, 400);
+    assert_eq!(blocking.header("cache-control"), Some("no-store"));
+    // Any other query is ignored: the same playlist.
+    assert_eq!(get(server.http, "/live/alice/index.m3u8?cb=1").status, 200);
     assert_eq!(
         playlist.header("content-length").unwrap(),
         playlist.body.len().to_string()

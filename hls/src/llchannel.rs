@@ -219,6 +219,12 @@ impl LlChannelState {
         (self.playlist.clone(), self.version)
     }
 
+    /// The playlist as a delta update, for a request with `_HLS_skip` (see
+    /// [`LlWindow::render_delta`]); rendered on demand, as few players ask for it.
+    pub fn playlist_delta(&self) -> Bytes {
+        Bytes::from(self.window.render_delta(true))
+    }
+
     /// Whether a blocking request can be answered now (see [`LlWindow::blocking`]).
     pub fn blocking(&self, msn: Option<u64>, part: Option<u64>) -> Blocking {
         self.window.blocking(msn, part)

@@ -240,17 +240,57 @@ impl LlWindow {
 
     /// The playlist text.
     pub fn render(&self) -> String {
+        self.render_delta(false)
+    }
+
+    /// CAN-SKIP-UNTIL, in seconds: six target durations (the spec's least), offered only when the
+    /// window is longer than that, so a delta update has something to leave out.
+    fn skip_until_s(&self) -> Option<u64> {
+        let until = 6 * self.target_s;
+        (self.config.window as u64 * self.target_s > until).then_some(until)
+    }
+
+    /// How many of the oldest segments a delta update leaves out: the complete ones that end at
+    /// least CAN-SKIP-UNTIL before the playlist's end.
+    fn skippable(&self, until_s: u64) -> usize {
+        let until = until_s * 1_000_000;
+        let mut after = 0;
+        let mut skippable = 0;
+        for (i, s) in self.segments.iter().enumerate().rev() {
+            if after >= until && s.duration_us.is_some() {
+                skippable = i + 1;
+                break;
+            }
+            after += s
+                .duration_us
+                .unwrap_or_else(|| s.parts.iter().map(|p| p.duration_us).sum());
+        }
+        skippable
+    }
+
+    /// The playlist text; with `skip` (a request's `_HLS_skip`), a delta update (§4.4.5.2): the
+    /// oldest segments replaced by EXT-X-SKIP when the server offers CAN-SKIP-UNTIL, the whole
+    /// playlist otherwise. Media sequence and discontinuity sequence stay those of the full
+    /// playlist, so a player places what follows.
+    pub fn render_delta(&self, skip: bool) -> String {
         let part_target = self.config.part_target_us as f64 / 1e6;
         let mut out = String::with_capacity(512 + self.segments.len() * 400);
         let first = self
             .segments
             .front()
             .map_or(self.next_sequence, |s| s.sequence);
+        let until = self.skip_until_s();
+        let skipped = match until {
+            Some(until) if skip => self.skippable(until),
+            _ => 0,
+        };
+        let can_skip = until.map_or(String::new(), |u| format!(",CAN-SKIP-UNTIL={u}.000"));
         let _ = write!(
             out,
-            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{}\n\
-             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
+            "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{}\n\
+             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES{can_skip},PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
              #EXT-X-PART-INF:PART-TARGET={:.5}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+            if until.is_some() { 9 } else { 6 },
             self.target_s,
             3.0 * part_target,
             3.0 * self.target_s as f64,
@@ -264,9 +304,12 @@ impl LlWindow {
                 self.discontinuity_sequence
             );
         }
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
         let parts_from = self.parts_listed_from();
         let mut init = None;
-        for (i, s) in self.segments.iter().enumerate() {
+        for (i, s) in self.segments.iter().enumerate().skip(skipped) {
             if s.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }

@@ -188,3 +188,63 @@ fn past_a_complete_segments_last_part_waits_for_the_next_segment() {
     assert_eq!(w.blocking(Some(2), Some(0)), Blocking::Wait);
     assert_eq!(w.blocking(Some(1), Some(5)), Blocking::Ready);
 }
+
+#[test]
+fn a_long_window_offers_delta_updates_that_skip_the_oldest_segments() {
+    let mut w = LlWindow::new(LlConfig {
+        target_s: 2,
+        part_target_us: 333_333,
+        window: 10,
+    });
+    for n in 0..10u64 {
+        w.begin_segment(SegmentName(100 + n), 0, false, 1);
+        w.push_part(FIRST);
+        for _ in 1..6 {
+            w.push_part(PART);
+        }
+        w.end_segment(Some(SegmentName(101 + n)));
+    }
+    w.begin_segment(SegmentName(110), 0, false, 1);
+    w.push_part(FIRST);
+    w.push_part(PART);
+    let full = w.render();
+    assert!(
+        full.contains("CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,"),
+        "{full}"
+    );
+    assert!(full.contains("#EXT-X-VERSION:9\n"));
+    assert!(!full.contains("#EXT-X-SKIP"));
+    let delta = w.render_delta(true);
+    // 20.67 s listed; the four segments ending at 2, 4, 6 and 8 s end 12 s or more before the end.
+    assert!(
+        delta.contains("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"),
+        "{delta}"
+    );
+    for name in 100..104 {
+        assert!(!delta.contains(&format!("{name}.m4s")), "{name} skipped");
+    }
+    assert!(delta.contains("\n104.m4s\n"));
+    // The first segment listed after the skip still says which init section it needs.
+    let map = delta.find("#EXT-X-MAP:").unwrap();
+    assert!(map < delta.find("104.m4s").unwrap());
+    assert_eq!(
+        delta
+            .lines()
+            .filter(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+            .count(),
+        6
+    );
+}
+
+#[test]
+fn a_short_window_has_nothing_to_skip_and_says_so() {
+    let w = filled(5, 2);
+    let full = w.render();
+    assert!(!full.contains("CAN-SKIP-UNTIL"), "{full}");
+    assert!(full.contains("#EXT-X-VERSION:6\n"));
+    assert_eq!(
+        w.render_delta(true),
+        full,
+        "a skip request gets the whole playlist"
+    );
+}

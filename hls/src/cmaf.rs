@@ -239,6 +239,8 @@ impl PartPackager {
         Ok(ms)
     }
 
+    /// Long because each arm of the cut decision (first keyframe, segment end, no keyframe for too
+    /// long, part end) reads best beside the others.
     fn video(
         &mut self,
         raw: u32,
@@ -384,14 +386,7 @@ impl PartPackager {
                 Some(_) => {}
             }
         }
-        let anchored = (ms.max(0) * rate / 1000) as u64;
-        let dts = match self.audio_next {
-            Some(next) if (next as i64 - anchored as i64).abs() * 1000 / rate <= AUDIO_DRIFT_MS => {
-                next
-            }
-            _ => anchored,
-        };
-        self.audio_next = Some(dts + 1024);
+        let dts = self.audio_dts(ms, rate);
         self.open_bytes += frame.len() as u64;
         self.part.audio.push((
             ms,
@@ -408,6 +403,20 @@ impl PartPackager {
         }
         self.end_ms = self.end_ms.max(ms + frame_ms);
         Ok(())
+    }
+
+    /// The decode time (in samples) of the AAC frame at `ms`: the running count of 1024-sample
+    /// frames, re-anchored to the publisher's clock when the two part by more than the drift bound.
+    fn audio_dts(&mut self, ms: i64, rate: i64) -> u64 {
+        let anchored = (ms.max(0) * rate / 1000) as u64;
+        let dts = match self.audio_next {
+            Some(next) if (next as i64 - anchored as i64).abs() * 1000 / rate <= AUDIO_DRIFT_MS => {
+                next
+            }
+            _ => anchored,
+        };
+        self.audio_next = Some(dts + 1024);
+        dts
     }
 
     fn start_segment(&mut self, ms: i64, wall_ms: i64, out: &mut Vec<Output>) {

@@ -273,7 +273,6 @@ impl LlWindow {
     /// playlist otherwise. Media sequence and discontinuity sequence stay those of the full
     /// playlist, so a player places what follows.
     pub fn render_delta(&self, skip: bool) -> String {
-        let part_target = self.config.part_target_us as f64 / 1e6;
         let mut out = String::with_capacity(512 + self.segments.len() * 400);
         let first = self
             .segments
@@ -284,26 +283,7 @@ impl LlWindow {
             Some(until) if skip => self.skippable(until),
             _ => 0,
         };
-        let can_skip = until.map_or(String::new(), |u| format!(",CAN-SKIP-UNTIL={u}.000"));
-        let _ = write!(
-            out,
-            "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{}\n\
-             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES{can_skip},PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
-             #EXT-X-PART-INF:PART-TARGET={:.5}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
-            if until.is_some() { 9 } else { 6 },
-            self.target_s,
-            3.0 * part_target,
-            3.0 * self.target_s as f64,
-            part_target,
-            first
-        );
-        if self.discontinuity_sequence > 0 {
-            let _ = writeln!(
-                out,
-                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
-                self.discontinuity_sequence
-            );
-        }
+        self.write_header(&mut out, first, until);
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
@@ -347,6 +327,32 @@ impl LlWindow {
             let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"");
         }
         out
+    }
+
+    /// The tags before the first segment: version, target, server control, part target, media
+    /// and discontinuity sequences.
+    fn write_header(&self, out: &mut String, first: u64, skip_until: Option<u64>) {
+        let part_target = self.config.part_target_us as f64 / 1e6;
+        let can_skip = skip_until.map_or(String::new(), |u| format!(",CAN-SKIP-UNTIL={u}.000"));
+        let _ = write!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{}\n\
+             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES{can_skip},PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
+             #EXT-X-PART-INF:PART-TARGET={:.5}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+            if skip_until.is_some() { 9 } else { 6 },
+            self.target_s,
+            3.0 * part_target,
+            3.0 * self.target_s as f64,
+            part_target,
+            first
+        );
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(
+                out,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
+        }
     }
 
     /// The URI of the part after the newest: in the open segment, or the first of the next.

@@ -59,7 +59,8 @@ impl Bits {
 const HIGH_PROFILES: [u32; 12] = [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134];
 
 /// Width and height in pixels, after cropping, of the SPS NAL unit `nal` (its header byte
-/// included).
+/// included). Long because it reads the SPS syntax (§7.3.2.1.1) field by field in the
+/// standard's order, which is easiest to check against the table as one piece.
 pub fn dimensions(nal: &[u8]) -> Option<(u16, u16)> {
     if nal.first()? & 0x1f != 7 {
         return None;

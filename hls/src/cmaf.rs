@@ -99,8 +99,10 @@ struct OpenPart {
     start_ms: i64,
     video: Vec<Sample>,
     video_base: u64,
-    /// Audio frames with their publisher time (ms), waiting for the part they start in.
-    audio: Vec<(i64, u64, Sample)>,
+    /// Audio frames waiting for the part they start in, and beside them each one's publisher
+    /// time (ms) and decode time: kept apart so the frames go to the writer as they are.
+    audio: Vec<Sample>,
+    audio_times: Vec<(i64, u64)>,
     independent: bool,
 }
 
@@ -388,16 +390,13 @@ impl PartPackager {
         }
         let dts = self.audio_dts(ms, rate);
         self.open_bytes += frame.len() as u64;
-        self.part.audio.push((
-            ms,
-            dts,
-            Sample {
-                duration: 1024,
-                composition_offset: 0,
-                sync: true,
-                data: frame,
-            },
-        ));
+        self.part.audio_times.push((ms, dts));
+        self.part.audio.push(Sample {
+            duration: 1024,
+            composition_offset: 0,
+            sync: true,
+            data: frame,
+        });
         if !video {
             self.part.independent = true;
         }
@@ -472,11 +471,12 @@ impl PartPackager {
             return;
         };
         let start_ms = self.part.start_ms;
-        let split = (self.part.audio.iter())
-            .position(|(ms, _, _)| *ms >= end_ms)
-            .unwrap_or(self.part.audio.len());
+        let split = (self.part.audio_times.iter())
+            .position(|(ms, _)| *ms >= end_ms)
+            .unwrap_or(self.part.audio_times.len());
         let later = self.part.audio.split_off(split);
-        let carried: u64 = later.iter().map(|(_, _, s)| s.data.len() as u64).sum();
+        let later_times = self.part.audio_times.split_off(split);
+        let carried: u64 = later.iter().map(|s| s.data.len() as u64).sum();
         let held: u64 = self.held.as_ref().map_or(0, |h| h.data.len() as u64);
         self.open_bytes = carried + held;
         let part = std::mem::replace(
@@ -484,10 +484,10 @@ impl PartPackager {
             OpenPart {
                 start_ms: end_ms,
                 audio: later,
+                audio_times: later_times,
                 ..OpenPart::default()
             },
         );
-        let audio: Vec<Sample> = part.audio.iter().map(|(_, _, s)| s.clone()).collect();
         let mut runs = Vec::with_capacity(2);
         if !part.video.is_empty() {
             runs.push(Run {
@@ -496,11 +496,11 @@ impl PartPackager {
                 samples: &part.video,
             });
         }
-        if let Some((_, base, _)) = part.audio.first() {
+        if let Some((_, base)) = part.audio_times.first() {
             runs.push(Run {
                 track: AUDIO_TRACK,
                 base_decode_time: *base,
-                samples: &audio,
+                samples: &part.audio,
             });
         }
         if runs.is_empty() {

@@ -19,9 +19,9 @@ fn origin_count(server: &Server, route: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {route} in {metrics}"))
 }
 
-/// alice live behind the shipped Envoy: the server, her key, the edge, the publisher, and the
-/// first playlist the edge served under `path`.
-fn live_behind_edge(path: &str) -> (Server, String, Envoy, Publisher, Response) {
+/// alice live behind the shipped Envoy: the server, her key, the edge, the publisher, the first
+/// playlist the edge served under `path`, and the name of a segment it lists.
+fn live_behind_edge(path: &str) -> (Server, String, Envoy, Publisher, Response, String) {
     let server = Server::start(&[]);
     let key = server.add_user("alice");
     let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
@@ -31,13 +31,19 @@ fn live_behind_edge(path: &str) -> (Server, String, Envoy, Publisher, Response) 
         (r.status == 200).then_some(r)
     })
     .expect("playlist through the edge");
-    (server, key, envoy, publisher, playlist)
+    let segment = playlist
+        .text()
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .expect("a segment listed")
+        .to_string();
+    (server, key, envoy, publisher, playlist, segment)
 }
 
 #[test]
 fn edge_serves_canonical_cached_media_and_refuses_keys() {
     // Both spellings through the edge give the playlist.
-    let (server, key, envoy, _publisher, playlist) = live_behind_edge("/live/alice.m3u8");
+    let (server, key, envoy, _publisher, playlist, name) = live_behind_edge("/live/alice.m3u8");
     assert_eq!(
         playlist.header("content-type"),
         Some("application/vnd.apple.mpegurl")
@@ -53,12 +59,6 @@ fn edge_serves_canonical_cached_media_and_refuses_keys() {
     assert!(upper.text().starts_with("#EXTM3U"));
 
     // A segment: immutable, and the second fetch is Envoy's cache (the origin sees it once).
-    let name = playlist
-        .text()
-        .lines()
-        .find(|l| l.ends_with(".ts"))
-        .unwrap()
-        .to_string();
     let before = origin_count(&server, "live_segment");
     let first = get(envoy.addr, &format!("/live/alice/{name}"));
     assert_eq!(first.status, 200);
@@ -190,13 +190,7 @@ fn curl_tls(envoy: &Envoy, http: &str, path: &str) -> (String, u16, String, usiz
 /// that only speak it), with the same filter and cache as the plain listener.
 #[test]
 fn the_edge_speaks_https_and_http2() {
-    let (_server, key, envoy, _publisher, playlist) = live_behind_edge("/live/alice/index.m3u8");
-    let name = playlist
-        .text()
-        .lines()
-        .find(|l| l.ends_with(".ts"))
-        .unwrap()
-        .to_string();
+    let (_server, key, envoy, _publisher, _, name) = live_behind_edge("/live/alice/index.m3u8");
     let (version, status, headers, _) = curl_tls(&envoy, "--http2", "/live/alice.m3u8");
     assert_eq!((version.as_str(), status), ("2", 200), "{headers}");
     assert!(

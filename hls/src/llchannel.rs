@@ -45,6 +45,17 @@ pub enum LlEffect {
     },
 }
 
+/// A part, as a request for it finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartLookup {
+    /// Complete: its bytes.
+    Ready(Bytes),
+    /// The part the preload hint names: not yet complete.
+    Hinted,
+    /// Neither listed nor hinted (or no longer fetchable).
+    Missing,
+}
+
 /// What players fetch of one segment.
 struct Held {
     parts: Vec<Bytes>,
@@ -66,6 +77,9 @@ pub struct LlChannelState {
     init: Option<u64>,
     /// The open segment's name.
     open: Option<SegmentName>,
+    /// The name the next segment gets, reserved when the last one ended: the preload hint
+    /// already names its first part.
+    next: Option<SegmentName>,
     pending_discontinuity: bool,
     last_name: u64,
     version: u64,
@@ -86,6 +100,7 @@ impl LlChannelState {
             inits: HashMap::new(),
             init: None,
             open: None,
+            next: None,
             pending_discontinuity: false,
             last_name: 0,
             version: 0,
@@ -119,7 +134,7 @@ impl LlChannelState {
                 effects.push(LlEffect::WriteInit { id, bytes });
                 return effects;
             }
-            Output::Part(part) => self.part(part, now_ms),
+            Output::Part(part) => self.take_part(part, now_ms),
             Output::SegmentEnd(end) => {
                 let Some(name) = self.open.take() else {
                     return effects;
@@ -140,6 +155,7 @@ impl LlChannelState {
                     end.parts as usize,
                     self.held.get(&name).map_or(0, |h| h.parts.len())
                 );
+                self.next = Some(next);
                 for gone in self.window.end_segment(Some(next)) {
                     self.delisted.push_back((now_ms, gone.name));
                 }
@@ -149,9 +165,12 @@ impl LlChannelState {
         effects
     }
 
-    fn part(&mut self, part: Part, now_ms: i64) {
+    fn take_part(&mut self, part: Part, now_ms: i64) {
         if part.first {
-            let name = self.reserve_name(part.segment_start_wall_ms.min(now_ms));
+            let name = match self.next.take() {
+                Some(name) => name,
+                None => self.reserve_name(part.segment_start_wall_ms.min(now_ms)),
+            };
             let discontinuity = std::mem::take(&mut self.pending_discontinuity);
             let start = part.segment_start_wall_ms;
             self.window
@@ -189,6 +208,7 @@ impl LlChannelState {
     pub fn end(&mut self) -> Vec<LlEffect> {
         let mut effects = Vec::new();
         self.open = None;
+        self.next = None;
         self.window.end();
         self.changed(&mut effects);
         effects
@@ -233,6 +253,36 @@ impl LlChannelState {
     /// A part, while it is fetchable.
     pub fn part_bytes(&self, name: SegmentName, index: usize) -> Option<Bytes> {
         self.held.get(&name)?.parts.get(index).cloned()
+    }
+
+    /// A part as a request finds it: there, announced by the preload hint (the request is held
+    /// until it is complete, §6.2.6), or neither.
+    pub fn part(&self, name: SegmentName, index: usize) -> PartLookup {
+        match self.part_bytes(name, index) {
+            Some(bytes) => PartLookup::Ready(bytes),
+            None if self.window.preload_hint() == Some(format!("{name}.{index}.m4s")) => {
+                PartLookup::Hinted
+            }
+            None => PartLookup::Missing,
+        }
+    }
+
+    /// Bytes held in memory: parts, whole segments and init sections.
+    pub fn bytes_in_memory(&self) -> usize {
+        let held: usize = self
+            .held
+            .values()
+            .map(|h| {
+                h.parts.iter().map(Bytes::len).sum::<usize>()
+                    + h.whole.as_ref().map_or(0, Bytes::len)
+            })
+            .sum();
+        held + self.inits.values().map(Bytes::len).sum::<usize>()
+    }
+
+    /// True once the publish ended and the playlist carries EXT-X-ENDLIST.
+    pub fn is_ended(&self) -> bool {
+        self.window.is_ended()
     }
 
     /// A complete segment, while it is in memory.

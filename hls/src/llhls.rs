@@ -162,6 +162,11 @@ impl LlWindow {
         self.next_name = None;
     }
 
+    /// True once [`Self::end`] was called (until a segment begins again).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
     fn complete(&self) -> usize {
         self.segments
             .iter()

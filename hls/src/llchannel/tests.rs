@@ -185,3 +185,51 @@ fn a_republish_continues_after_a_discontinuity_with_names_that_never_repeat() {
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert!(!text.contains("ENDLIST"));
 }
+
+#[test]
+fn the_preload_hint_names_the_part_that_comes_next_even_across_a_segment_boundary() {
+    let mut s = state();
+    s.begin_publish();
+    let mut packager = PartPackager::new(2000, 333);
+    let (mut checked_parts, mut checked_boundaries) = (0, 0);
+    let mut hinted: Option<(String, bool)> = None;
+    for media in synthetic::stream(5) {
+        let at = match &media {
+            Media::Video { timestamp, .. } | Media::Audio { timestamp, .. } => {
+                T0 + i64::from(*timestamp)
+            }
+            Media::Metadata(_) => T0,
+        };
+        for output in packager.push(&media, at).unwrap() {
+            let is_part = matches!(output, Output::Part(_));
+            s.apply(output, at);
+            if is_part {
+                if let Some((uri, across)) = hinted.take() {
+                    // The part the hint named is the one that just arrived.
+                    let (name, index) = uri.trim_end_matches(".m4s").split_once('.').unwrap();
+                    let name = SegmentName(name.parse().unwrap());
+                    let index: usize = index.parse().unwrap();
+                    assert!(matches!(s.part(name, index), PartLookup::Ready(_)), "{uri}");
+                    checked_parts += 1;
+                    checked_boundaries += usize::from(across);
+                }
+            }
+            let (playlist, _) = s.playlist();
+            let text = std::str::from_utf8(&playlist).unwrap();
+            if let Some(line) = text.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT")) {
+                let uri = line.split("URI=\"").nth(1).unwrap().trim_end_matches('"');
+                let (name, index) = uri.trim_end_matches(".m4s").split_once('.').unwrap();
+                let name = SegmentName(name.parse().unwrap());
+                let index: usize = index.parse().unwrap();
+                assert_eq!(s.part(name, index), PartLookup::Hinted, "{uri}");
+                hinted = Some((uri.to_string(), index == 0));
+            }
+        }
+    }
+    assert!(checked_parts >= 12, "{checked_parts}: about three parts a second over 5 s");
+    assert_eq!(
+        checked_boundaries, 2,
+        "the first part of each later segment was hinted"
+    );
+    assert_eq!(s.part(SegmentName(1), 0), PartLookup::Missing);
+}

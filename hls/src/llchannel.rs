@@ -280,6 +280,11 @@ impl LlChannelState {
         held + self.inits.values().map(Bytes::len).sum::<usize>()
     }
 
+    /// True once a part is listed: there is something to play.
+    pub fn has_parts(&self) -> bool {
+        self.window.segments().any(|s| !s.parts.is_empty())
+    }
+
     /// True once the publish ended and the playlist carries EXT-X-ENDLIST.
     pub fn is_ended(&self) -> bool {
         self.window.is_ended()

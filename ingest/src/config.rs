@@ -9,6 +9,25 @@ use std::time::Duration;
 use boltstream_shared::policy::{Policy, PolicyError};
 use serde::Deserialize;
 
+/// The live output's container.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HlsFormat {
+    /// fMP4 (CMAF) segments and parts: Low-Latency HLS.
+    Cmaf,
+    /// MPEG-TS segments: plain HLS.
+    Ts,
+}
+
+impl std::fmt::Display for HlsFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HlsFormat::Cmaf => "cmaf",
+            HlsFormat::Ts => "ts",
+        })
+    }
+}
+
 /// Options shared by every subcommand. Every field is optional here; [`Settings::resolve`] fills in
 /// the file and the defaults. The same struct is the TOML file's schema, so the two cannot drift.
 #[derive(clap::Args, Deserialize, Debug, Default, Clone)]
@@ -168,6 +187,24 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub hls_target_duration: Option<u32>,
+    /// Live output: `cmaf` (fMP4 segments made of parts, Low-Latency HLS; players without LL
+    /// support play the whole segments) or `ts` (MPEG-TS segments, no parts, for old players)
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub hls_format: Option<HlsFormat>,
+    /// Low-Latency HLS part target in milliseconds (EXT-X-PART-INF PART-TARGET; no part is
+    /// longer); viewers play about three parts behind live
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_PART_TARGET_MS",
+        value_name = "MS"
+    )]
+    pub hls_part_target_ms: Option<u64>,
     /// Segments listed in a live playlist
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
@@ -297,6 +334,11 @@ pub mod defaults {
     pub const AUTH_FAILURES_PER_MINUTE: u32 = 10;
     /// `hls_target_duration`, seconds.
     pub const HLS_TARGET_DURATION: u32 = 2;
+    /// `hls_format`.
+    pub const HLS_FORMAT: HlsFormat = HlsFormat::Cmaf;
+    /// `hls_part_target_ms`: a third of a second, the lower end of what Apple suggests, so
+    /// PART-HOLD-BACK (three parts) is one second.
+    pub const HLS_PART_TARGET_MS: u64 = 333;
     /// `hls_window`, segments.
     pub const HLS_WINDOW: usize = 6;
     /// `hls_window_in_memory`.
@@ -353,6 +395,8 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
             AUTH_FAILURES_PER_MINUTE.to_string(),
         ),
         ("hls_target_duration", HLS_TARGET_DURATION.to_string()),
+        ("hls_format", HLS_FORMAT.to_string()),
+        ("hls_part_target_ms", HLS_PART_TARGET_MS.to_string()),
         ("hls_window", HLS_WINDOW.to_string()),
         ("hls_window_in_memory", HLS_WINDOW_IN_MEMORY.to_string()),
         ("hls_disk_cache_mb", HLS_DISK_CACHE_MB.to_string()),
@@ -445,6 +489,10 @@ pub struct Settings {
     pub auth_failures_per_minute: u32,
     /// HLS target duration.
     pub hls_target_duration: Duration,
+    /// Live output container.
+    pub hls_format: HlsFormat,
+    /// Low-Latency HLS part target.
+    pub hls_part_target: Duration,
     /// Live playlist window.
     pub hls_window: usize,
     /// Window segments served from memory (else from disk once written).
@@ -495,7 +543,7 @@ impl Settings {
             http_body_timeout, http_write_timeout, login_failures_per_account, signups_per_address,
             signups_per_minute, password_hashes_at_once, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
-            hls_target_duration, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
+            hls_target_duration, hls_format, hls_part_target_ms, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
@@ -514,6 +562,13 @@ impl Settings {
         let target = hls_target_duration.unwrap_or(defaults::HLS_TARGET_DURATION);
         if !(1..=10).contains(&target) {
             return Err(invalid("hls_target_duration", "must be 1 to 10 seconds"));
+        }
+        let part_target = hls_part_target_ms.unwrap_or(defaults::HLS_PART_TARGET_MS);
+        if !(100..=u64::from(target) * 500).contains(&part_target) {
+            return Err(invalid(
+                "hls_part_target_ms",
+                "must be 100 ms to half of hls_target_duration",
+            ));
         }
         let window = hls_window.unwrap_or(defaults::HLS_WINDOW);
         if !(3..=30).contains(&window) {
@@ -617,6 +672,8 @@ impl Settings {
                 .unwrap_or(defaults::AUTH_FAILURES_PER_MINUTE)
                 .max(1),
             hls_target_duration: Duration::from_secs(u64::from(target)),
+            hls_format: hls_format.unwrap_or(defaults::HLS_FORMAT),
+            hls_part_target: Duration::from_millis(part_target),
             hls_window: window,
             hls_window_in_memory: hls_window_in_memory.unwrap_or(defaults::HLS_WINDOW_IN_MEMORY),
             hls_disk_cache_bytes: match hls_disk_cache_mb {
@@ -703,6 +760,12 @@ mod tests {
         assert_eq!(s.data, PathBuf::from("./data"));
         assert_eq!(s.idle_timeout, Duration::from_secs(10));
         assert_eq!(s.hls_window, 6);
+        assert_eq!(
+            s.hls_format,
+            HlsFormat::Cmaf,
+            "low latency unless asked otherwise"
+        );
+        assert_eq!(s.hls_part_target, Duration::from_millis(333));
         assert!(!s.hls_window_in_memory, "the window is served from disk");
         assert_eq!(s.hls_disk_cache_bytes, 32 << 20);
         assert!(s.workers >= 1);
@@ -755,6 +818,25 @@ mod tests {
             ..Options::default()
         };
         assert!(Settings::resolve(cli, None).is_err());
+        // A part target past half the segment target (2 s by default), or too small to be a part.
+        for ms in [50, 1001] {
+            let cli = Options {
+                hls_part_target_ms: Some(ms),
+                ..Options::default()
+            };
+            assert!(Settings::resolve(cli, None)
+                .unwrap_err()
+                .to_string()
+                .contains("hls_part_target_ms"));
+        }
+        std::fs::write(&path, "hls_format = \"flv\"\n").unwrap();
+        let err = Settings::resolve(Options::default(), Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cmaf") && err.contains("ts"), "{err}");
+        std::fs::write(&path, "hls_format = \"ts\"\n").unwrap();
+        let s = Settings::resolve(Options::default(), Some(&path)).unwrap();
+        assert_eq!(s.hls_format, HlsFormat::Ts);
         for workers in [0, 5000] {
             let cli = Options {
                 workers: Some(workers),

@@ -11,6 +11,10 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use boltstream_shared::policy::Policy;
 
+use boltstream_hls::playlist::SegmentName;
+
+use crate::clock::now_ms;
+use crate::hls::lowlatency::LlPlaylist;
 use crate::hls::output::SegmentBody;
 use crate::hls::HlsOutput;
 use crate::respond::{self, Resp};
@@ -25,34 +29,8 @@ pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Req
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         r
-    } else if matches!(route, Route::LivePlaylist { directives, .. } if !directives.is_empty()) {
-        // The MPEG-TS playlist does not offer blocking reload (no CAN-BLOCK-RELOAD), so a request
-        // that asks to block is refused rather than answered with a playlist that may not hold
-        // what it asked for — which an edge would then keep under that request's key.
-        respond::text(
-            StatusCode::BAD_REQUEST,
-            "this playlist does not support blocking reload\n",
-        )
     } else {
-        let found = match route {
-            Route::LivePlaylist { user, .. } => hls
-                .playlist(user)
-                .map(|p| (SegmentBody::Bytes(p.body), p.etag, p.modified_ms)),
-            Route::LiveSegment {
-                user,
-                name,
-                kind: MediaKind::Ts,
-            } => hls
-                .segment(user, name)
-                .await
-                .map(|(body, modified_ms)| (body, format!("\"{name}\""), modified_ms)),
-            // CMAF files are named by the low-latency output, which this origin does not serve yet.
-            _ => None,
-        };
-        match found {
-            Some((body, etag, modified_ms)) => media_response(req, body, &etag, modified_ms),
-            None => respond::text(StatusCode::NOT_FOUND, "no such live stream or segment\n"),
-        }
+        answer(hls, route, req).await
     };
     let status = response.status().as_u16();
     let headers = response.headers_mut();
@@ -73,6 +51,75 @@ pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Req
         return Response::from_parts(parts, respond::full(Bytes::new()));
     }
     response
+}
+
+/// The response to a GET or HEAD of a live route, before the policy's headers.
+async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
+    let not_found = || respond::text(StatusCode::NOT_FOUND, "no such live stream or segment\n");
+    match route {
+        Route::LivePlaylist { user, directives } => {
+            if let Some(answer) = hls.ll_playlist(user, *directives).await {
+                return match answer {
+                    LlPlaylist::Ready { body, version } => {
+                        let etag = format!("\"ll-{version}\"");
+                        media_response(req, SegmentBody::Bytes(body), &etag, now_ms())
+                    }
+                    LlPlaylist::BadRequest(why) => respond::text(StatusCode::BAD_REQUEST, why),
+                    LlPlaylist::Timeout => respond::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the requested part did not appear in time\n",
+                    ),
+                };
+            }
+            if !directives.is_empty() {
+                // The MPEG-TS playlist does not offer blocking reload (no CAN-BLOCK-RELOAD), so a
+                // request that asks to block is refused rather than answered with a playlist that
+                // may not hold what it asked for — which an edge would then keep under that
+                // request's key.
+                return respond::text(
+                    StatusCode::BAD_REQUEST,
+                    "this playlist does not support blocking reload\n",
+                );
+            }
+            match hls.playlist(user) {
+                Some(p) => media_response(req, SegmentBody::Bytes(p.body), &p.etag, p.modified_ms),
+                None => not_found(),
+            }
+        }
+        Route::LiveSegment { user, name, kind } => {
+            let found = match kind {
+                MediaKind::Ts => hls.segment(user, name).await,
+                MediaKind::Fmp4 => match cmaf_name(name) {
+                    Some((segment, None)) => hls.ll_segment(user, segment),
+                    Some((segment, Some(part))) => hls.ll_part(user, segment, part).await,
+                    None => None,
+                }
+                .map(|bytes| (SegmentBody::Bytes(bytes), now_ms())),
+                MediaKind::Init => (name.strip_prefix("init"))
+                    .and_then(|id| id.parse().ok())
+                    .and_then(|id| hls.ll_init(user, id))
+                    .map(|bytes| (SegmentBody::Bytes(bytes), now_ms())),
+            };
+            match found {
+                // Media names never repeat, so the name is the entity tag.
+                Some((body, modified_ms)) => {
+                    media_response(req, body, &format!("\"{name}\""), modified_ms)
+                }
+                None => not_found(),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+/// `<segment>` or `<segment>.<part>`, as the low-latency output names them.
+fn cmaf_name(name: &str) -> Option<(SegmentName, Option<usize>)> {
+    match name.split_once('.') {
+        Some((segment, part)) => {
+            Some((SegmentName(segment.parse().ok()?), Some(part.parse().ok()?)))
+        }
+        None => Some((SegmentName(name.parse().ok()?), None)),
+    }
 }
 
 fn media_response<B>(req: &Request<B>, content: SegmentBody, etag: &str, modified_ms: i64) -> Resp {

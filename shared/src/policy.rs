@@ -83,10 +83,12 @@ impl Policy {
         match route {
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
             Route::LivePlaylist { directives, .. } if success && status != 206 => {
-                if directives.is_empty() {
-                    Some(&self.playlist_cache_control)
-                } else {
+                // Only `_HLS_msn` makes a request blocking; `_HLS_skip` alone asks for the
+                // current playlist (as a delta), which goes stale as fast as the full one.
+                if directives.msn.is_some() {
                     Some(BLOCKING_PLAYLIST_CACHE_CONTROL)
+                } else {
+                    Some(&self.playlist_cache_control)
                 }
             }
             Route::LiveSegment { .. } | Route::LivePlaylist { .. } => Some(ERROR_CACHE_CONTROL),

@@ -55,12 +55,13 @@ impl Server {
             .tempdir()
             .unwrap();
         let data = dir.path().to_path_buf();
-        let mut server = Self::spawn(
-            data,
-            extra.iter().map(|s| s.to_string()).collect(),
-            None,
-            filter.to_string(),
-        );
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // The suites written against the MPEG-TS output (segment names, ffprobe of `.ts` files)
+        // ask for it; low-latency tests pass `--hls-format cmaf`, the shipped default.
+        if !extra.iter().any(|a| a == "--hls-format") {
+            extra.extend(["--hls-format".to_string(), "ts".to_string()]);
+        }
+        let mut server = Self::spawn(data, extra, None, filter.to_string());
         server._dir = Some(dir);
         server
     }

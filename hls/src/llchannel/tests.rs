@@ -226,7 +226,10 @@ fn the_preload_hint_names_the_part_that_comes_next_even_across_a_segment_boundar
             }
         }
     }
-    assert!(checked_parts >= 12, "{checked_parts}: about three parts a second over 5 s");
+    assert!(
+        checked_parts >= 12,
+        "{checked_parts}: about three parts a second over 5 s"
+    );
     assert_eq!(
         checked_boundaries, 2,
         "the first part of each later segment was hinted"

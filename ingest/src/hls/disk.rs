@@ -103,11 +103,36 @@ pub enum SegmentRead {
     },
 }
 
+/// A file of a channel's directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFile {
+    /// `index.m3u8`.
+    Playlist,
+    /// An MPEG-TS segment, `<name>.ts`: its completion is reported ([`DiskEvent::Written`]), as
+    /// the TS output may then let it leave memory.
+    Ts(SegmentName),
+    /// A CMAF segment, `<name>.m4s` (the low-latency output serves from memory; the file is the
+    /// mirror for what reads the directory).
+    Fmp4(SegmentName),
+    /// A CMAF init section, `init<id>.mp4`.
+    Init(u64),
+}
+
+impl DiskFile {
+    fn file_name(self) -> String {
+        match self {
+            DiskFile::Playlist => "index.m3u8".to_string(),
+            DiskFile::Ts(name) => name.file_name(),
+            DiskFile::Fmp4(name) => format!("{name}.m4s"),
+            DiskFile::Init(id) => format!("init{id}.mp4"),
+        }
+    }
+}
+
 enum Job {
     Write {
         user: Username,
-        /// `None`: the playlist.
-        segment: Option<SegmentName>,
+        file: DiskFile,
         body: Bytes,
     },
     Append {
@@ -124,7 +149,7 @@ enum Job {
     },
     Delete {
         user: Username,
-        name: SegmentName,
+        file: DiskFile,
     },
     RemoveChannel {
         user: Username,
@@ -184,20 +209,11 @@ impl Disk {
         }
     }
 
-    /// Writes a finished segment (reported with [`DiskEvent::Written`]).
-    pub fn write_segment(&self, user: &Username, name: SegmentName, body: Bytes) {
+    /// Writes a file whole (a TS segment's completion is reported with [`DiskEvent::Written`]).
+    pub fn write(&self, user: &Username, file: DiskFile, body: Bytes) {
         self.queue(Job::Write {
             user: user.clone(),
-            segment: Some(name),
-            body,
-        });
-    }
-
-    /// Writes a channel's playlist.
-    pub fn write_playlist(&self, user: &Username, body: Bytes) {
-        self.queue(Job::Write {
-            user: user.clone(),
-            segment: None,
+            file,
             body,
         });
     }
@@ -247,12 +263,14 @@ impl Disk {
         self.jobs.try_send(job).is_ok()
     }
 
-    /// Deletes a segment's file.
-    pub fn delete(&self, user: &Username, name: SegmentName) {
-        self.cache().forget(user, Some(name));
+    /// Deletes a file.
+    pub fn delete(&self, user: &Username, file: DiskFile) {
+        if let DiskFile::Ts(name) = file {
+            self.cache().forget(user, Some(name));
+        }
         self.queue(Job::Delete {
             user: user.clone(),
-            name,
+            file,
         });
     }
 
@@ -512,21 +530,17 @@ fn report(failing: &mut HashSet<Username>, outcome: Outcome, events: &EventSende
 
 fn run(root: &Path, state: &mut State, job: Job, out: &mut Outcome) {
     match job {
-        Job::Write {
-            user,
-            segment,
-            body,
-        } => {
+        Job::Write { user, file, body } => {
             let dir = root.join(user.as_str());
-            let file = segment.map_or_else(|| "index.m3u8".to_string(), SegmentName::file_name);
-            let result = write_atomically(&dir, &file, &body);
-            if let (Some(name), Ok(())) = (segment, &result) {
+            let name = file.file_name();
+            let result = write_atomically(&dir, &name, &body);
+            if let (DiskFile::Ts(name), Ok(())) = (file, &result) {
                 out.events.push(DiskEvent::Written {
                     user: user.clone(),
                     name,
                 });
             }
-            let result = result.map_err(|e| format!("{}: {e}", dir.join(&file).display()));
+            let result = result.map_err(|e| format!("{}: {e}", dir.join(&name).display()));
             out.health.push((user, result));
         }
         Job::Append { user, id, bytes } => append_job(root, state, user, id, bytes, out),
@@ -537,8 +551,8 @@ fn run(root: &Path, state: &mut State, job: Job, out: &mut Outcome) {
             segment,
             end_after,
         } => finish_job(root, state, user, id, name, segment, end_after, out),
-        Job::Delete { user, name } => {
-            let _ = std::fs::remove_file(root.join(user.as_str()).join(name.file_name()));
+        Job::Delete { user, file } => {
+            let _ = std::fs::remove_file(root.join(user.as_str()).join(file.file_name()));
         }
         Job::RemoveChannel { user } => {
             state.open.remove(&user);

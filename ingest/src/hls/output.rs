@@ -22,10 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::disk::{Disk, DiskEvent, SegmentRead};
+use super::disk::{Disk, DiskEvent, DiskFile, SegmentRead};
+use super::lowlatency::{LlChannel, LlSink};
 use crate::clock::now_ms;
+use crate::config::HlsFormat;
 use crate::config::Settings;
 use crate::live::{Media, MediaError, MediaSink, SinkFactory};
+use boltstream_hls::llchannel::LlChannelState;
+use boltstream_hls::llhls::LlConfig;
 
 /// Without the window in memory, the open segment goes to disk whenever this much is waiting.
 const CHUNK: usize = 48 * 1024;
@@ -47,27 +51,33 @@ pub enum SegmentBody {
 }
 
 /// One channel.
-struct Channel {
-    user: Username,
+pub(super) struct Channel {
+    pub(super) user: Username,
     /// The last write for this channel failed: its segments stay whole in memory until one
     /// succeeds.
     disk_failing: AtomicBool,
+    /// The TS output's state; for a CMAF channel only its life cycle (publishing, generation,
+    /// expiry) is used.
     state: Mutex<ChannelState>,
+    /// The low-latency output, when the format is CMAF.
+    pub(super) ll: Option<LlChannel>,
 }
 
 impl Channel {
-    fn state(&self) -> std::sync::MutexGuard<'_, ChannelState> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, ChannelState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// All channels' output.
 pub struct HlsOutput {
-    config: ChannelConfig,
-    limits: Limits,
-    max_window_bytes: u64,
+    pub(super) config: ChannelConfig,
+    pub(super) format: HlsFormat,
+    pub(super) part_target: Duration,
+    pub(super) limits: Limits,
+    pub(super) max_window_bytes: u64,
     channels: Mutex<HashMap<Username, Arc<Channel>>>,
-    disk: Arc<Disk>,
+    pub(super) disk: Arc<Disk>,
     /// Disk events applied so far: with [`Disk::events_sent`], tells when all are.
     events_applied: AtomicU64,
 }
@@ -92,6 +102,8 @@ impl HlsOutput {
                 retire_grace_ms: (target_s * settings.hls_window as u64 * 1000) as i64,
                 cleanup_after_ms: settings.hls_cleanup_after.as_millis() as i64,
             },
+            format: settings.hls_format,
+            part_target: settings.hls_part_target,
             limits: settings.packager_limits(),
             max_window_bytes: settings.max_window_bytes(),
             channels: Mutex::new(HashMap::new()),
@@ -108,13 +120,18 @@ impl HlsOutput {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn channel(&self, user: &Username) -> Option<Arc<Channel>> {
+    pub(super) fn channel(&self, user: &Username) -> Option<Arc<Channel>> {
         self.channels().get(user).cloned()
     }
 
-    /// The channel's playlist, once its first segment is complete.
+    /// The channel's MPEG-TS playlist, once its first segment is complete.
     pub fn playlist(&self, user: &Username) -> Option<Playlist> {
         self.channel(user)?.state().playlist().cloned()
+    }
+
+    /// True once the channel has something to play, in whichever format.
+    pub fn is_playable(&self, user: &Username) -> bool {
+        self.playlist(user).is_some() || self.ll_playable(user)
     }
 
     /// A segment of a channel: from memory while the window holds it, else from disk. `name` is
@@ -143,7 +160,11 @@ impl HlsOutput {
     /// Bytes of finished segments held in memory across all channels (a metric for operators).
     pub fn segment_bytes_in_memory(&self) -> usize {
         let channels: Vec<Arc<Channel>> = self.channels().values().cloned().collect();
-        channels.iter().map(|c| c.state().bytes_in_memory()).sum()
+        (channels.iter())
+            .map(|c| {
+                c.state().bytes_in_memory() + c.ll.as_ref().map_or(0, LlChannel::bytes_in_memory)
+            })
+            .sum()
     }
 
     /// True while the channel has a publisher.
@@ -184,10 +205,14 @@ impl HlsOutput {
         for effect in effects {
             match effect {
                 Effect::WriteSegment { name, bytes } => {
-                    self.disk.write_segment(&channel.user, name, bytes)
+                    self.disk.write(&channel.user, DiskFile::Ts(name), bytes)
                 }
-                Effect::WritePlaylist { body } => self.disk.write_playlist(&channel.user, body),
-                Effect::DeleteSegment { name } => self.disk.delete(&channel.user, name),
+                Effect::WritePlaylist { body } => {
+                    self.disk.write(&channel.user, DiskFile::Playlist, body)
+                }
+                Effect::DeleteSegment { name } => {
+                    self.disk.delete(&channel.user, DiskFile::Ts(name))
+                }
                 Effect::RemoveChannel => self.remove(channel),
             }
         }
@@ -215,9 +240,22 @@ impl HlsOutput {
                 user: user.clone(),
                 disk_failing: AtomicBool::new(false),
                 state: Mutex::new(ChannelState::new(self.config)),
+                ll: (self.format == HlsFormat::Cmaf).then(|| {
+                    LlChannel::new(LlChannelState::new(
+                        LlConfig {
+                            target_s: self.config.target_s,
+                            part_target_us: self.part_target.as_micros() as u64,
+                            window: self.config.window,
+                        },
+                        self.config.retire_grace_ms,
+                    ))
+                }),
             })
         });
         let generation = channel.state().begin_publish();
+        if let Some(ll) = &channel.ll {
+            ll.begin_publish();
+        }
         (Arc::clone(channel), generation)
     }
 
@@ -233,7 +271,7 @@ impl HlsOutput {
         self.carry_out(channel, effects);
     }
 
-    fn end(&self, channel: &Channel, generation: u64) {
+    pub(super) fn end(&self, channel: &Channel, generation: u64) {
         let effects = channel.state().end_playlist(generation, now_ms());
         self.carry_out(channel, effects);
     }
@@ -280,6 +318,7 @@ impl HlsOutput {
     fn tidy(&self, now: i64) {
         let channels: Vec<Arc<Channel>> = self.channels().values().cloned().collect();
         for channel in channels {
+            self.tidy_ll(&channel, now);
             let effects = channel.state().tidy(now);
             self.carry_out(&channel, effects);
         }
@@ -404,6 +443,9 @@ impl MediaSink for HlsSink {
 impl SinkFactory for Arc<HlsOutput> {
     fn open(&self, user: &Username) -> Box<dyn MediaSink> {
         let (channel, generation) = self.open_channel(user);
+        if channel.ll.is_some() {
+            return Box::new(LlSink::new(Arc::clone(self), channel, generation));
+        }
         let mut packager = Packager::new(self.config.target_s * 1000).with_limits(self.limits);
         let write_while_made = !self.config.keep_in_memory;
         if write_while_made {

@@ -22,7 +22,7 @@ use crate::store::{LiveRow, StoreError, UserRow};
 fn channel_json(ctx: &WebContext, username: &str, live: Option<&LiveRow>) -> Value {
     let playable = Username::parse(username)
         .ok()
-        .is_some_and(|u| ctx.hls.playlist(&u).is_some() && ctx.hls.is_publishing(&u));
+        .is_some_and(|u| ctx.hls.is_playable(&u) && ctx.hls.is_publishing(&u));
     match live {
         Some(row) => json!({
             "username": username,

@@ -148,7 +148,7 @@ async fn a_segment_written_while_made_is_finished_and_reported() {
         streamed: 5,
     };
     assert!(disk.finish(&alice, id, SegmentName(7), segment, true));
-    disk.write_playlist(&alice, Bytes::from_static(b"#EXTM3U\n"));
+    disk.write(&alice, DiskFile::Playlist, Bytes::from_static(b"#EXTM3U\n"));
     disk.flush().await;
     let mut finished = false;
     while let Ok(event) = events.try_recv() {
@@ -173,7 +173,7 @@ async fn a_segment_written_while_made_is_finished_and_reported() {
         _ => panic!("read back"),
     }
     assert_eq!(disk.cache_bytes(), 9, "kept for the next viewer");
-    disk.delete(&alice, SegmentName(7));
+    disk.delete(&alice, DiskFile::Ts(SegmentName(7)));
     assert_eq!(disk.cache_bytes(), 0);
     disk.stop().await;
     // The writer ends after the stop: its event channel closes.

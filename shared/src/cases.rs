@@ -258,7 +258,13 @@ pub const POLICY_CASES: &[PolicyCase] = &[
     ),
     policy("/live/alice/index.m3u8?cb=1", 200, PL_CC, M3U8, true),
     // A delta update without `_HLS_msn` is the current playlist: as fresh as the full one.
-    policy("/live/alice/index.m3u8?_HLS_skip=YES", 200, PL_CC, M3U8, true),
+    policy(
+        "/live/alice/index.m3u8?_HLS_skip=YES",
+        200,
+        PL_CC,
+        M3U8,
+        true,
+    ),
     policy("/live/alice/1700000000000.m4s", 200, SEG_CC, MP4, true),
     policy("/live/alice/1700000000000.2.m4s", 200, SEG_CC, MP4, true),
     policy("/live/alice/init1700000000000.mp4", 200, SEG_CC, MP4, true),

@@ -136,8 +136,20 @@ fn disk_bytes(dir: &std::path::Path) -> u64 {
 /// server's memory and disk within the configured bounds (1 Mb/s × 4 s segments here: 500 KB).
 #[test]
 fn frozen_or_crawling_timestamps_cannot_grow_a_segment_without_bound() {
+    frozen_or_crawling_timestamps_attack("ts");
+}
+
+/// The same attack on the low-latency output, whose packager and window are its own.
+#[test]
+fn frozen_or_crawling_timestamps_cannot_grow_a_cmaf_segment_without_bound() {
+    frozen_or_crawling_timestamps_attack("cmaf");
+}
+
+fn frozen_or_crawling_timestamps_attack(format: &str) {
     use boltstream_tests::rtmp::{flv, RawPublisher};
     let server = Server::start(&[
+        "--hls-format",
+        format,
         "--hls-max-bitrate-mbps",
         "1",
         "--hls-max-segment-duration",
@@ -693,4 +705,59 @@ fn a_huge_segment_is_served_from_disk_in_chunks() {
         assert!(served.body == on_disk, "{name}: the bytes differ");
     }
     drop(p);
+}
+
+/// Segments each within their own bound can still add up past what one stream's window may
+/// hold: 1 Mb/s allows 500 KB per segment (4 s) and 2 MB for the window (6 × 2 s + 4 s); a
+/// publisher sending 450 KB segments is ended at the window bound, in either output format, and
+/// the server's disk stays within it.
+#[test]
+fn segments_within_their_bound_cannot_add_up_past_the_window_bound() {
+    use boltstream_tests::rtmp::{flv, RawPublisher};
+    for format in ["ts", "cmaf"] {
+        let server = Server::start(&[
+            "--hls-format",
+            format,
+            "--hls-max-bitrate-mbps",
+            "1",
+            "--hls-max-segment-duration",
+            "4",
+        ]);
+        let key = server.add_user("alice");
+        let mut p = RawPublisher::start(server.rtmp, "app", &key).unwrap();
+        p.video(&flv::avc_config(), 0).unwrap();
+        let mut peak_disk = 0;
+        // 30 fps, 7.5 KB frames (1.8 Mb/s), keyframe every 2 s: 450 KB segments; 40 s at most,
+        // until the server closes the connection.
+        for frame in 0..1200u32 {
+            let sent = p.video(&flv::video(frame % 60 == 0, 7_500), frame * 1000 / 30);
+            if frame % 30 == 0 {
+                peak_disk = peak_disk.max(disk_bytes(&server.data().join("hls")));
+            }
+            if sent.is_err() {
+                break;
+            }
+        }
+        let log = wait_for(Duration::from_secs(5), || {
+            let log = server.log();
+            log.contains("publish ended").then_some(log)
+        })
+        .unwrap_or_else(|| server.log());
+        let line = log
+            .lines()
+            .find(|l| l.contains("publish ended"))
+            .unwrap_or_else(|| panic!("{format}: no end logged: {log}"));
+        assert!(
+            line.contains("user=alice") && line.contains("window passed 2000000 bytes"),
+            "{format}: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        peak_disk = peak_disk.max(disk_bytes(&server.data().join("hls")));
+        assert!(peak_disk > 0, "{format}: the segments made were written");
+        assert!(
+            peak_disk <= 2_000_000 + 500_000,
+            "{format}: {peak_disk} B on disk"
+        );
+        eprintln!("{format}: peak HLS disk {peak_disk} B: {line}");
+    }
 }

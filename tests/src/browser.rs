@@ -40,6 +40,12 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Valu
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Self::start`], with more Chromium flags (`--ignore-certificate-errors` for an edge
+    /// with the tests' throwaway certificate).
+    pub fn start_with(extra: &[&str]) -> Self {
         require_tool("chromedriver");
         require_tool("chromium");
         let port = crate::free_port();
@@ -70,6 +76,7 @@ impl Browser {
             "--window-size=1280,860",
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .chain([format!("--user-data-dir={}", profile.path().display())])
         .collect::<Vec<_>>();

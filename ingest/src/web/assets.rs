@@ -12,6 +12,11 @@ pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
 /// current by polling the channel API, and shows how far behind live the viewer is — the wall
 /// clock minus the EXT-X-PROGRAM-DATE-TIME at the playhead, which the origin stamps from each
 /// segment's first frame's arrival, so it counts everything after the encoder.
+///
+/// hls.js runs in low-latency mode: on a CMAF playlist it plays PART-HOLD-BACK behind the live
+/// edge, fetching parts with blocking reloads; on an MPEG-TS playlist it falls back to three
+/// segments. No `liveSyncDuration*` is set, because a user value there overrides PART-HOLD-BACK;
+/// a player that fell behind (a stall, a slow network) catches up at up to 1.1× speed.
 pub const PLAYER_JS: &str = r#"(function () {
   var root = document.querySelector('[data-channel]');
   if (!root) return;
@@ -29,11 +34,12 @@ pub const PLAYER_JS: &str = r#"(function () {
     video.setAttribute('data-playing', '1');
     video.muted = true;
     if (window.Hls && Hls.isSupported()) {
-      hls = new Hls({ liveSyncDurationCount: 3 });
+      hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.1 });
       hls.on(Hls.Events.ERROR, function (_, d) {
         window.boltstreamErrors.push(d.details + (d.fatal ? ' (fatal)' : ''));
         if (d.fatal) { hls.destroy(); hls = null; video.removeAttribute('data-playing'); }
       });
+      window.boltstreamHls = hls;
       hls.loadSource(src);
       hls.attachMedia(video);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {

@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmark binaries: process CPU and memory from `/proc`, `wrk` runs, and
 //! small statistics. Every load loop is bounded, every address is loopback.
 
+pub mod http1;
 pub mod nginx;
 pub mod tap;
 

@@ -93,6 +93,18 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// A user for the callback app; returns their stream key.
+    pub fn add_user(&mut self, user: &str) -> String {
+        self.next_key += 1;
+        let key = format!("key{:04}x{}", self.next_key, user.len());
+        self.app
+            .keys
+            .lock()
+            .unwrap()
+            .insert(key.clone(), user.to_string());
+        key
+    }
+
     /// The directory nginx serves at `/`.
     pub fn html_dir() -> std::path::PathBuf {
         out_dir().join("bench/nginx/html")
@@ -213,4 +225,3 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
-

@@ -42,14 +42,7 @@ impl Stack for Server {
 
 impl Stack for Nginx {
     fn add_user(&mut self, user: &str) -> String {
-        self.next_key += 1;
-        let key = format!("key{:04}x{}", self.next_key, user.len());
-        self.app
-            .keys
-            .lock()
-            .unwrap()
-            .insert(key.clone(), user.to_string());
-        key
+        Nginx::add_user(self, user)
     }
     fn publish_url(&self, key: &str) -> String {
         format!("rtmp://{}/app/{key}", self.rtmp)

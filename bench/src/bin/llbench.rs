@@ -15,9 +15,10 @@
 //!
 //! Run through `bench/run ll` (installs and builds everything first).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -236,75 +237,60 @@ fn first_playable(format: &str, runs: usize) -> Vec<f64> {
 /// One simulated low-latency viewer's findings.
 #[derive(Default)]
 struct ViewerLog {
-    /// How far behind the live edge each part was when this viewer had it, ms — once it had
-    /// joined (caught up with what its first playlist listed).
-    lags: Vec<f64>,
-    /// Every part it had, with the wall ms its media ends.
+    /// Every part it had after its first round, with the wall ms it had it.
     parts: Vec<(String, i64)>,
     errors: usize,
 }
 
-/// A part listed in a playlist: (msn, index, URI, wall ms its media ends).
-type ListedPart = (u64, usize, String, i64);
-
-/// The parts of a low-latency playlist with when each ends in wall-clock time (the segment's
-/// PROGRAM-DATE-TIME plus the durations of its parts so far).
-fn listed_parts(text: &str) -> Vec<ListedPart> {
+/// The parts of a low-latency playlist: (media sequence number, index in its segment, URI).
+fn listed_parts(text: &str) -> Vec<(u64, usize, String)> {
     let mut msn = 0u64;
-    let mut date = 0i64;
     let mut index = 0usize;
-    let mut offset_ms = 0f64;
     let mut parts = Vec::new();
     for line in text.lines() {
         if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
             msn = v.trim().parse().unwrap_or(0);
-        } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            date = parse_date(v).unwrap_or(0);
-            index = 0;
-            offset_ms = 0.0;
         } else if let Some(attrs) = line.strip_prefix("#EXT-X-PART:") {
-            let field = |name: &str| {
-                attrs
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix(name))
-                    .map(|v| v.trim_matches('"').to_string())
-            };
-            offset_ms += field("DURATION=")
-                .and_then(|d| d.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                * 1000.0;
-            let uri = field("URI=").unwrap_or_default();
-            parts.push((msn, index, uri, date + offset_ms as i64));
+            let uri = (attrs.split(','))
+                .find_map(|kv| kv.strip_prefix("URI="))
+                .map(|v| v.trim_matches('"').to_string())
+                .unwrap_or_default();
+            parts.push((msn, index, uri));
             index += 1;
         } else if line.starts_with("#EXTINF") {
             msn += 1;
+            index = 0;
         }
     }
     parts
 }
 
 /// A viewer doing what hls.js does in low-latency mode, without a screen: a blocking reload for
-/// the next part, then every part it has not had, until `until`. Its first playlist (cached at the
-/// edge for up to a second) and the parts made meanwhile are its join, not counted as lag.
-fn viewer(edge: SocketAddr, until: Instant) -> ViewerLog {
+/// the next part, every listed part it has not had, then the preload-hinted part (held by the
+/// server until it is complete, so it arrives as soon as it exists), until `until`. Counts its
+/// requests in `requests`.
+fn viewer(edge: SocketAddr, until: Instant, requests: &AtomicU64) -> ViewerLog {
     let mut log = ViewerLog::default();
     let mut conn = Conn::new(edge);
+    let mut get = |target: &str| {
+        requests.fetch_add(1, Ordering::Relaxed);
+        conn.get(target)
+    };
     let playlist = "/live/alice/index.m3u8";
-    let Ok((200, body)) = conn.get(playlist) else {
+    let Ok((200, body)) = get(playlist) else {
         log.errors += 1;
         return log;
     };
-    let parts = listed_parts(&String::from_utf8_lossy(&body));
-    let Some((mut msn, mut part, ..)) = parts.last().cloned() else {
+    let Some((mut msn, mut part, _)) = listed_parts(&String::from_utf8_lossy(&body)).pop() else {
         log.errors += 1;
         return log;
     };
     part += 1;
-    let mut joined = false;
-    let mut had: HashSet<String> = HashSet::new();
+    let mut first_round = true;
+    // Parts had, with when (the hinted one is had before it is listed).
+    let mut had: HashMap<String, i64> = HashMap::new();
     while Instant::now() < until {
-        let Ok((status, body)) = conn.get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}"))
-        else {
+        let Ok((status, body)) = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}")) else {
             log.errors += 1;
             continue;
         };
@@ -315,24 +301,37 @@ fn viewer(edge: SocketAddr, until: Instant) -> ViewerLog {
         }
         // Asking for the part after a complete segment's last is asking for the next segment's
         // part 0: the server maps it, so the viewer need not know where segments end.
-        let parts = listed_parts(&String::from_utf8_lossy(&body));
-        for (m, i, uri, ends_ms) in parts {
-            if (m, i) < (msn, part) || had.contains(&uri) {
+        let text = String::from_utf8_lossy(&body);
+        for (m, i, uri) in listed_parts(&text) {
+            if (m, i) < (msn, part) {
                 continue;
             }
-            match conn.get(&format!("/live/alice/{uri}")) {
-                Ok((200, _)) => {
-                    if joined {
-                        log.lags.push((now_ms() - ends_ms) as f64);
+            let at = match had.get(&uri) {
+                Some(at) => *at,
+                None => match get(&format!("/live/alice/{uri}")) {
+                    Ok((200, _)) => now_ms(),
+                    _ => {
+                        log.errors += 1;
+                        continue;
                     }
-                    had.insert(uri.clone());
-                    log.parts.push((uri, ends_ms));
-                }
-                _ => log.errors += 1,
+                },
+            };
+            had.insert(uri.clone(), at);
+            if !first_round {
+                log.parts.push((uri, at));
             }
             (msn, part) = (m, i + 1);
         }
-        joined = true;
+        first_round = false;
+        let hint = (text.lines())
+            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:"))
+            .and_then(|a| a.split("URI=\"").nth(1))
+            .and_then(|u| u.split('"').next());
+        if let Some(hint) = hint {
+            if let Ok((200, _)) = get(&format!("/live/alice/{hint}")) {
+                had.insert(hint.to_string(), now_ms());
+            }
+        }
     }
     log
 }
@@ -365,6 +364,12 @@ fn many_viewers(count: usize, seconds: u64) {
     // the third, when every viewer is in, until the last viewer stops.
     let until = Instant::now() + Duration::from_secs(seconds + 3);
     let logs: Arc<Mutex<Vec<ViewerLog>>> = Arc::default();
+    // The live edge: a viewer at the origin itself, whose held requests return the moment each
+    // part exists there. A viewer's lag is when it had a part minus when this one did.
+    let origin = server.http;
+    let reference_requests: Arc<AtomicU64> = Arc::default();
+    let counter = Arc::clone(&reference_requests);
+    let reference = std::thread::spawn(move || viewer(origin, until, &counter));
     let threads: Vec<_> = (0..count)
         .map(|i| {
             let logs = Arc::clone(&logs);
@@ -372,13 +377,14 @@ fn many_viewers(count: usize, seconds: u64) {
             std::thread::spawn(move || {
                 // Arrivals spread over the first two seconds.
                 std::thread::sleep(Duration::from_millis((i as u64 * 2000) / count as u64));
-                let log = viewer(edge, until);
+                let log = viewer(edge, until, &AtomicU64::new(0));
                 logs.lock().unwrap().push(log);
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs(3));
-    let (requests0, edge0, origin0) = (
+    let (reference0, requests0, edge0, origin0) = (
+        reference_requests.load(Ordering::Relaxed),
         origin_live_requests(&server),
         cpu_seconds(envoy.pid()),
         cpu_seconds(server.pid()),
@@ -387,38 +393,49 @@ fn many_viewers(count: usize, seconds: u64) {
     for t in threads {
         let _ = t.join();
     }
+    let reference = reference.join().expect("the reference viewer");
     let elapsed = started.elapsed().as_secs_f64();
-    let requests = origin_live_requests(&server) - requests0;
+    // The reference's requests went to the origin directly; they are not the edge's.
+    let requests = origin_live_requests(&server)
+        - requests0
+        - (reference_requests.load(Ordering::Relaxed) - reference0);
+    let live_at: HashMap<&str, i64> = (reference.parts.iter())
+        .map(|(uri, at)| (uri.as_str(), *at))
+        .collect();
     let edge_cpu = (cpu_seconds(envoy.pid()) - edge0) / elapsed * 100.0;
     let origin_cpu = (cpu_seconds(server.pid()) - origin0) / elapsed * 100.0;
     let logs = logs.lock().unwrap();
-    // Parts whose media ended after counting began: the ones the counted requests were for.
-    let all_parts: HashSet<&String> = (logs.iter())
-        .flat_map(|l| l.parts.iter())
-        .filter(|(_, ends)| *ends > counted_from_ms)
-        .map(|(uri, _)| uri)
+    // Parts that appeared after counting began: the ones the counted requests were for.
+    let all_parts: HashSet<&str> = (reference.parts.iter())
+        .filter(|(_, at)| *at > counted_from_ms)
+        .map(|(uri, _)| uri.as_str())
         .collect();
-    let worst: Vec<f64> = logs
-        .iter()
-        .map(|l| l.lags.iter().copied().fold(f64::NAN, f64::max))
+    // Lags of the parts that appeared while counting: every viewer had joined by then.
+    let lags = |l: &ViewerLog| -> Vec<f64> {
+        (l.parts.iter())
+            .filter_map(|(uri, at)| {
+                let live = *live_at.get(uri.as_str())?;
+                (live > counted_from_ms).then_some((at - live) as f64)
+            })
+            .collect()
+    };
+    let worst: Vec<f64> = (logs.iter())
+        .map(|l| lags(l).into_iter().fold(f64::NAN, f64::max))
         .collect();
-    let all_lags: Vec<f64> = logs.iter().flat_map(|l| l.lags.iter().copied()).collect();
+    let all_lags: Vec<f64> = logs.iter().flat_map(lags).collect();
     let errors: usize = logs.iter().map(|l| l.errors).sum();
     let within = worst.iter().filter(|w| **w < 1000.0).count();
     println!(
         "\n## {count} simulated low-latency viewers on one Envoy edge ({seconds} s, `bench/run ll`)\n"
     );
     println!("| measure | value |\n|---|---|");
-    println!(
-        "| parts published while they watched | {} |",
-        all_parts.len()
-    );
+    println!("| parts published while counted | {} |", all_parts.len());
     println!(
         "| origin requests (playlist + media) | {requests} ({:.2} per part) |",
         requests as f64 / all_parts.len().max(1) as f64
     );
     println!(
-        "| behind the live edge when a part arrived (after joining): median / p99 / worst | {:.0} / {:.0} / {:.0} ms |",
+        "| behind the origin when a part arrived: median / p99 / worst | {:.0} / {:.0} / {:.0} ms |",
         median(all_lags.clone()),
         percentile(all_lags.clone(), 0.99),
         all_lags.iter().copied().fold(f64::NAN, f64::max)

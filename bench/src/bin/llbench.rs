@@ -6,7 +6,8 @@
 //!    the code from its own clock. Same machine, same clock: this counts everything from capture
 //!    to the viewer's screen — encoder, RTMP, packaging, edge, player buffer. For Boltstream's
 //!    low-latency output (the shipped page), its MPEG-TS output (the same page) and nginx-rtmp
-//!    with 2 s fragments (hls.js with its defaults, through the same edge).
+//!    with 2 s fragments (hls.js with its defaults, through the same edge); two sessions each,
+//!    interleaved.
 //! 2. Publish → first playable: the wall clock when the first part (CMAF) or segment (TS) is
 //!    listed, minus the arrival of the first keyframe (the segment's PROGRAM-DATE-TIME).
 //! 3. 200 simulated low-latency viewers (blocking reloads and part fetches, keep-alive HTTP/1.1)
@@ -96,10 +97,9 @@ hls.attachMedia(v);
 v.play();
 </script></body></html>"#;
 
-struct GlassResult {
-    median_ms: f64,
-    p95_ms: f64,
-    samples: usize,
+/// One viewing session: glass-to-viewer samples (ms) and the player's errors.
+struct Session {
+    samples: Vec<f64>,
     errors: Vec<String>,
 }
 
@@ -124,7 +124,7 @@ fn wait_listed(origin: SocketAddr) {
 }
 
 /// Plays `page` in a fresh Chromium, waits until it has played 15 s, then samples for `seconds`.
-fn glass_to_viewer(page: &str, seconds: u64) -> GlassResult {
+fn glass_to_viewer(page: &str, seconds: u64) -> Session {
     let browser = Browser::start_with(&["--ignore-certificate-errors"]);
     browser.goto(page);
     let playing = wait_for(Duration::from_secs(60), || {
@@ -156,12 +156,7 @@ fn glass_to_viewer(page: &str, seconds: u64) -> GlassResult {
         .iter()
         .map(|e| e.as_str().unwrap_or("").to_string())
         .collect();
-    GlassResult {
-        median_ms: median(samples.clone()),
-        p95_ms: percentile(samples.clone(), 0.95),
-        samples: samples.len(),
-        errors,
-    }
+    Session { samples, errors }
 }
 
 fn now_ms() -> i64 {
@@ -460,7 +455,7 @@ fn main() {
     let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
 
     if run("glass") {
-        glass(seconds);
+        glass(seconds, 2);
     }
     if run("first") {
         first(5);
@@ -470,55 +465,86 @@ fn main() {
     }
 }
 
-fn glass(seconds: u64) {
-    let mut rows = Vec::new();
-    for (name, format) in [
-        ("Boltstream, low-latency (CMAF)", "cmaf"),
-        ("Boltstream, plain HLS (MPEG-TS)", "ts"),
-    ] {
+/// The stacks compared, each watched in a fresh browser.
+const STACKS: [&str; 3] = [
+    "Boltstream, low-latency (CMAF)",
+    "Boltstream, plain HLS (MPEG-TS)",
+    "nginx-rtmp, 2 s fragments",
+];
+
+/// One session of `STACKS[which]`: its own server, edge, publisher and browser.
+fn session(which: usize, seconds: u64) -> Session {
+    if which < 2 {
+        let format = ["cmaf", "ts"][which];
         let server = Server::start_logging(&["--hls-format", format], "warn");
         let key = server.add_user("alice");
         let envoy = Envoy::start(server.http, PLUGIN);
         let mut publisher = timecode_publisher(&server.publish_url(&key));
         wait_listed(server.http);
         let page = format!("https://localhost:{}/alice", envoy.tls.port());
-        rows.push((name, glass_to_viewer(&page, seconds)));
+        let result = glass_to_viewer(&page, seconds);
         let _ = publisher.kill();
         let _ = publisher.wait();
+        return result;
     }
-    {
-        let mut nginx = Nginx::start(2);
-        std::fs::write(Nginx::html_dir().join("index.html"), NGINX_PAGE).unwrap();
-        std::fs::copy(
-            workspace().join("ingest/assets/hls.min.js"),
-            Nginx::html_dir().join("hls.min.js"),
-        )
-        .unwrap();
-        let key = nginx.add_user("alice");
-        let envoy = Envoy::start(nginx.http, PLUGIN);
-        let mut publisher = timecode_publisher(&format!("rtmp://{}/app/{key}", nginx.rtmp));
-        wait_listed(nginx.http);
-        let page = format!("https://localhost:{}/index.html", envoy.tls.port());
-        rows.push(("nginx-rtmp, 2 s fragments", glass_to_viewer(&page, seconds)));
-        let _ = publisher.kill();
-        let _ = publisher.wait();
+    let mut nginx = Nginx::start(2);
+    std::fs::write(Nginx::html_dir().join("index.html"), NGINX_PAGE).unwrap();
+    std::fs::copy(
+        workspace().join("ingest/assets/hls.min.js"),
+        Nginx::html_dir().join("hls.min.js"),
+    )
+    .unwrap();
+    let key = nginx.add_user("alice");
+    let envoy = Envoy::start(nginx.http, PLUGIN);
+    let mut publisher = timecode_publisher(&format!("rtmp://{}/app/{key}", nginx.rtmp));
+    wait_listed(nginx.http);
+    let page = format!("https://localhost:{}/index.html", envoy.tls.port());
+    let result = glass_to_viewer(&page, seconds);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    result
+}
+
+/// `sessions` rounds, each watching every stack in turn: where a plain-HLS player starts
+/// relative to segment boundaries sets its latency for the whole session, so one session per
+/// stack would be one draw.
+fn glass(seconds: u64, sessions: usize) {
+    let mut results: Vec<Vec<Session>> = (0..STACKS.len()).map(|_| Vec::new()).collect();
+    for _ in 0..sessions {
+        for (which, found) in results.iter_mut().enumerate() {
+            found.push(session(which, seconds));
+        }
     }
     println!(
-        "\n## Glass to viewer: Chromium through Envoy (HTTPS, HTTP/2), 2 s GOP, {seconds} s (`bench/run ll`)\n"
+        "\n## Glass to viewer: Chromium through Envoy (HTTPS, HTTP/2), 2 s GOP, {sessions} sessions × {seconds} s each (`bench/run ll`)\n"
     );
-    println!("| stack | median | p95 | samples | player errors |\n|---|---|---|---|---|");
-    let base = rows[0].1.median_ms;
-    for (name, r) in &rows {
+    println!(
+        "| stack | median | p95 | each session's median | samples | player errors |\n|---|---|---|---|---|---|"
+    );
+    let pooled = |found: &[Session]| -> Vec<f64> {
+        found
+            .iter()
+            .flat_map(|s| s.samples.iter().copied())
+            .collect()
+    };
+    let base = median(pooled(&results[0]));
+    for (name, found) in STACKS.iter().zip(&results) {
+        let all = pooled(found);
+        let errors: Vec<String> = found.iter().flat_map(|s| s.errors.clone()).collect();
         println!(
-            "| {name} | {:.0} ms ({:.2}×) | {:.0} ms | {} | {} |",
-            r.median_ms,
-            r.median_ms / base,
-            r.p95_ms,
-            r.samples,
-            if r.errors.is_empty() {
+            "| {name} | {:.0} ms ({:.2}×) | {:.0} ms | {} | {} | {} |",
+            median(all.clone()),
+            median(all.clone()) / base,
+            percentile(all.clone(), 0.95),
+            (found.iter())
+                .map(|s| format!("{:.0} ms", median(s.samples.clone())))
+                .collect::<Vec<_>>()
+                .join(", "),
+            all.len(),
+            if errors.is_empty() {
                 "none".to_string()
             } else {
-                r.errors.join(", ")
+                errors.join(", ")
             }
         );
     }

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     return_large_buffers_to_the_system();
+    raise_open_file_limit();
     let cli = Cli::parse_args();
     let settings = match cli.settings() {
         Ok(s) => s,
@@ -98,3 +99,27 @@ fn return_large_buffers_to_the_system() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_buffers_to_the_system() {}
+
+/// Every connection — a publisher, a viewer, a low-latency request held open — is a file
+/// descriptor, and many systems start processes with a soft limit of 1024, below the default caps
+/// (`max_http_connections` 4096, `max_rtmp_connections` 1000). The soft limit is raised to the
+/// hard one, as Go's runtime does for every program; the hard limit stays the operator's.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct passed, which is valid.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() {}

@@ -43,6 +43,11 @@ pub enum LlEffect {
         /// The segment.
         name: SegmentName,
     },
+    /// Delete an init section's file (no segment needs it any more).
+    DeleteInit {
+        /// Its id.
+        id: u64,
+    },
 }
 
 /// A part, as a request for it finds it.
@@ -73,6 +78,10 @@ pub struct LlChannelState {
     delisted: VecDeque<(i64, SegmentName)>,
     retire_grace_ms: i64,
     inits: HashMap<u64, Bytes>,
+    /// Init sections no listed segment needs, with since when: kept for the retire grace like
+    /// delisted segments' files, then forgotten — a publisher that changes its configuration
+    /// again and again must not grow them without bound.
+    unused_inits: VecDeque<(i64, u64)>,
     /// The current init section's id.
     init: Option<u64>,
     /// The open segment's name.
@@ -98,6 +107,7 @@ impl LlChannelState {
             delisted: VecDeque::new(),
             retire_grace_ms,
             inits: HashMap::new(),
+            unused_inits: VecDeque::new(),
             init: None,
             open: None,
             next: None,
@@ -231,7 +241,30 @@ impl LlChannelState {
             self.held.remove(&name);
             effects.push(LlEffect::DeleteSegment { name });
         }
+        self.tidy_inits(now_ms, &mut effects);
         effects
+    }
+
+    fn tidy_inits(&mut self, now_ms: i64, effects: &mut Vec<LlEffect>) {
+        let needed = |id: u64, window: &LlWindow, current: Option<u64>| {
+            current == Some(id) || window.segments().any(|s| s.init == id)
+        };
+        for &id in self.inits.keys() {
+            let noted = self.unused_inits.iter().any(|&(_, u)| u == id);
+            if !noted && !needed(id, &self.window, self.init) {
+                self.unused_inits.push_back((now_ms, id));
+            }
+        }
+        while let Some(&(at, id)) = self.unused_inits.front() {
+            if now_ms - at <= self.retire_grace_ms {
+                break;
+            }
+            self.unused_inits.pop_front();
+            if !needed(id, &self.window, self.init) {
+                self.inits.remove(&id);
+                effects.push(LlEffect::DeleteInit { id });
+            }
+        }
     }
 
     /// The playlist and its version (moves with every change).

@@ -236,3 +236,51 @@ fn the_preload_hint_names_the_part_that_comes_next_even_across_a_segment_boundar
     );
     assert_eq!(s.part(SegmentName(1), 0), PartLookup::Missing);
 }
+
+#[test]
+fn init_sections_no_segment_needs_are_forgotten_after_the_grace() {
+    let mut s = state();
+    s.begin_publish();
+    let part = |first: bool, at: i64| {
+        Output::Part(Part {
+            data: Bytes::from_static(b"moof+mdat"),
+            duration_us: 300_000,
+            independent: first,
+            first,
+            segment_start_wall_ms: at,
+        })
+    };
+    let end = |at: i64| {
+        Output::SegmentEnd(crate::cmaf::SegmentEnd {
+            duration_us: 300_000,
+            start_wall_ms: at,
+            discontinuity: true,
+            parts: 1,
+        })
+    };
+    // A publisher that changes its configuration before every segment, 50 times.
+    let mut effects = Vec::new();
+    for i in 0..50 {
+        let at = T0 + i * 300;
+        effects.extend(s.apply(Output::Init(Bytes::from(vec![i as u8; 100])), at));
+        effects.extend(s.apply(part(true, at), at));
+        effects.extend(s.apply(end(at), at));
+        effects.extend(s.tidy(at));
+    }
+    let later = T0 + 50 * 300 + 12_001;
+    effects.extend(s.tidy(later));
+    let deleted = (effects.iter())
+        .filter(|e| matches!(e, LlEffect::DeleteInit { .. }))
+        .count();
+    // The window lists 6 segments, each with its own init section; the rest are gone.
+    assert_eq!(s.inits.len(), 6, "{:?}", s.inits.keys());
+    assert_eq!(deleted, 44);
+    // Every listed segment's init section is still served.
+    let (playlist, _) = s.playlist();
+    for line in std::str::from_utf8(&playlist).unwrap().lines() {
+        if let Some(uri) = line.strip_prefix("#EXT-X-MAP:URI=\"init") {
+            let id: u64 = uri.trim_end_matches(".mp4\"").parse().unwrap();
+            assert!(s.init_bytes(id).is_some(), "{line}");
+        }
+    }
+}

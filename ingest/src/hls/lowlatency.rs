@@ -15,6 +15,7 @@ use boltstream_hls::llchannel::{LlChannelState, LlEffect, PartLookup};
 use boltstream_hls::llhls::Blocking;
 use boltstream_hls::playlist::SegmentName;
 use boltstream_shared::route::Directives;
+use boltstream_shared::username::Username;
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -96,18 +97,14 @@ pub enum LlPlaylist {
 }
 
 impl HlsOutput {
-    fn ll_channel(&self, user: &boltstream_shared::username::Username) -> Option<Arc<Channel>> {
+    fn ll_channel(&self, user: &Username) -> Option<Arc<Channel>> {
         self.channel(user).filter(|c| c.ll.is_some())
     }
 
     /// A channel's low-latency playlist as `directives` ask for it: at once without `_HLS_msn`,
     /// else held until the asked-for segment or part is listed (§6.2.5.2). `None`: no such
     /// channel, or it has no low-latency output.
-    pub async fn ll_playlist(
-        &self,
-        user: &boltstream_shared::username::Username,
-        directives: Directives,
-    ) -> Option<LlPlaylist> {
+    pub async fn ll_playlist(&self, user: &Username, directives: Directives) -> Option<LlPlaylist> {
         let channel = self.ll_channel(user)?;
         let ll = channel.ll.as_ref()?;
         let render = |state: &LlChannelState| {
@@ -133,12 +130,7 @@ impl HlsOutput {
 
     /// A part (`<segment>.<index>.m4s`): at once when it exists; held until it is complete when
     /// it is the one the preload hint names (then sent whole, at once); `None` otherwise.
-    pub async fn ll_part(
-        &self,
-        user: &boltstream_shared::username::Username,
-        name: SegmentName,
-        index: usize,
-    ) -> Option<Bytes> {
+    pub async fn ll_part(&self, user: &Username, name: SegmentName, index: usize) -> Option<Bytes> {
         let channel = self.ll_channel(user)?;
         let ll = channel.ll.as_ref()?;
         match ll.state().part(name, index) {
@@ -156,25 +148,21 @@ impl HlsOutput {
     }
 
     /// A complete CMAF segment while it is in memory.
-    pub fn ll_segment(
-        &self,
-        user: &boltstream_shared::username::Username,
-        name: SegmentName,
-    ) -> Option<Bytes> {
+    pub fn ll_segment(&self, user: &Username, name: SegmentName) -> Option<Bytes> {
         let channel = self.ll_channel(user)?;
         let bytes = channel.ll.as_ref()?.state().segment_bytes(name);
         bytes
     }
 
     /// An init section.
-    pub fn ll_init(&self, user: &boltstream_shared::username::Username, id: u64) -> Option<Bytes> {
+    pub fn ll_init(&self, user: &Username, id: u64) -> Option<Bytes> {
         let channel = self.ll_channel(user)?;
         let bytes = channel.ll.as_ref()?.state().init_bytes(id);
         bytes
     }
 
     /// True once the channel's low-latency output has a part to play.
-    pub fn ll_playable(&self, user: &boltstream_shared::username::Username) -> bool {
+    pub fn ll_playable(&self, user: &Username) -> bool {
         self.ll_channel(user)
             .and_then(|c| c.ll.as_ref().map(|ll| ll.state().has_parts()))
             .unwrap_or(false)
@@ -198,6 +186,7 @@ impl HlsOutput {
                 }
                 LlEffect::WritePlaylist { body } => self.disk.write(user, DiskFile::Playlist, body),
                 LlEffect::DeleteSegment { name } => self.disk.delete(user, DiskFile::Fmp4(name)),
+                LlEffect::DeleteInit { id } => self.disk.delete(user, DiskFile::Init(id)),
             }
         }
     }
@@ -318,6 +307,5 @@ impl MediaSink for LlSink {
         let outputs = self.packager.finish();
         self.apply(outputs);
         self.output.end_ll(&self.channel, self.generation);
-        self.output.end(&self.channel, self.generation);
     }
 }

@@ -271,7 +271,7 @@ impl HlsOutput {
         self.carry_out(channel, effects);
     }
 
-    pub(super) fn end(&self, channel: &Channel, generation: u64) {
+    fn end(&self, channel: &Channel, generation: u64) {
         let effects = channel.state().end_playlist(generation, now_ms());
         self.carry_out(channel, effects);
     }

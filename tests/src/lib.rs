@@ -18,6 +18,28 @@ pub mod rtmp;
 pub mod server;
 pub mod wasm_host;
 
+/// An `EXT-X-PROGRAM-DATE-TIME` value as the origin writes it (`2026-11-30T07:27:47.275Z`), as
+/// Unix milliseconds.
+pub fn program_date_time_ms(text: &str) -> Option<i64> {
+    let (date, time) = text.trim().trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) * 1000 + (sec * 1000.0).round() as i64)
+}
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -275,3 +275,23 @@ pub fn flv_media(path: &std::path::Path) -> Vec<boltstream_hls::media::Media> {
     }
     out
 }
+
+/// ffmpeg decodes the file completely; returns what it printed (empty when clean).
+pub fn decode_errors(path: &std::path::Path) -> String {
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-xerror",
+            "-i",
+            path.to_str().unwrap(),
+            "-f",
+            "null",
+            "-",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "ffmpeg failed on {}: {err}", path.display());
+    err
+}

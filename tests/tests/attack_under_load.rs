@@ -39,7 +39,7 @@ fn staleness_ms(playlist: &str, now_ms: i64) -> Option<i64> {
     let mut last = None;
     for line in playlist.lines() {
         if let Some(date) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            start = time_ms(date);
+            start = boltstream_tests::program_date_time_ms(date);
         } else if let Some(d) = line.strip_prefix("#EXTINF:") {
             let secs: f64 = d.trim_end_matches(',').parse().ok()?;
             let begun = start?;
@@ -48,28 +48,6 @@ fn staleness_ms(playlist: &str, now_ms: i64) -> Option<i64> {
         }
     }
     last.map(|end| now_ms - end)
-}
-
-/// `2026-11-30T07:27:47.275Z` as Unix ms.
-fn time_ms(text: &str) -> Option<i64> {
-    let (date, time) = text.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec: f64 = t.next()?.parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + min * 60) as f64 * 1000.0 + sec * 1000.0) as i64)
 }
 
 fn now_ms() -> i64 {

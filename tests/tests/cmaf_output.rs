@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use boltstream_hls::cmaf::{Output, PartPackager};
-use boltstream_tests::media::{flv_media, run, Clip};
+use boltstream_tests::media::{decode_errors, flv_media, run, Clip};
 use boltstream_tests::out_dir;
 
 const PART_MS: u64 = 333;
@@ -57,26 +57,6 @@ fn write(name: &str, pieces: &[&[u8]]) -> std::path::PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, pieces.concat()).unwrap();
     path
-}
-
-/// ffmpeg decodes the file completely; returns what it printed (empty when clean).
-fn decode_errors(path: &Path) -> String {
-    let (ok, _, err) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            path.to_str().unwrap(),
-            "-f",
-            "null",
-            "-",
-        ],
-        Duration::from_secs(120),
-    );
-    assert!(ok, "ffmpeg failed on {}: {err}", path.display());
-    err
 }
 
 /// `codec_type codec_name` per stream, and the container's duration.

@@ -166,26 +166,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// `2026-11-30T12:54:33.960Z` as Unix ms.
-fn parse_date(v: &str) -> Option<i64> {
-    let (date, time) = v.trim().trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let s: f64 = t.next()?.parse().ok()?;
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + min) * 60_000 + (s * 1000.0).round() as i64)
-}
-
 /// Publish → first playable, `runs` times: ms from the first keyframe's arrival (the first
 /// PROGRAM-DATE-TIME) until the playlist lists a part (`cmaf`) or a segment (`ts`).
 fn first_playable(format: &str, runs: usize) -> Vec<f64> {
@@ -213,7 +193,7 @@ fn first_playable(format: &str, runs: usize) -> Vec<f64> {
                 t.lines()
                     .find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
             })
-            .and_then(parse_date)
+            .and_then(boltstream_tests::program_date_time_ms)
             .expect("a PROGRAM-DATE-TIME");
         out.push((at - start) as f64);
         let _ = publisher.kill();

@@ -7,6 +7,8 @@
 //! - [`route`]: a request path and query → a typed [`route::Route`], and the canonical path (cache key)
 //!   of a live route.
 //! - [`policy`]: the response headers (Cache-Control, Content-Type, CORS) a route gets.
+//! - [`token`]: signed playback tokens for private channels — sign at the origin, verify at the
+//!   edge and the origin.
 //! - [`cases`]: the table of route/policy cases that the native tests and the wasm filter tests share.
 #![no_std]
 
@@ -16,4 +18,5 @@ pub mod cases;
 pub mod key;
 pub mod policy;
 pub mod route;
+pub mod token;
 pub mod username;

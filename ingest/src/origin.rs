@@ -71,6 +71,9 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                     ),
                 };
             }
+            if hls.is_low_latency(user) {
+                return not_found(); // nothing listed yet
+            }
             if !directives.is_empty() {
                 // The MPEG-TS playlist does not offer blocking reload (no CAN-BLOCK-RELOAD), so a
                 // request that asks to block is refused rather than answered with a playlist that

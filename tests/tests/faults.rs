@@ -15,7 +15,17 @@ fn playlist(server: &Server, user: &str) -> Option<String> {
 
 #[test]
 fn publisher_killed_mid_segment() {
-    let server = Server::start(&[]);
+    publisher_killed_mid_segment_with("ts");
+}
+
+/// The low-latency output (the default) ends its playlist the same way.
+#[test]
+fn publisher_killed_mid_segment_cmaf() {
+    publisher_killed_mid_segment_with("cmaf");
+}
+
+fn publisher_killed_mid_segment_with(format: &str) {
+    let server = Server::start(&["--hls-format", format]);
     let key = server.add_user("alice");
     let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
     wait_for(Duration::from_secs(10), || playlist(&server, "alice")).expect("live");
@@ -46,7 +56,16 @@ fn publisher_killed_mid_segment() {
 
 #[test]
 fn server_killed_and_restarted() {
-    let mut server = Server::start(&[]);
+    server_killed_and_restarted_with("ts");
+}
+
+#[test]
+fn server_killed_and_restarted_cmaf() {
+    server_killed_and_restarted_with("cmaf");
+}
+
+fn server_killed_and_restarted_with(format: &str) {
+    let mut server = Server::start(&["--hls-format", format]);
     let key = server.add_user("alice");
     let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
     wait_for(Duration::from_secs(10), || playlist(&server, "alice")).expect("live");
@@ -89,7 +108,16 @@ fn server_killed_and_restarted() {
 
 #[test]
 fn sigterm_ends_everything_cleanly() {
-    let mut server = Server::start(&[]);
+    sigterm_ends_everything_cleanly_with("ts");
+}
+
+#[test]
+fn sigterm_ends_everything_cleanly_cmaf() {
+    sigterm_ends_everything_cleanly_with("cmaf");
+}
+
+fn sigterm_ends_everything_cleanly_with(format: &str) {
+    let mut server = Server::start(&["--hls-format", format]);
     let key = server.add_user("alice");
     let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
     wait_for(Duration::from_secs(10), || playlist(&server, "alice")).expect("live");
@@ -157,8 +185,16 @@ fn full_or_unwritable_disk_keeps_streams_up() {
     disk_fault_keeps_streams_up(&[]);
 }
 
+/// The low-latency output serves from memory always; its disk mirror failing must not show.
+#[test]
+fn full_or_unwritable_disk_keeps_cmaf_streams_up() {
+    disk_fault_keeps_streams_up(&["--hls-format", "cmaf"]);
+}
+
 fn disk_fault_keeps_streams_up(args: &[&str]) {
     let server = Server::start(args);
+    // A segment line of either output.
+    let is_segment = |l: &&str| !l.starts_with('#') && (l.ends_with(".ts") || l.ends_with(".m4s"));
     let alice = server.add_user("alice");
     let bob = server.add_user("bob");
     let mode = break_disk(&server.data().join("hls"), "alice");
@@ -167,15 +203,17 @@ fn disk_fault_keeps_streams_up(args: &[&str]) {
     let mut a = Publisher::start(Clip::AudioVideo, &server.publish_url(&alice), true);
     let mut b = Publisher::start(Clip::AudioVideo, &server.publish_url(&bob), true);
     // Both stay live and playable from memory; bob's files are written normally.
-    let pa = wait_for(Duration::from_secs(10), || playlist(&server, "alice"))
-        .expect("alice is served from memory");
+    let pa = wait_for(Duration::from_secs(10), || {
+        playlist(&server, "alice").filter(|p| p.lines().any(|l| is_segment(&l)))
+    })
+    .expect("alice is served from memory");
     wait_for(Duration::from_secs(10), || playlist(&server, "bob")).expect("bob is unaffected");
-    let seg = pa.lines().find(|l| l.ends_with(".ts")).unwrap();
+    let seg = pa.lines().find(is_segment).unwrap();
     assert_eq!(get(server.http, &format!("/live/alice/{seg}")).status, 200);
     std::thread::sleep(Duration::from_secs(3));
     // Every segment alice lists is still served, though none of them reached the disk.
     let pa = playlist(&server, "alice").expect("alice still live");
-    for seg in pa.lines().filter(|l| l.ends_with(".ts")) {
+    for seg in pa.lines().filter(is_segment) {
         assert_eq!(
             get(server.http, &format!("/live/alice/{seg}")).status,
             200,

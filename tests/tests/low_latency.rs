@@ -251,6 +251,15 @@ fn a_live_cmaf_stream_follows_the_low_latency_server_rules() {
         .iter()
         .all(|s| !s.parts.is_empty()));
     assert!((3..=5).contains(&with_parts), "{with_parts}\n{text}");
+    // A segment whose parts are no longer listed keeps them downloadable (a player that loaded
+    // an older playlist may still ask for them).
+    let unlisted = &ll.segments[first_with_parts - 1];
+    assert_eq!(
+        get(server.http, &format!("/live/alice/{}.0.m4s", unlisted.name)).status,
+        200,
+        "{}",
+        unlisted.name
+    );
     // The preload hint names the next part of the open segment (or the next segment's first).
     let open = ll.segments.last().unwrap();
     let hint = ll.hint.clone().expect("a preload hint");

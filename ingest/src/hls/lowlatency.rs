@@ -103,10 +103,15 @@ impl HlsOutput {
 
     /// A channel's low-latency playlist as `directives` ask for it: at once without `_HLS_msn`,
     /// else held until the asked-for segment or part is listed (§6.2.5.2). `None`: no such
-    /// channel, or it has no low-latency output.
+    /// channel, no low-latency output, or nothing listed yet for a request that does not block.
     pub async fn ll_playlist(&self, user: &Username, directives: Directives) -> Option<LlPlaylist> {
         let channel = self.ll_channel(user)?;
         let ll = channel.ll.as_ref()?;
+        if directives.msn.is_none() && !ll.state().has_parts() {
+            // Nothing to play yet: not found, as the MPEG-TS output answers before its first
+            // segment (a blocking request for the first part is held instead).
+            return None;
+        }
         let render = |state: &LlChannelState| {
             let (full, version) = state.playlist();
             let body = match directives.skip {
@@ -159,6 +164,11 @@ impl HlsOutput {
         let channel = self.ll_channel(user)?;
         let bytes = channel.ll.as_ref()?.state().init_bytes(id);
         bytes
+    }
+
+    /// True when the channel's output is low-latency (CMAF).
+    pub fn is_low_latency(&self, user: &Username) -> bool {
+        self.ll_channel(user).is_some()
     }
 
     /// True once the channel's low-latency output has a part to play.

@@ -381,3 +381,87 @@ fn empty_segments_and_encodings_do_not_slip_past_blocked_prefixes() {
     );
     assert_eq!(get(envoy.addr, "/login").status, 200, "other pages pass");
 }
+
+/// The real low-latency origin behind the real edge: 20 viewers asking at once for the next part
+/// (a blocking playlist request, and the preload-hinted part itself) before it exists reach the
+/// origin once each, get what they asked for, and a random query on a part is not another object.
+#[test]
+fn low_latency_viewers_waiting_for_the_next_part_reach_the_origin_once() {
+    let server = Server::start(&["--hls-format", "cmaf"]);
+    let key = server.add_user("alice");
+    let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let text = wait_for(Duration::from_secs(20), || {
+        let r = get(server.http, "/live/alice/index.m3u8");
+        (r.status == 200 && r.text().contains("#EXT-X-PRELOAD-HINT")).then(|| r.text())
+    })
+    .expect("a live low-latency playlist");
+    // The hinted part, and the blocking request that asks for it: its segment's msn and index.
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .map(|u| u.trim_end_matches('"').to_string())
+        .unwrap();
+    let msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    // The hinted part is the open segment's next, or the next segment's first: either way its
+    // segment's msn follows every complete one.
+    let index = hint.trim_end_matches(".m4s").split_once('.').unwrap().1;
+    let segment_msn = msn + text.matches("#EXTINF").count() as u64;
+    let blocking = format!("/live/alice/index.m3u8?_HLS_msn={segment_msn}&_HLS_part={index}");
+    let (playlists0, media0) = (
+        origin_count(&server, "live_playlist"),
+        origin_count(&server, "live_segment"),
+    );
+    let viewers: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = envoy.addr;
+            let target = if i % 2 == 0 {
+                blocking.clone()
+            } else {
+                format!("/live/alice/{hint}")
+            };
+            std::thread::spawn(move || (target.clone(), get(addr, &target)))
+        })
+        .collect();
+    let answers: Vec<(String, Response)> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
+    for (target, r) in &answers {
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        if target.contains("_HLS_msn") {
+            assert!(
+                r.text().contains(&format!("URI=\"{hint}\"")),
+                "{target}:\n{}",
+                r.text()
+            );
+        }
+    }
+    let parts: Vec<&Vec<u8>> = (answers.iter())
+        .filter(|(t, _)| !t.contains("_HLS_msn"))
+        .map(|(_, r)| &r.body)
+        .collect();
+    assert!(
+        parts.windows(2).all(|w| w[0] == w[1]),
+        "one part, the same bytes for all"
+    );
+    assert_eq!(
+        origin_count(&server, "live_playlist") - playlists0,
+        1,
+        "10 blocking requests for the next part, one origin request"
+    );
+    assert_eq!(
+        origin_count(&server, "live_segment") - media0,
+        1,
+        "10 requests for the hinted part, one origin request"
+    );
+    // A random query on a part is the same object: served from the edge's cache.
+    let busted = get(envoy.addr, &format!("/live/alice/{hint}?x=8f3a1c"));
+    assert_eq!(busted.status, 200);
+    assert_eq!(&busted.body, parts[0]);
+    assert_eq!(origin_count(&server, "live_segment") - media0, 1);
+    assert!(busted
+        .header("cache-control")
+        .is_some_and(|c| c.contains("immutable")));
+}

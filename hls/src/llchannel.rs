@@ -313,6 +313,11 @@ impl LlChannelState {
         held + self.inits.values().map(Bytes::len).sum::<usize>()
     }
 
+    /// EXT-X-TARGETDURATION now, in seconds.
+    pub fn target_duration_s(&self) -> u64 {
+        self.window.target_duration_s()
+    }
+
     /// True once a part is listed: there is something to play.
     pub fn has_parts(&self) -> bool {
         self.window.segments().any(|s| !s.parts.is_empty())

@@ -162,6 +162,12 @@ impl LlWindow {
         self.next_name = None;
     }
 
+    /// EXT-X-TARGETDURATION as the playlist states it now: the configured target, or longer once
+    /// a segment was (a GOP longer than the target).
+    pub fn target_duration_s(&self) -> u64 {
+        self.target_s
+    }
+
     /// True once [`Self::end`] was called (until a segment begins again).
     pub fn is_ended(&self) -> bool {
         self.ended

@@ -81,6 +81,12 @@ impl LlChannel {
     }
 }
 
+/// How long a request is held before 503: three target durations (§6.2.5.2), as the playlist
+/// states the target now (a GOP longer than the configured target makes it longer).
+fn hold_limit(ll: &LlChannel) -> Duration {
+    Duration::from_secs(3 * ll.state().target_duration_s())
+}
+
 /// What a low-latency playlist request gets.
 pub enum LlPlaylist {
     /// The playlist (or its delta update), and the version it is of.
@@ -120,7 +126,7 @@ impl HlsOutput {
             };
             LlPlaylist::Ready { body, version }
         };
-        let hold = self.hold_limit();
+        let hold = hold_limit(ll);
         let answer = ll
             .wait_for(hold, |state| {
                 match state.blocking(directives.msn, directives.part) {
@@ -143,7 +149,7 @@ impl HlsOutput {
             PartLookup::Missing => return None,
             PartLookup::Hinted => {}
         }
-        ll.wait_for(self.hold_limit(), |state| match state.part(name, index) {
+        ll.wait_for(hold_limit(ll), |state| match state.part(name, index) {
             PartLookup::Ready(bytes) => Some(Some(bytes)),
             PartLookup::Missing => Some(None),
             PartLookup::Hinted => None,
@@ -176,11 +182,6 @@ impl HlsOutput {
         self.ll_channel(user)
             .and_then(|c| c.ll.as_ref().map(|ll| ll.state().has_parts()))
             .unwrap_or(false)
-    }
-
-    /// How long a request is held before 503: three target durations (§6.2.5.2).
-    fn hold_limit(&self) -> Duration {
-        Duration::from_secs(3 * self.config.target_s)
     }
 
     /// Carries out what a low-latency channel decided, in order.

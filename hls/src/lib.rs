@@ -20,6 +20,7 @@
 //! - [`playlist`]: the sliding window of listed segments and its rendering.
 //! - [`channel`]: one channel's state across publishes — naming, generations, what is listed,
 //!   retired and ended — taking events and returning the file effects to carry out.
+//! - [`encrypt`]: AES-128 (CBC, PKCS7) of segments and parts for private streams.
 //! - [`sps`]: the picture size from an H.264 SPS.
 //! - [`date`]: wall-clock times as HLS writes them.
 //! - [`inspect`]: a structural TS checker for tests, fuzzing and benchmarks.
@@ -30,6 +31,7 @@ pub mod avc;
 pub mod channel;
 pub mod cmaf;
 pub mod date;
+pub mod encrypt;
 pub mod flv;
 pub mod fmp4;
 pub mod inspect;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+use crate::channel_info::ChannelInfo;
 use serde_json::json;
 
 use crate::clock::now_ms;
@@ -46,6 +48,9 @@ pub enum Command {
     /// Manage stream keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// A channel's title and category
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// List live streams: username, since, codecs, bitrate
     Streams {
         /// Print JSON instead of a table
@@ -99,6 +104,30 @@ pub enum KeyCommand {
         /// Username
         name: String,
         /// Print JSON ({"user", "stream_key"}) instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `boltstream channel ...`
+#[derive(Subcommand, Debug)]
+pub enum ChannelCommand {
+    /// Set a channel's title and category (both; an empty string clears one)
+    Set {
+        /// Username
+        name: String,
+        /// Title, at most 140 characters
+        #[arg(long, default_value = "")]
+        title: String,
+        /// Category, at most 40 characters
+        #[arg(long, default_value = "")]
+        category: String,
+    },
+    /// Show a channel's title and category
+    Show {
+        /// Username
+        name: String,
+        /// Print JSON ({"user", "title", "category"}) instead of text
         #[arg(long)]
         json: bool,
     },
@@ -177,6 +206,31 @@ pub fn run_command(
             )?;
         }
         Command::Streams { json } => list_streams(&open()?, *json, out)?,
+        Command::Channel(ChannelCommand::Set {
+            name,
+            title,
+            category,
+        }) => {
+            let info = ChannelInfo::new(title, category)?;
+            let user = name.to_ascii_lowercase();
+            if !open()?.set_channel_info(&user, &info)? {
+                anyhow::bail!("no such user: {user}");
+            }
+            writeln!(out, "channel {user}: title and category set")?;
+        }
+        Command::Channel(ChannelCommand::Show { name, json }) => {
+            let user = name.to_ascii_lowercase();
+            let Some(info) = open()?.channel_info(&user)? else {
+                anyhow::bail!("no such user: {user}");
+            };
+            if *json {
+                return print_json(
+                    out,
+                    &json!({ "user": user, "title": info.title, "category": info.category }),
+                );
+            }
+            writeln!(out, "title: {}\ncategory: {}", info.title, info.category)?;
+        }
     }
     Ok(())
 }

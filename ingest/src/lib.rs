@@ -9,12 +9,14 @@
 //! - [`hls`]: the I/O around the HLS core (crate `boltstream-hls`): channels, sinks, the disk.
 //! - [`http`]: the HTTP listeners and routing, the top layer over [`origin`] (live media) and
 //!   [`web`] (the website and the JSON API), which share only [`respond`].
+//! - [`channel_info`]: a channel's title and category, and the one check they pass.
 //! - [`ops`]: operator actions (ban, stop, rotate a key …) for the CLI, the pages and the API.
 //! - [`cli`]: the operator commands on the same database.
 //! - [`server`]: wires the listeners together; [`shutdown`]: the graceful-stop signal;
 //!   [`limits`]: per-address connection caps; [`ticks`]: the one clock periodic work shares;
 //!   [`clock`]: the wall clock.
 
+pub mod channel_info;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -531,3 +531,144 @@ fn pages_render() {
         .unwrap()
         .contains("script-src 'self'"));
 }
+
+/// A channel's title and category: set from the CLI, the API and the dashboard with one check
+/// (length, control and text-direction characters), escaped on every page, kept across streams.
+#[test]
+fn channel_title_and_category_from_cli_api_and_dashboard() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let out = server.cli_with_stdin(&["user", "password", "alice"], "alice password 1\n");
+    assert!(out.status.success());
+
+    // CLI.
+    let set = server.cli(&[
+        "channel",
+        "set",
+        "alice",
+        "--title",
+        "Any% <b>run</b> & chat",
+        "--category",
+        "Games",
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let shown = server.cli(&["channel", "show", "alice", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["title"], "Any% <b>run</b> & chat");
+    assert_eq!(shown["category"], "Games");
+    for bad in ["two\nlines", "abc\u{202E}txt.exe", &"x".repeat(141)] {
+        let out = server.cli(&["channel", "set", "alice", "--title", bad]);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("title"), "{err}");
+    }
+    let out = server.cli(&["channel", "set", "nobody", "--title", "x"]);
+    assert!(!out.status.success());
+
+    // Offline: the API and the page show it, the page escaped.
+    let api = get(server.http, "/api/v1/channels/alice");
+    let api: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(api["title"], "Any% <b>run</b> & chat");
+    assert_eq!(api["live"], false);
+    let page = get(server.http, "/alice").text();
+    assert!(
+        page.contains("Any% &lt;b&gt;run&lt;/b&gt; &amp; chat"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>run</b>"));
+
+    // API, as the signed-in streamer (session cookie + CSRF header).
+    let session = log_in(&server, "alice", "alice+password+1");
+    let cookie = format!("bs_session={session}");
+    let dash = request(
+        server.http,
+        "GET",
+        b"/dashboard",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    let csrf = csrf_from(&dash);
+    let put = |body: &[u8], with_csrf: bool| {
+        let mut headers = vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+        ];
+        if with_csrf {
+            headers.push(("x-csrf-token", csrf.as_str()));
+        }
+        request(server.http, "PUT", b"/api/v1/me/channel", &headers, body).unwrap()
+    };
+    let r = put(
+        br#"{"title": "  Late night  ", "category": "Just chatting"}"#,
+        true,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r["title"], "Late night", "trimmed");
+    let refused: [(&[u8], bool, u16); 6] = [
+        (br#"{"title": "x", "category": "y"}"#, false, 403),
+        (br#"{"title": "a\u0007b", "category": ""}"#, true, 400),
+        (br#"{"title": "", "category": "\u2066x"}"#, true, 400),
+        (br#"{"title": "x"}"#, true, 400),
+        (
+            br#"{"title": "x", "category": "y", "admin": true}"#,
+            true,
+            400,
+        ),
+        (b"not json", true, 400),
+    ];
+    for (body, with_csrf, status) in refused {
+        let r = put(body, with_csrf);
+        assert_eq!(
+            r.status,
+            status,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            r.text()
+        );
+    }
+    let long = format!(r#"{{"title": "{}", "category": ""}}"#, "x".repeat(141));
+    let r = put(long.as_bytes(), true);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("140"), "{}", r.text());
+    let huge = format!(r#"{{"title": "{}", "category": ""}}"#, "x".repeat(20_000));
+    assert_eq!(put(huge.as_bytes(), true).status, 413);
+
+    // Dashboard form.
+    let r = request(
+        server.http,
+        "POST",
+        b"/dashboard/channel",
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}&title=Speedrun+%231&category=Retro").as_bytes(),
+    )
+    .unwrap();
+    let text = r.text();
+    assert!(text.contains("Title and category saved."), "{text}");
+    assert!(text.contains("value=\"Speedrun #1\""), "{text}");
+
+    // Kept when the channel goes live, and shown in the directory and the API while live.
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let live = wait_for(Duration::from_secs(15), || {
+        let r = get(server.http, "/api/v1/channels");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let first = v["channels"].get(0)?.clone();
+        (first["live"] == true).then_some(first)
+    })
+    .expect("alice goes live");
+    assert_eq!(live["title"], "Speedrun #1");
+    assert_eq!(live["category"], "Retro");
+    let directory = get(server.http, "/").text();
+    assert!(
+        directory.contains("Speedrun #1") && directory.contains("Retro"),
+        "{directory}"
+    );
+}

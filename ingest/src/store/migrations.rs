@@ -47,6 +47,9 @@ const STEPS: &[&str] = &[
         user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
         created_ms  INTEGER NOT NULL
      );",
+    // 4: a channel's title and category, kept across streams.
+    "ALTER TABLE streams ADD COLUMN title TEXT NOT NULL DEFAULT '';
+     ALTER TABLE streams ADD COLUMN category TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The newest schema version this binary knows.

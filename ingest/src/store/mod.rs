@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use boltstream_shared::key;
 
+use crate::channel_info::ChannelInfo;
 use crate::clock::now_ms;
 use boltstream_shared::username::{Username, UsernameError};
 use rand::rngs::OsRng;
@@ -134,6 +135,8 @@ pub struct StreamStats {
 pub struct LiveRow {
     /// The channel.
     pub username: String,
+    /// Its title and category.
+    pub info: ChannelInfo,
     /// Unix milliseconds.
     pub since_ms: i64,
     /// The last reported statistics.
@@ -178,11 +181,15 @@ const OFFLINE: &str = "started_ms = NULL, publish_id = NULL, video_codec = '', a
 
 const LIVE_SELECT: &str =
     "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
-        s.fps, s.bitrate_kbps FROM streams s JOIN users u ON u.id = s.user_id";
+        s.fps, s.bitrate_kbps, s.title, s.category FROM streams s JOIN users u ON u.id = s.user_id";
 
 fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRow> {
     Ok(LiveRow {
         username: r.get(0)?,
+        info: ChannelInfo {
+            title: r.get(8)?,
+            category: r.get(9)?,
+        },
         since_ms: r.get(1)?,
         stats: StreamStats {
             video_codec: r.get(2)?,
@@ -449,6 +456,36 @@ impl Store {
                 publish.0
             ])?;
             Ok(())
+        })
+    }
+
+    /// Sets a channel's title and category; false when there is no such user.
+    pub fn set_channel_info(&self, name: &str, info: &ChannelInfo) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE streams SET title = ?2, category = ?3
+                 WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+                params![name, info.title, info.category],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    /// A channel's title and category, live or not.
+    pub fn channel_info(&self, name: &str) -> Result<Option<ChannelInfo>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT s.title, s.category FROM streams s JOIN users u ON u.id = s.user_id
+                 WHERE u.username = ?1",
+                [name],
+                |r| {
+                    Ok(ChannelInfo {
+                        title: r.get(0)?,
+                        category: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
         })
     }
 

@@ -4,28 +4,38 @@
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use boltstream_shared::username::Username;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
+use super::body::{read_body, BodyError};
 use super::context::{blocking, WebContext};
 use super::extract::{ApiCaller, ApiChanger};
 use super::reply::{json, json_error, store_error};
+use crate::channel_info::ChannelInfo;
 use crate::clock::now_ms;
 use crate::ops::{self, ActionError, AdminAction};
 use crate::respond::Resp;
 use crate::store::{LiveRow, StoreError, UserRow};
 
-fn channel_json(ctx: &WebContext, username: &str, live: Option<&LiveRow>) -> Value {
+fn channel_json(
+    ctx: &WebContext,
+    username: &str,
+    info: &ChannelInfo,
+    live: Option<&LiveRow>,
+) -> Value {
     let playable = Username::parse(username)
         .ok()
         .is_some_and(|u| ctx.hls.is_playable(&u) && ctx.hls.is_publishing(&u));
     match live {
         Some(row) => json!({
             "username": username,
+            "title": info.title,
+            "category": info.category,
             "live": true,
             "playable": playable,
             "since_ms": row.since_ms,
@@ -38,7 +48,13 @@ fn channel_json(ctx: &WebContext, username: &str, live: Option<&LiveRow>) -> Val
                 "fps": row.stats.fps, "bitrate_kbps": row.stats.bitrate_kbps,
             },
         }),
-        None => json!({ "username": username, "live": false, "playable": false }),
+        None => json!({
+            "username": username,
+            "title": info.title,
+            "category": info.category,
+            "live": false,
+            "playable": false,
+        }),
     }
 }
 
@@ -87,6 +103,7 @@ pub fn routes() -> Router<Arc<WebContext>> {
         .route("/me/tokens", get(tokens))
         .route("/me/tokens/{id}", delete(revoke_token))
         .route("/me/rotate-key", post(rotate_key))
+        .route("/me/channel", put(set_channel))
         .route("/admin/{kind}/{name}/{action}", post(admin))
         .fallback(no_endpoint)
         .method_not_allowed_fallback(no_endpoint)
@@ -101,7 +118,7 @@ async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
     match blocking(move || store.live_streams()).await {
         Ok(live) => {
             let channels: Vec<Value> = (live.iter())
-                .map(|r| channel_json(&ctx, &r.username, Some(r)))
+                .map(|r| channel_json(&ctx, &r.username, &r.info, Some(r)))
                 .collect();
             json(StatusCode::OK, json!({ "channels": channels }))
         }
@@ -115,20 +132,20 @@ async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String
     };
     let store = Arc::clone(&ctx.store);
     let lookup = user.to_string();
-    let found = blocking(
-        move || -> Result<Option<(UserRow, Option<LiveRow>)>, StoreError> {
-            let Some(row) = store.user(&lookup)? else {
-                return Ok(None);
-            };
-            let live = store.live_stream(&lookup)?;
-            Ok(Some((row, live)))
-        },
-    )
+    type Found = Option<(UserRow, ChannelInfo, Option<LiveRow>)>;
+    let found = blocking(move || -> Result<Found, StoreError> {
+        let Some(row) = store.user(&lookup)? else {
+            return Ok(None);
+        };
+        let info = store.channel_info(&lookup)?.unwrap_or_default();
+        let live = store.live_stream(&lookup)?;
+        Ok(Some((row, info, live)))
+    })
     .await;
     match found {
-        Ok(Some((row, live))) if !row.banned => json(
+        Ok(Some((row, info, live))) if !row.banned => json(
             StatusCode::OK,
-            channel_json(&ctx, &row.username, live.as_ref()),
+            channel_json(&ctx, &row.username, &info, live.as_ref()),
         ),
         Ok(_) => json_error(StatusCode::NOT_FOUND, "no such channel"),
         Err(e) => store_error(&e),
@@ -163,6 +180,49 @@ async fn rotate_key(State(ctx): State<Arc<WebContext>>, ApiChanger(user): ApiCha
         ),
         Err(ActionError::Store(e)) => store_error(&e),
         Err(e) => json_error(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+/// `PUT /api/v1/me/channel` with `{"title": "...", "category": "..."}`: the caller's channel's
+/// title and category, checked as the dashboard checks them.
+async fn set_channel(
+    State(ctx): State<Arc<WebContext>>,
+    ApiChanger(user): ApiChanger,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        title: String,
+        category: String,
+    }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+        }
+        Err(BodyError::TooSlow) => return json_error(StatusCode::REQUEST_TIMEOUT, "body too slow"),
+        Err(BodyError::Invalid) => return json_error(StatusCode::BAD_REQUEST, "unreadable body"),
+    };
+    let Ok(wanted) = serde_json::from_slice::<Body>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"title\": string, \"category\": string}",
+        );
+    };
+    let info = match ChannelInfo::new(&wanted.title, &wanted.category) {
+        Ok(info) => info,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let store = Arc::clone(&ctx.store);
+    let name = user.username.clone();
+    let saved = info.clone();
+    match blocking(move || store.set_channel_info(&name, &saved)).await {
+        Ok(_) => json(
+            StatusCode::OK,
+            json!({ "username": user.username, "title": info.title, "category": info.category }),
+        ),
+        Err(e) => store_error(&e),
     }
 }
 

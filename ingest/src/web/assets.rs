@@ -111,6 +111,7 @@ h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .75r
 .card.channel{display:block;color:var(--text)}.card.channel:hover{border-color:var(--accent);text-decoration:none}
 .thumb{aspect-ratio:16/9;border-radius:6px;background:linear-gradient(135deg,#2a1f47,#111);display:flex;align-items:center;justify-content:center;font-size:2rem;font-weight:800;color:#fff;margin-bottom:.6rem}
 .muted{color:var(--muted)}.small{font-size:.875rem}
+.title{font-weight:600;overflow-wrap:anywhere;margin:.15rem 0}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:4px;background:#3a3a3d;color:#fff;font-size:.75rem;font-weight:700;letter-spacing:.05em}
 .badge.live{background:var(--live)}
 .player{background:#000;border-radius:10px;overflow:hidden;aspect-ratio:16/9;display:flex;align-items:center;justify-content:center}

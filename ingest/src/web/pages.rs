@@ -20,6 +20,7 @@ use super::guard::Refusal;
 use super::reply::{error_page, page, redirect, server_error};
 use super::session::{self, CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE};
 use super::views;
+use crate::channel_info::ChannelInfo;
 use crate::respond::Resp;
 use crate::store::{random_token, LiveRow, SessionUser, StoreError, UserRow, SESSION_MS};
 
@@ -98,8 +99,15 @@ async fn channel(
     };
     let store = Arc::clone(&ctx.store);
     let lookup = username.to_string();
-    let row = match blocking(move || store.user(&lookup)).await {
-        Ok(Some(row)) if !row.banned => row,
+    let found = blocking(move || -> Result<_, StoreError> {
+        Ok(match store.user(&lookup)? {
+            Some(row) => Some((row, store.channel_info(&lookup)?.unwrap_or_default())),
+            None => None,
+        })
+    })
+    .await;
+    let (row, info) = match found {
+        Ok(Some((row, info))) if !row.banned => (row, info),
         Ok(_) => {
             return error_page(
                 StatusCode::NOT_FOUND,
@@ -111,7 +119,7 @@ async fn channel(
         Err(e) => return server_error(user, &e),
     };
     let live = row.live_since_ms.is_some();
-    let body = views::channel(username.as_str(), live);
+    let body = views::channel(username.as_str(), live, &info);
     page(StatusCode::OK, username.as_str(), user, body)
 }
 
@@ -447,10 +455,14 @@ async fn dashboard_with(
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
     let found = blocking(move || -> Result<_, StoreError> {
-        Ok((store.live_stream(&name)?, store.api_tokens(&name)?))
+        Ok((
+            store.live_stream(&name)?,
+            store.api_tokens(&name)?,
+            store.channel_info(&name)?.unwrap_or_default(),
+        ))
     })
     .await;
-    let (live, tokens) = match found {
+    let (live, tokens, info) = match found {
         Ok(found) => found,
         Err(e) => return server_error(Some(s), &e),
     };
@@ -462,6 +474,7 @@ async fn dashboard_with(
         fresh,
         notice,
         rtmp_url: &rtmp_url,
+        info: &info,
     };
     page(
         StatusCode::OK,
@@ -557,6 +570,17 @@ async fn dashboard_action(
             return dashboard_notice(ctx, shell, &s, notice).await;
         }
         "password" => return change_password(ctx, shell, signed_token, &s, &form).await,
+        "channel" => {
+            let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+            let notice = match ChannelInfo::new(&field("title"), &field("category")) {
+                Err(e) => format!("Not saved: {e}."),
+                Ok(info) => match blocking(move || store.set_channel_info(&name, &info)).await {
+                    Ok(_) => "Title and category saved.".to_string(),
+                    Err(e) => return server_error(Some(&s), &e),
+                },
+            };
+            return dashboard_notice(ctx, shell, &s, &notice).await;
+        }
         _ => {
             return error_page(
                 StatusCode::NOT_FOUND,

@@ -4,6 +4,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use crate::channel_info::{ChannelInfo, MAX_CATEGORY_CHARS, MAX_TITLE_CHARS};
 use crate::clock::now_ms;
 use crate::store::{ApiTokenRow, LiveRow, SessionUser, UserRow};
 use boltstream_hls::date::format_date_time;
@@ -92,7 +93,9 @@ fn channel_card(row: &LiveRow) -> Markup {
         a.card.channel href={ "/" (row.username) } {
             div.thumb { (initial) }
             div.row { span.badge.live { "LIVE" } b { (row.username) } }
+            @if !row.info.title.is_empty() { div.title { (row.info.title) } }
             div.muted.small {
+                @if !row.info.category.is_empty() { (row.info.category) " · " }
                 "live since " (since.get(11..19).unwrap_or_default())
                 @if row.stats.height > 0 { " · " (row.stats.height) "p" }
             }
@@ -101,7 +104,7 @@ fn channel_card(row: &LiveRow) -> Markup {
 }
 
 /// A channel page with the player.
-pub fn channel(name: &str, live: bool) -> Markup {
+pub fn channel(name: &str, live: bool, info: &ChannelInfo) -> Markup {
     html! {
         div data-channel=(name) data-live=(live) {
             div.row {
@@ -109,6 +112,12 @@ pub fn channel(name: &str, live: bool) -> Markup {
                 span #state .badge .live[live] { @if live { "LIVE" } @else { "OFFLINE" } }
                 span #uptime .muted .small {}
                 span #latency .muted .small title="How far behind the streamer you are watching" {}
+            }
+            @if !info.title.is_empty() || !info.category.is_empty() {
+                div.row #info {
+                    @if !info.title.is_empty() { span #title .title { (info.title) } }
+                    @if !info.category.is_empty() { span #category .badge { (info.category) } }
+                }
             }
             div.player {
                 video #player controls playsinline muted hidden[!live] {}
@@ -170,6 +179,8 @@ pub struct Dashboard<'a> {
     pub notice: Option<&'a str>,
     /// The RTMP URL to publish to.
     pub rtmp_url: &'a str,
+    /// Their channel's title and category.
+    pub info: &'a ChannelInfo,
 }
 
 /// The streamer's dashboard.
@@ -180,6 +191,18 @@ pub fn dashboard(d: &Dashboard<'_>) -> Markup {
         @if let Some(notice) = d.notice { div.notice { (notice) } }
         @if let Some(fresh) = d.fresh { (fresh_secret(fresh)) }
         div.card { h2 { "Stream" } (stream_status(d.live)) }
+        div.card.mt {
+            h2 { "Title and category" }
+            p.muted.small { "Shown on your channel page and in the directory; kept for your next streams." }
+            form method="post" action="/dashboard/channel" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Title" }
+                input type="text" name="title" value=(d.info.title) maxlength=(MAX_TITLE_CHARS);
+                label { "Category" }
+                input type="text" name="category" value=(d.info.category) maxlength=(MAX_CATEGORY_CHARS);
+                button type="submit" { "Save" }
+            }
+        }
         div.card.mt {
             h2 { "Streaming setup" }
             label { "Server" }
@@ -355,6 +378,10 @@ mod tests {
         assert!(page.contains("&lt;script&gt;"));
         let row = LiveRow {
             username: "alice".into(),
+            info: ChannelInfo {
+                title: hostile.into(),
+                category: hostile.into(),
+            },
             since_ms: 0,
             stats: StreamStats {
                 video_codec: "<i>x</i>".into(),
@@ -371,7 +398,8 @@ mod tests {
         for html in [
             auth_form(&form, "\"><script>", Some(hostile)).into_string(),
             stream_status(Some(&row)).into_string(),
-            channel("a\"b", true).into_string(),
+            channel("a\"b", true, &row.info).into_string(),
+            directory(std::slice::from_ref(&row)).into_string(),
         ] {
             assert!(
                 !html.contains("<script>") && !html.contains("<i>"),
@@ -387,7 +415,7 @@ mod tests {
 
     #[test]
     fn the_player_page_keeps_what_its_script_reads() {
-        let live = channel("alice", true).into_string();
+        let live = channel("alice", true, &ChannelInfo::default()).into_string();
         for needed in [
             r#"data-channel="alice""#,
             r#"data-live="true""#,
@@ -399,7 +427,7 @@ mod tests {
         ] {
             assert!(live.contains(needed), "{needed}: {live}");
         }
-        assert!(channel("alice", false)
+        assert!(channel("alice", false, &ChannelInfo::default())
             .into_string()
             .contains(r#"data-live="false""#));
     }

@@ -11,6 +11,7 @@
 //!   [`web`] (the website and the JSON API), which share only [`respond`].
 //! - [`channel_info`]: a channel's title and category, and the one check they pass.
 //! - [`ops`]: operator actions (ban, stop, rotate a key …) for the CLI, the pages and the API.
+//! - [`viewers`]: concurrent viewers per channel, from players' heartbeats.
 //! - [`cli`]: the operator commands on the same database.
 //! - [`server`]: wires the listeners together; [`shutdown`]: the graceful-stop signal;
 //!   [`limits`]: per-address connection caps; [`ticks`]: the one clock periodic work shares;
@@ -32,4 +33,5 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod ticks;
+pub mod viewers;
 pub mod web;

@@ -158,6 +158,13 @@ fn channel_plays_in_chromium_and_follows_live_state() {
     );
     let width = browser.eval("return document.getElementById('player').videoWidth");
     assert_eq!(width, 1280);
+    // The player's heartbeat counts this viewer, and the page shows it.
+    let counted = wait_for(Duration::from_secs(10), || {
+        let v = browser.eval("var v = document.getElementById('viewers'); return [v.getAttribute('data-count'), v.textContent]");
+        (v[0] == "1").then_some(v)
+    });
+    assert!(counted.is_some(), "no viewer count on the page");
+    assert_eq!(counted.unwrap()[1], "1 viewer");
     // How far behind live the viewer is, from the playhead's PROGRAM-DATE-TIME: shown and
     // plausible for plain HLS (three 2 s segments held back, plus the one being made).
     let behind = wait_for(Duration::from_secs(10), || {

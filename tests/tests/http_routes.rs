@@ -672,3 +672,92 @@ fn channel_title_and_category_from_cli_api_and_dashboard() {
         "{directory}"
     );
 }
+
+/// Viewer counts from players' heartbeats: one id counts once, an address holds at most 16 live
+/// ids, bad bodies are refused, offline channels count nobody, and the count shows in the API, the
+/// directory and the metrics. Through the edge a heartbeat is never answered from a cache.
+#[test]
+fn viewer_counts_come_from_heartbeats_and_cannot_be_inflated() {
+    use boltstream_tests::envoy::Envoy;
+    use boltstream_tests::http::request_from;
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    server.add_user("bob");
+    let beat = |from: &str, channel: &str, body: &str| {
+        let from: std::net::IpAddr = from.parse().unwrap();
+        let target = format!("/api/v1/channels/{channel}/heartbeat");
+        request_from(
+            from,
+            server.http,
+            "POST",
+            target.as_bytes(),
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let id = |n: u32| format!(r#"{{"viewer": "{n:032x}"}}"#);
+    let count = |r: &Response| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["viewers"].clone()
+    };
+    assert_eq!(
+        beat("127.0.0.1", "alice", &id(1)).status,
+        404,
+        "not live yet"
+    );
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    assert!(wait_for(Duration::from_secs(15), || {
+        (beat("127.0.0.1", "alice", &id(1)).status == 200).then_some(())
+    })
+    .is_some());
+    assert_eq!(count(&beat("127.0.0.2", "alice", &id(2))), 2);
+    // The same id again, from the same address: still two.
+    assert_eq!(count(&beat("127.0.0.2", "alice", &id(2))), 2);
+    // Forty fresh ids from one address: sixteen count.
+    for n in 100..140 {
+        beat("127.0.0.3", "alice", &id(n));
+    }
+    assert_eq!(count(&beat("127.0.0.1", "alice", &id(1))), 18);
+    for (body, status) in [
+        (r#"{"viewer": "not-hex"}"#, 400),
+        (r#"{"viewer": "0123"}"#, 400),
+        (r#"{"viewer": 5}"#, 400),
+        (
+            r#"{"viewer": "00000000000000000000000000000001", "x": 1}"#,
+            400,
+        ),
+        ("", 400),
+    ] {
+        assert_eq!(beat("127.0.0.4", "alice", body).status, status, "{body:?}");
+    }
+    let huge = format!(r#"{{"viewer": "{}"}}"#, "a".repeat(20_000));
+    assert_eq!(beat("127.0.0.4", "alice", &huge).status, 413);
+    assert_eq!(beat("127.0.0.4", "bob", &id(9)).status, 404, "offline");
+    assert_eq!(beat("127.0.0.4", "nobody", &id(9)).status, 404);
+    // The API, the directory and the metrics agree.
+    let api: serde_json::Value =
+        serde_json::from_slice(&get(server.http, "/api/v1/channels/alice").body).unwrap();
+    assert_eq!(api["viewers"], 18);
+    assert!(get(server.http, "/").text().contains("18 viewers"));
+    let metrics = get(server.internal, "/internal/metrics").text();
+    assert!(
+        metrics.contains("boltstream_viewers{channel=\"alice\"} 18"),
+        "{metrics}"
+    );
+    // Through the edge: two new viewers, two answers from the origin (never a cached one).
+    let envoy = Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
+    let mut seen = Vec::new();
+    for n in [200, 201] {
+        let r = request(
+            envoy.addr,
+            "POST",
+            b"/api/v1/channels/alice/heartbeat",
+            &[("content-type", "application/json")],
+            id(n).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        seen.push(count(&r));
+    }
+    assert_eq!(seen, vec![serde_json::json!(19), serde_json::json!(20)]);
+}

@@ -62,6 +62,8 @@ pub struct HttpContext {
     pub hls: Arc<HlsOutput>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// Viewers per channel (the API counts them; metrics show them).
+    viewers: Arc<crate::viewers::ViewerCounter>,
     /// The website and API, with their own context.
     web: axum::Router,
     admission: Admission,
@@ -90,7 +92,9 @@ impl HttpContext {
         shutdown: CancellationToken,
         rtmp_port: u16,
     ) -> Self {
+        let viewers = Arc::new(crate::viewers::ViewerCounter::default());
         let web = Arc::new(WebContext {
+            viewers: Arc::clone(&viewers),
             guard: crate::web::guard::AccountGuard::new(&settings),
             settings: Arc::clone(&settings),
             store,
@@ -99,6 +103,7 @@ impl HttpContext {
             rtmp_port,
         });
         Self {
+            viewers,
             web: crate::web::router(web),
             requests: Default::default(),
             admission: Admission::new(
@@ -214,6 +219,20 @@ impl HttpContext {
                     "# TYPE boltstream_hls_disk_cache_bytes gauge\nboltstream_hls_disk_cache_bytes {}\n",
                     self.hls.disk_cache_bytes()
                 ));
+                // One series per channel with viewers: usernames are public, and the number of
+                // series is bounded by the channels being watched.
+                out.push_str("# TYPE boltstream_viewers gauge\n");
+                let mut counts: Vec<_> = self
+                    .viewers
+                    .counts(crate::clock::now_ms())
+                    .into_iter()
+                    .collect();
+                counts.sort();
+                for (channel, n) in counts {
+                    out.push_str(&format!(
+                        "boltstream_viewers{{channel=\"{channel}\"}} {n}\n"
+                    ));
+                }
                 respond::body(StatusCode::OK, "text/plain; version=0.0.4", out)
             }
             _ => respond::text(StatusCode::NOT_FOUND, "not found\n"),

@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 
 use super::body::{read_body, BodyError};
 use super::context::{blocking, WebContext};
-use super::extract::{ApiCaller, ApiChanger};
+use super::extract::{ApiCaller, ApiChanger, ClientAddr};
 use super::reply::{json, json_error, store_error};
 use crate::channel_info::ChannelInfo;
 use crate::clock::now_ms;
 use crate::ops::{self, ActionError, AdminAction};
 use crate::respond::Resp;
 use crate::store::{LiveRow, StoreError, UserRow};
+use crate::viewers::{Beat, ViewerId, HEARTBEAT_S};
 
 fn channel_json(
     ctx: &WebContext,
@@ -41,7 +42,7 @@ fn channel_json(
             "since_ms": row.since_ms,
             "uptime_s": (now_ms() - row.since_ms).max(0) / 1000,
             "playlist": format!("/live/{username}/index.m3u8"),
-            "viewers": Value::Null,
+            "viewers": Username::parse(username).map_or(0, |u| ctx.viewers.count(&u, now_ms())),
             "stats": {
                 "video_codec": row.stats.video_codec, "audio_codec": row.stats.audio_codec,
                 "width": row.stats.width, "height": row.stats.height,
@@ -99,6 +100,7 @@ pub fn routes() -> Router<Arc<WebContext>> {
     Router::new()
         .route("/channels", get(live_channels))
         .route("/channels/{name}", get(one_channel))
+        .route("/channels/{name}/heartbeat", post(heartbeat))
         .route("/me", get(me))
         .route("/me/tokens", get(tokens))
         .route("/me/tokens/{id}", delete(revoke_token))
@@ -150,6 +152,52 @@ async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String
         Ok(_) => json_error(StatusCode::NOT_FOUND, "no such channel"),
         Err(e) => store_error(&e),
     }
+}
+
+/// `POST /api/v1/channels/{name}/heartbeat` with `{"viewer": "<32 hex>"}`: a player watching a
+/// live channel says so every [`HEARTBEAT_S`] seconds; the answer is the channel's viewer count.
+async fn heartbeat(
+    State(ctx): State<Arc<WebContext>>,
+    Path(name): Path<String>,
+    ClientAddr(client): ClientAddr,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        viewer: String,
+    }
+    let Ok(user) = Username::parse(&name) else {
+        return json_error(StatusCode::NOT_FOUND, "no such channel");
+    };
+    let id = match read_body(req).await {
+        Ok(body) => serde_json::from_slice::<Body>(&body)
+            .ok()
+            .and_then(|b| ViewerId::parse(&b.viewer)),
+        Err(BodyError::TooLarge) => {
+            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+        }
+        Err(_) => None,
+    };
+    let Some(id) = id else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"viewer\": 32 hexadecimal characters}",
+        );
+    };
+    if ctx.registry.get(&user).is_none() {
+        return json_error(StatusCode::NOT_FOUND, "the channel is not live");
+    }
+    let now = now_ms();
+    let beat = ctx.viewers.beat(&user, id, client.ip(), now);
+    json(
+        StatusCode::OK,
+        json!({
+            "viewers": ctx.viewers.count(&user, now),
+            "counted": beat == Beat::Counted,
+            "next_s": HEARTBEAT_S,
+        }),
+    )
 }
 
 async fn me(caller: ApiCaller) -> Resp {

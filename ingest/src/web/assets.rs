@@ -26,8 +26,31 @@ pub const PLAYER_JS: &str = r#"(function () {
   var uptime = document.getElementById('uptime');
   var offline = document.getElementById('offline');
   var latency = document.getElementById('latency');
+  var viewers = document.getElementById('viewers');
   var src = '/live/' + user + '/index.m3u8';
   var hls = null, since = null;
+  // An anonymous id for this tab, for the viewer count; never sent anywhere else.
+  var viewerId = (function () {
+    try { var kept = sessionStorage.getItem('bsViewer'); if (kept) return kept; } catch (e) {}
+    var bytes = new Uint8Array(16); crypto.getRandomValues(bytes);
+    var id = Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+    try { sessionStorage.setItem('bsViewer', id); } catch (e) {}
+    return id;
+  })();
+  function showViewers(n) {
+    viewers.setAttribute('data-count', String(n));
+    viewers.textContent = n + (n === 1 ? ' viewer' : ' viewers');
+  }
+  function beat() {
+    if (!video.getAttribute('data-playing')) return;
+    fetch('/api/v1/channels/' + user + '/heartbeat', {
+      method: 'POST', cache: 'no-store',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ viewer: viewerId })
+    }).then(function (r) { return r.json(); }).then(function (b) {
+      if (typeof b.viewers === 'number') showViewers(b.viewers);
+    }).catch(function () {});
+  }
   window.boltstreamErrors = [];
   function start() {
     if (hls || video.getAttribute('data-playing')) return;
@@ -46,6 +69,7 @@ pub const PLAYER_JS: &str = r#"(function () {
       video.src = src;
     }
     var p = video.play(); if (p && p.catch) p.catch(function () {});
+    beat();
   }
   function stop() {
     if (hls) { hls.destroy(); hls = null; }
@@ -62,6 +86,8 @@ pub const PLAYER_JS: &str = r#"(function () {
     since = c.live ? c.since_ms : null;
     offline.hidden = !!c.live;
     video.hidden = !c.live;
+    if (c.live && typeof c.viewers === 'number') showViewers(c.viewers);
+    if (!c.live) { viewers.textContent = ''; viewers.removeAttribute('data-count'); }
     if (c.live && c.playable) start();
     if (!c.live) stop();
   }
@@ -93,6 +119,7 @@ pub const PLAYER_JS: &str = r#"(function () {
     behind();
   }, 1000);
   setInterval(poll, 2000);
+  setInterval(beat, 15000);
   poll();
 })();
 "#;

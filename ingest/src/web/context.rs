@@ -23,6 +23,8 @@ pub struct WebContext {
     pub rtmp_port: u16,
     /// Log-in and sign-up limits, and the password-hash permits.
     pub guard: guard::AccountGuard,
+    /// Viewers per channel, from players' heartbeats.
+    pub viewers: Arc<crate::viewers::ViewerCounter>,
 }
 
 /// Runs a store call on the blocking pool. A panic in it is raised again here, with its own

@@ -75,11 +75,15 @@ async fn directory(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
         Ok(l) => l,
         Err(e) => return server_error(user, &e),
     };
+    let viewers: HashMap<String, usize> = (ctx.viewers.counts(crate::clock::now_ms()))
+        .into_iter()
+        .map(|(channel, n)| (channel.to_string(), n))
+        .collect();
     page(
         StatusCode::OK,
         "Live channels",
         user,
-        views::directory(&live),
+        views::directory(&live, &viewers),
     )
 }
 

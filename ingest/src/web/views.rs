@@ -2,6 +2,8 @@
 //! is escaped unless it is explicitly markup — hand escaping (one forgotten call is an XSS) is
 //! gone. Pure: handlers fetch the data and choose the status; these only render.
 
+use std::collections::HashMap;
+
 use maud::{html, Markup, DOCTYPE};
 
 use crate::channel_info::{ChannelInfo, MAX_CATEGORY_CHARS, MAX_TITLE_CHARS};
@@ -60,8 +62,8 @@ pub fn message(title: &str, text: &str) -> Markup {
     }
 }
 
-/// The directory of live channels.
-pub fn directory(live: &[LiveRow]) -> Markup {
+/// The directory of live channels, with each one's viewers.
+pub fn directory(live: &[LiveRow], viewers: &HashMap<String, usize>) -> Markup {
     if live.is_empty() {
         return html! {
             h1 { "Live channels" }
@@ -77,11 +79,15 @@ pub fn directory(live: &[LiveRow]) -> Markup {
     }
     html! {
         h1 { "Live channels " span.muted.small { (live.len()) " live" } }
-        div.grid { @for row in live { (channel_card(row)) } }
+        div.grid {
+            @for row in live {
+                (channel_card(row, viewers.get(&row.username).copied().unwrap_or(0)))
+            }
+        }
     }
 }
 
-fn channel_card(row: &LiveRow) -> Markup {
+fn channel_card(row: &LiveRow, viewers: usize) -> Markup {
     let initial = row
         .username
         .chars()
@@ -98,6 +104,7 @@ fn channel_card(row: &LiveRow) -> Markup {
                 @if !row.info.category.is_empty() { (row.info.category) " · " }
                 "live since " (since.get(11..19).unwrap_or_default())
                 @if row.stats.height > 0 { " · " (row.stats.height) "p" }
+                " · " (viewers) @if viewers == 1 { " viewer" } @else { " viewers" }
             }
         }
     }
@@ -111,6 +118,7 @@ pub fn channel(name: &str, live: bool, info: &ChannelInfo) -> Markup {
                 h1 { (name) }
                 span #state .badge .live[live] { @if live { "LIVE" } @else { "OFFLINE" } }
                 span #uptime .muted .small {}
+                span #viewers .muted .small {}
                 span #latency .muted .small title="How far behind the streamer you are watching" {}
             }
             @if !info.title.is_empty() || !info.category.is_empty() {
@@ -399,7 +407,7 @@ mod tests {
             auth_form(&form, "\"><script>", Some(hostile)).into_string(),
             stream_status(Some(&row)).into_string(),
             channel("a\"b", true, &row.info).into_string(),
-            directory(std::slice::from_ref(&row)).into_string(),
+            directory(std::slice::from_ref(&row), &HashMap::new()).into_string(),
         ] {
             assert!(
                 !html.contains("<script>") && !html.contains("<i>"),

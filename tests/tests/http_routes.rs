@@ -732,6 +732,16 @@ fn viewer_counts_come_from_heartbeats_and_cannot_be_inflated() {
     }
     let huge = format!(r#"{{"viewer": "{}"}}"#, "a".repeat(20_000));
     assert_eq!(beat("127.0.0.4", "alice", &huge).status, 413);
+    // A form post (what another site's page can send without asking) does not count.
+    let r = request(
+        server.http,
+        "POST",
+        b"/api/v1/channels/alice/heartbeat",
+        &[("content-type", "text/plain")],
+        id(300).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 415);
     assert_eq!(beat("127.0.0.4", "bob", &id(9)).status, 404, "offline");
     assert_eq!(beat("127.0.0.4", "nobody", &id(9)).status, 404);
     // The API, the directory and the metrics agree.

@@ -170,6 +170,14 @@ async fn heartbeat(
     let Ok(user) = Username::parse(&name) else {
         return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
+    // JSON only: another site's page cannot send that without a CORS preflight this API never
+    // answers, so it cannot make its visitors' browsers count on a channel they do not watch.
+    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
+    }
     let id = match read_body(req).await {
         Ok(body) => serde_json::from_slice::<Body>(&body)
             .ok()

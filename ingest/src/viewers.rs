@@ -3,9 +3,10 @@
 //! heartbeat with an anonymous viewer id every [`HEARTBEAT_S`] seconds, and a viewer counts while
 //! their heartbeats arrive. Pure bookkeeping with the clock passed in; the HTTP side calls it.
 //!
-//! What one client cannot do: count twice (an id counts once, on one channel at a time), or count
+//! What one client cannot do: count twice (an id counts once, on one channel at a time), count
 //! many (an address — an IPv6 /64 — holds at most [`IDS_PER_ADDRESS`] live ids; more are ignored),
-//! or grow memory without bound ([`MAX_VIEWERS`] ids in all).
+//! grow memory without bound ([`MAX_VIEWERS`] ids in all), or make the server walk every viewer
+//! per request (counts are kept as ids come and go; expiry walks them at most once a second).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,25 +44,40 @@ struct Seen {
     at_ms: i64,
 }
 
+/// Ids, and the counts kept beside them so no call walks every viewer: expiry does, at most once
+/// a second (a count may include a viewer for up to a second past their expiry).
 #[derive(Default)]
 struct Book {
     viewers: HashMap<ViewerId, Seen>,
     per_address: HashMap<IpAddr, usize>,
+    per_channel: HashMap<Username, usize>,
+    expired_at_ms: i64,
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl Book {
     fn forget(&mut self, id: &ViewerId) {
         if let Some(seen) = self.viewers.remove(id) {
-            if let Some(n) = self.per_address.get_mut(&seen.address) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_address.remove(&seen.address);
-                }
-            }
+            decrement(&mut self.per_address, &seen.address);
+            decrement(&mut self.per_channel, &seen.channel);
         }
     }
 
+    /// Forgets viewers past their expiry; a walk over every viewer, so at most once a second
+    /// however often it is asked for.
     fn expire(&mut self, now_ms: i64) {
+        if now_ms - self.expired_at_ms < 1_000 {
+            return;
+        }
+        self.expired_at_ms = now_ms;
         let gone: Vec<ViewerId> = (self.viewers.iter())
             .filter(|(_, s)| now_ms - s.at_ms > EXPIRE_MS)
             .map(|(id, _)| *id)
@@ -96,21 +112,25 @@ impl ViewerCounter {
     pub fn beat(&self, channel: &Username, id: ViewerId, address: IpAddr, now_ms: i64) -> Beat {
         let address = address_group(address);
         let mut book = self.book();
-        if let Some(seen) = book.viewers.get_mut(&id) {
-            if seen.address == address {
+        book.expire(now_ms);
+        let known = book
+            .viewers
+            .get(&id)
+            .map(|s| (s.address, s.channel.clone()));
+        match known {
+            Some((known_address, watching)) if known_address == address => {
+                if &watching != channel {
+                    decrement(&mut book.per_channel, &watching);
+                    *book.per_channel.entry(channel.clone()).or_default() += 1;
+                }
+                let seen = book.viewers.get_mut(&id).expect("known");
                 seen.at_ms = now_ms;
                 seen.channel = channel.clone();
                 return Beat::Counted;
             }
             // The same id from elsewhere (a phone changing networks, or a copied id): it moves.
-            book.forget(&id);
-        }
-        if book.viewers.len() >= MAX_VIEWERS {
-            book.expire(now_ms);
-        }
-        let held = book.per_address.get(&address).copied().unwrap_or(0);
-        if held >= IDS_PER_ADDRESS {
-            book.expire(now_ms);
+            Some(_) => book.forget(&id),
+            None => {}
         }
         let held = book.per_address.get(&address).copied().unwrap_or(0);
         if held >= IDS_PER_ADDRESS || book.viewers.len() >= MAX_VIEWERS {
@@ -125,26 +145,22 @@ impl ViewerCounter {
             },
         );
         *book.per_address.entry(address).or_default() += 1;
+        *book.per_channel.entry(channel.clone()).or_default() += 1;
         Beat::Counted
     }
 
-    /// Viewers of each channel with any, at `now_ms` (forgetting those that stopped).
+    /// Viewers of each channel with any, at `now_ms`.
     pub fn counts(&self, now_ms: i64) -> HashMap<Username, usize> {
         let mut book = self.book();
         book.expire(now_ms);
-        let mut counts = HashMap::new();
-        for seen in book.viewers.values() {
-            *counts.entry(seen.channel.clone()).or_default() += 1;
-        }
-        counts
+        book.per_channel.clone()
     }
 
     /// Viewers of `channel` at `now_ms`.
     pub fn count(&self, channel: &Username, now_ms: i64) -> usize {
-        let book = self.book();
-        (book.viewers.values())
-            .filter(|s| &s.channel == channel && now_ms - s.at_ms <= EXPIRE_MS)
-            .count()
+        let mut book = self.book();
+        book.expire(now_ms);
+        book.per_channel.get(channel).copied().unwrap_or(0)
     }
 }
 
@@ -221,5 +237,37 @@ mod tests {
             Beat::Counted
         );
         assert_eq!(c.count(&alice, T0 + EXPIRE_MS + 1), 1);
+    }
+
+    /// The counts kept beside the ids agree with counting the ids, through joins, repeats,
+    /// channel switches, address changes and expiry.
+    #[test]
+    fn kept_counts_match_a_recount() {
+        let c = ViewerCounter::default();
+        let channels = [user("alice"), user("bob"), user("carol")];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut now = T0;
+        for _ in 0..20_000 {
+            now += next(40) as i64;
+            let channel = &channels[next(3) as usize];
+            let address = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, next(4) as u8));
+            c.beat(channel, id(u128::from(next(60))), address, now);
+            if next(50) == 0 {
+                let book = c.book();
+                for ch in &channels {
+                    let recount = book.viewers.values().filter(|s| &s.channel == ch).count();
+                    assert_eq!(book.per_channel.get(ch).copied().unwrap_or(0), recount);
+                }
+                let addresses: usize = book.per_address.values().sum();
+                assert_eq!(addresses, book.viewers.len());
+                assert!(book.per_address.values().all(|n| *n <= IDS_PER_ADDRESS));
+            }
+        }
     }
 }

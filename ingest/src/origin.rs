@@ -60,8 +60,7 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
         Route::LivePlaylist { user, directives } => {
             if let Some(answer) = hls.ll_playlist(user, *directives).await {
                 return match answer {
-                    LlPlaylist::Ready { body, version } => {
-                        let etag = format!("\"ll-{version}\"");
+                    LlPlaylist::Ready { body, etag } => {
                         media_response(req, SegmentBody::Bytes(body), &etag, now_ms())
                     }
                     LlPlaylist::BadRequest(why) => respond::text(StatusCode::BAD_REQUEST, why),

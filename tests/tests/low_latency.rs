@@ -524,5 +524,18 @@ fn delta_updates_skip_old_segments_when_the_window_is_long_enough() {
         .expect("the newest segments are in the delta");
     assert_eq!(delta_last.msn, full_last.msn);
     assert!(delta.segments.len() < full.segments.len());
+    // Entity tags: a delta is not the full playlist; an unchanged playlist revalidates as 304.
+    let (full_r, _) = playlist(&server, "");
+    let tag = full_r.header("etag").unwrap().to_string();
+    assert_ne!(r.header("etag"), Some(tag.as_str()));
+    let again = boltstream_tests::http::request(
+        server.http,
+        "GET",
+        PLAYLIST.as_bytes(),
+        &[("if-none-match", &tag)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(again.status, 304);
     drop(p);
 }

@@ -27,6 +27,9 @@ use crate::live::{Media, MediaError, MediaSink};
 /// One channel's low-latency output.
 pub struct LlChannel {
     state: Mutex<LlChannelState>,
+    /// When this channel's state was made: versions restart with it (after a restart, or once a
+    /// finished channel was removed), so entity tags carry it and never match an older playlist.
+    epoch_ms: i64,
     /// Moves with every change of the state; held requests wait on it.
     version: watch::Sender<u64>,
 }
@@ -36,6 +39,7 @@ impl LlChannel {
     pub fn new(state: LlChannelState) -> Self {
         Self {
             state: Mutex::new(state),
+            epoch_ms: now_ms(),
             version: watch::Sender::new(0),
         }
     }
@@ -89,12 +93,13 @@ fn hold_limit(ll: &LlChannel) -> Duration {
 
 /// What a low-latency playlist request gets.
 pub enum LlPlaylist {
-    /// The playlist (or its delta update), and the version it is of.
+    /// The playlist (or its delta update).
     Ready {
         /// The playlist text.
         body: Bytes,
-        /// Its version (for the entity tag).
-        version: u64,
+        /// Its entity tag: the channel's epoch and the playlist's version (and whether it is a
+        /// delta update), so no two different playlists share one.
+        etag: String,
     },
     /// Refused at once (400), with why.
     BadRequest(&'static str),
@@ -118,13 +123,15 @@ impl HlsOutput {
             // segment (a blocking request for the first part is held instead).
             return None;
         }
+        let epoch = ll.epoch_ms;
         let render = |state: &LlChannelState| {
             let (full, version) = state.playlist();
-            let body = match directives.skip {
-                Some(_) => state.playlist_delta(),
-                None => full,
+            let (body, delta) = match directives.skip {
+                Some(_) => (state.playlist_delta(), "-d"),
+                None => (full, ""),
             };
-            LlPlaylist::Ready { body, version }
+            let etag = format!("\"ll-{epoch:x}-{version}{delta}\"");
+            LlPlaylist::Ready { body, etag }
         };
         let hold = hold_limit(ll);
         let answer = ll

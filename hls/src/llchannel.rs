@@ -150,11 +150,19 @@ impl LlChannelState {
                     return effects;
                 };
                 let next = self.reserve_name(now_ms);
+                // The segment is its parts in one buffer; the parts then become views into it,
+                // so a complete segment is held once, not twice.
                 let whole = self.held.get_mut(&name).map(|held| {
                     let mut bytes =
                         BytesMut::with_capacity(held.parts.iter().map(Bytes::len).sum());
                     held.parts.iter().for_each(|p| bytes.extend_from_slice(p));
                     let bytes = bytes.freeze();
+                    let mut at = 0;
+                    for part in &mut held.parts {
+                        let len = part.len();
+                        *part = bytes.slice(at..at + len);
+                        at += len;
+                    }
                     held.whole = Some(bytes.clone());
                     bytes
                 });
@@ -305,9 +313,10 @@ impl LlChannelState {
         let held: usize = self
             .held
             .values()
-            .map(|h| {
-                h.parts.iter().map(Bytes::len).sum::<usize>()
-                    + h.whole.as_ref().map_or(0, Bytes::len)
+            .map(|h| match &h.whole {
+                // Complete: the parts are views into the whole segment.
+                Some(whole) => whole.len(),
+                None => h.parts.iter().map(Bytes::len).sum::<usize>(),
             })
             .sum();
         held + self.inits.values().map(Bytes::len).sum::<usize>()

@@ -284,3 +284,48 @@ fn init_sections_no_segment_needs_are_forgotten_after_the_grace() {
         }
     }
 }
+
+#[test]
+fn a_complete_segment_is_held_once_its_parts_are_views_into_it() {
+    let mut s = state();
+    publish(&mut s, 5, T0);
+    let (playlist, _) = s.playlist();
+    let text = std::str::from_utf8(&playlist).unwrap().to_string();
+    let mut checked = 0;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.ends_with(".m4s"))
+    {
+        let name = SegmentName(line.trim_end_matches(".m4s").parse().unwrap());
+        let whole = s.segment_bytes(name).unwrap();
+        let range = whole.as_ptr() as usize..whole.as_ptr() as usize + whole.len();
+        let mut index = 0;
+        let mut joined = Vec::new();
+        while let Some(part) = s.part_bytes(name, index) {
+            assert!(
+                range.contains(&(part.as_ptr() as usize)),
+                "part {index} is a view"
+            );
+            joined.extend_from_slice(&part);
+            index += 1;
+        }
+        assert!(index > 0);
+        assert_eq!(joined, whole.to_vec());
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+    // Memory counts each complete segment once.
+    let wholes: usize = (text.lines())
+        .filter(|l| !l.starts_with('#') && l.ends_with(".m4s"))
+        .map(|l| {
+            s.segment_bytes(SegmentName(l.trim_end_matches(".m4s").parse().unwrap()))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(
+        s.bytes_in_memory() < wholes + 200_000,
+        "{} vs {wholes}",
+        s.bytes_in_memory()
+    );
+}

@@ -37,7 +37,7 @@ const PLUGIN: &str = r#"{"playlist_max_age": 1}"#;
 
 /// ffmpeg drawing its wall clock into the picture: 16 blocks of 20 × 40 px along the top, bit k
 /// of (centiseconds mod 65536) in block k (white = 1). 320 × 180, 30 fps, 2 s GOP, plus a tone.
-fn timecode_publisher(url: &str) -> Child {
+fn timecode_publisher(url: &str) -> Killed {
     let code = "geq=lum='if(lt(Y,40),if(mod(floor(mod(floor(T*100),65536)/pow(2,floor(X/20))),2),235,16),128)':cb=128:cr=128";
     let graph =
         format!("[0:v]settb=AVTB,setpts=RTCTIME/(TB*1000000),{code},setpts=PTS-STARTPTS[v]");
@@ -61,7 +61,19 @@ fn timecode_publisher(url: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("spawn ffmpeg")
+}
+
+/// A child process killed when dropped — also when a measurement panics, so no publisher is
+/// left running after the bench.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Installs the sampler (once) and returns how many samples it has.
@@ -173,7 +185,7 @@ fn first_playable(format: &str, runs: usize) -> Vec<f64> {
     let key = server.add_user("alice");
     let mut out = Vec::new();
     for _ in 0..runs {
-        let mut publisher = timecode_publisher(&server.publish_url(&key));
+        let publisher = timecode_publisher(&server.publish_url(&key));
         let seen = wait_for(Duration::from_secs(20), || {
             let r = get(server.http, "/live/alice/index.m3u8");
             let text = r.text();
@@ -196,8 +208,7 @@ fn first_playable(format: &str, runs: usize) -> Vec<f64> {
             .and_then(boltstream_tests::program_date_time_ms)
             .expect("a PROGRAM-DATE-TIME");
         out.push((at - start) as f64);
-        let _ = publisher.kill();
-        let _ = publisher.wait();
+        drop(publisher);
         // Let the publish end (ENDLIST) before the next one.
         wait_for(Duration::from_secs(15), || {
             get(server.http, "/live/alice/index.m3u8")
@@ -459,12 +470,11 @@ fn session(which: usize, seconds: u64) -> Session {
         let server = Server::start_logging(&["--hls-format", format], "warn");
         let key = server.add_user("alice");
         let envoy = Envoy::start(server.http, PLUGIN);
-        let mut publisher = timecode_publisher(&server.publish_url(&key));
+        let publisher = timecode_publisher(&server.publish_url(&key));
         wait_listed(server.http);
         let page = format!("https://localhost:{}/alice", envoy.tls.port());
         let result = glass_to_viewer(&page, seconds);
-        let _ = publisher.kill();
-        let _ = publisher.wait();
+        drop(publisher);
         return result;
     }
     let mut nginx = Nginx::start(2);
@@ -476,12 +486,11 @@ fn session(which: usize, seconds: u64) -> Session {
     .unwrap();
     let key = nginx.add_user("alice");
     let envoy = Envoy::start(nginx.http, PLUGIN);
-    let mut publisher = timecode_publisher(&format!("rtmp://{}/app/{key}", nginx.rtmp));
+    let publisher = timecode_publisher(&format!("rtmp://{}/app/{key}", nginx.rtmp));
     wait_listed(nginx.http);
     let page = format!("https://localhost:{}/index.html", envoy.tls.port());
     let result = glass_to_viewer(&page, seconds);
-    let _ = publisher.kill();
-    let _ = publisher.wait();
+    drop(publisher);
     result
 }
 

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use boltstream_shared::policy::{Policy, DEFAULT_PLAYLIST_MAX_AGE};
+use boltstream_shared::token::Secret;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -18,7 +19,20 @@ struct RawConfig {
     origin_path_prefix: String,
     #[serde(default)]
     role: Role,
+    #[serde(default)]
+    playback_secrets: Vec<RawSecret>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    id: u8,
+    /// Hex, as `boltstream playback-secret filter-config` prints it.
+    secret: String,
+}
+
+/// Secrets accepted at once: the current one and the one being retired.
+pub const MAX_PLAYBACK_SECRETS: usize = 2;
 
 /// Which half of the work this instance of the filter does. With Envoy's cache, one instance runs
 /// on the listener (rewrite and refuse, before the cache computes its key) and one as an upstream
@@ -41,7 +55,7 @@ fn default_max_age() -> u32 {
 }
 
 /// The validated configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct FilterConfig {
     /// Header policy, including the playlist max-age.
     pub policy: Policy,
@@ -51,6 +65,25 @@ pub struct FilterConfig {
     pub origin_path_prefix: String,
     /// Which half of the work this instance does.
     pub role: Role,
+    /// The secrets playback tokens are verified with; none means every private playlist and key
+    /// is refused (an edge that cannot check must not let through).
+    pub playback_secrets: Vec<Secret>,
+}
+
+impl PartialEq for FilterConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let ids = |c: &Self| {
+            c.playback_secrets
+                .iter()
+                .map(Secret::id)
+                .collect::<Vec<_>>()
+        };
+        self.policy == other.policy
+            && self.blocked_path_prefixes == other.blocked_path_prefixes
+            && self.origin_path_prefix == other.origin_path_prefix
+            && self.role == other.role
+            && ids(self) == ids(other)
+    }
 }
 
 /// Why a configuration was refused; logged by the plugin when it refuses to start.
@@ -95,13 +128,47 @@ impl FilterConfig {
                 "origin_path_prefix {origin:?} must look like \"/path\" (leading '/', no trailing '/', no '?', '#', '%', '\\\\', '.' or '..' segments)"
             )));
         }
+        if raw.playback_secrets.len() > MAX_PLAYBACK_SECRETS {
+            return Err(ConfigError(format!(
+                "playback_secrets holds at most {MAX_PLAYBACK_SECRETS} (the current secret and the one being retired)"
+            )));
+        }
+        let mut secrets: Vec<Secret> = Vec::with_capacity(raw.playback_secrets.len());
+        for raw_secret in raw.playback_secrets {
+            let bytes = decode_hex(&raw_secret.secret).ok_or_else(|| {
+                ConfigError(format!(
+                    "playback secret {} is not hex (its value is not shown)",
+                    raw_secret.id
+                ))
+            })?;
+            let secret = Secret::new(raw_secret.id, &bytes)
+                .map_err(|e| ConfigError(format!("playback secret {}: {e}", raw_secret.id)))?;
+            if secrets.iter().any(|s| s.id() == secret.id()) {
+                return Err(ConfigError(format!(
+                    "playback secret id {} is given twice",
+                    secret.id()
+                )));
+            }
+            secrets.push(secret);
+        }
         Ok(Self {
             policy,
             blocked_path_prefixes: blocked,
             origin_path_prefix: origin,
             role: raw.role,
+            playback_secrets: secrets,
         })
     }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,6 +198,16 @@ mod tests {
     }
 
     #[test]
+    fn two_playback_secrets_for_a_rotation() {
+        let c = FilterConfig::parse(
+            br#"{"playback_secrets": [{"id": 2, "secret": "2222222222222222222222222222222222222222222222222222222222222222"}, {"id": 1, "secret": "1111111111111111111111111111111111111111111111111111111111111111"}]}"#,
+        )
+        .unwrap();
+        let ids: Vec<u8> = c.playback_secrets.iter().map(Secret::id).collect();
+        assert_eq!(ids, vec![2, 1]);
+    }
+
+    #[test]
     fn refuses_bad_config() {
         for bad in [
             &br#"{"playlist_max_age": 99}"#[..],
@@ -141,6 +218,12 @@ mod tests {
             br#"{"origin_path_prefix": "/o/"}"#,
             br#"{"origin_path_prefix": "/o/../x"}"#,
             br#"{"role": "sideways"}"#,
+            br#"{"playback_secrets": [{"id": 1, "secret": "abcd"}]}"#,
+            br#"{"playback_secrets": [{"id": 10, "secret": "0000000000000000000000000000000000000000000000000000000000000000"}]}"#,
+            br#"{"playback_secrets": [{"id": 1, "secret": "zz00000000000000000000000000000000000000000000000000000000000000"}]}"#,
+            br#"{"playback_secrets": [{"id": 1, "secret": "0000000000000000000000000000000000000000000000000000000000000000"}, {"id": 1, "secret": "1100000000000000000000000000000000000000000000000000000000000000"}]}"#,
+            br#"{"playback_secrets": [{"id": 1, "secret": "0000000000000000000000000000000000000000000000000000000000000000"}, {"id": 2, "secret": "1100000000000000000000000000000000000000000000000000000000000000"}, {"id": 3, "secret": "2200000000000000000000000000000000000000000000000000000000000000"}]}"#,
+            br#"{"playback_secrets": [{"id": 1}]}"#,
             b"not json",
             b"[1,2]",
         ] {
@@ -150,6 +233,8 @@ mod tests {
                     .starts_with("invalid boltstream filter configuration"),
                 "{err}"
             );
+            // A refused secret is never echoed back into Envoy's log.
+            assert!(!err.to_string().contains("0000000000"), "{err}");
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use boltstream_shared::policy::ORIGIN_ONLY_HEADERS;
 use boltstream_shared::route::{classify, is_canonical_live, is_under_any_prefix, Route};
+use boltstream_shared::token::verify_cookies;
 
 use crate::config::{FilterConfig, Role};
 
@@ -17,13 +18,41 @@ pub enum RequestDecision {
         route: Route,
         /// The new `:path`, when it differs from the one received.
         rewrite: Option<String>,
+        /// Remove the request's cookies: a private channel's segments are the same ciphertext
+        /// for every viewer, so no viewer's token travels further than this filter.
+        strip_cookies: bool,
     },
     /// Answer locally with this status; nothing goes upstream.
     Refuse(u16),
 }
 
+/// What the filter reads from a request beyond its path, asked for only when a route needs it (a
+/// host call each).
+pub trait RequestFacts {
+    /// The values of the request's `Cookie` headers.
+    fn cookies(&self) -> Vec<Vec<u8>>;
+    /// The time now, in Unix seconds.
+    fn now_s(&self) -> u64;
+}
+
+/// A request with no cookies, for callers that have none to give.
+pub struct NoFacts;
+
+impl RequestFacts for NoFacts {
+    fn cookies(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn now_s(&self) -> u64 {
+        0
+    }
+}
+
 /// Decides what to do with a request whose `:path` is `target`.
-pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
+pub fn decide_request(
+    target: &[u8],
+    config: &FilterConfig,
+    facts: &dyn RequestFacts,
+) -> RequestDecision {
     // The hot path of the listener copy: a player asking for a canonical object needs no rewrite
     // and (in this role) no response work, so it is decided without allocating.
     if config.role == Role::Request
@@ -50,7 +79,21 @@ pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
                 RequestDecision::Pass
             }
         }
-        Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
+        Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. } => {
+            if let Some(scope) = route.token_scope() {
+                let cookies = facts.cookies();
+                let allowed = verify_cookies(
+                    &config.playback_secrets,
+                    cookies.iter().map(Vec::as_slice),
+                    &scope,
+                    facts.now_s(),
+                )
+                .is_ok();
+                if !allowed {
+                    return RequestDecision::Refuse(403);
+                }
+            }
+            let strip_cookies = route.is_private_media();
             let canonical = route.canonical_path().unwrap_or_default();
             let wanted = if config.origin_path_prefix.is_empty() {
                 canonical
@@ -58,7 +101,11 @@ pub fn decide_request(target: &[u8], config: &FilterConfig) -> RequestDecision {
                 format!("{}{canonical}", config.origin_path_prefix)
             };
             let rewrite = (wanted.as_bytes() != target).then_some(wanted);
-            RequestDecision::Live { route, rewrite }
+            RequestDecision::Live {
+                route,
+                rewrite,
+                strip_cookies,
+            }
         }
     }
 }
@@ -131,17 +178,98 @@ pub fn refusal_body(status: u16) -> &'static [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boltstream_shared::cases::{Expect, POLICY_CASES, ROUTE_CASES};
+    use boltstream_shared::cases::{
+        token_case_decision, token_case_secrets, token_cases, Expect, POLICY_CASES, ROUTE_CASES,
+        TOKEN_CASE_NOW,
+    };
+
+    struct Facts(Option<Vec<u8>>, u64);
+
+    impl RequestFacts for Facts {
+        fn cookies(&self) -> Vec<Vec<u8>> {
+            self.0.iter().cloned().collect()
+        }
+        fn now_s(&self) -> u64 {
+            self.1
+        }
+    }
+
+    fn with_case_secrets() -> FilterConfig {
+        let [current, previous, _] = token_case_secrets();
+        FilterConfig {
+            playback_secrets: vec![current, previous],
+            ..FilterConfig::default()
+        }
+    }
+
+    /// A request carrying a valid token for `path`'s channel, where it needs one.
+    fn signed_for(path: &str) -> Facts {
+        let cookie = classify(path.as_bytes()).token_scope().map(|scope| {
+            let token = boltstream_shared::token::sign(
+                &token_case_secrets()[0],
+                &scope,
+                TOKEN_CASE_NOW + 60,
+            );
+            format!("bs_play={token}").into_bytes()
+        });
+        Facts(cookie, TOKEN_CASE_NOW)
+    }
+
+    /// The shared token table through the filter: the same table the wasm host test runs.
+    #[test]
+    fn shared_token_table() {
+        let config = with_case_secrets();
+        for case in token_cases() {
+            let got = decide_request(
+                case.path.as_bytes(),
+                &config,
+                &Facts(case.cookie.clone(), TOKEN_CASE_NOW),
+            );
+            let passed = !matches!(got, RequestDecision::Refuse(_));
+            assert_eq!(passed, case.allowed, "{}: {got:?}", case.name);
+            assert_eq!(passed, token_case_decision(&case), "{}", case.name);
+            if let RequestDecision::Live {
+                route,
+                strip_cookies,
+                ..
+            } = got
+            {
+                assert_eq!(strip_cookies, route.is_private_media(), "{}", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn without_secrets_every_private_playlist_and_key_is_refused() {
+        let config = FilterConfig::default();
+        for case in token_cases() {
+            let got = decide_request(
+                case.path.as_bytes(),
+                &config,
+                &Facts(case.cookie.clone(), TOKEN_CASE_NOW),
+            );
+            let needs_token = classify(case.path.as_bytes()).token_scope().is_some();
+            assert_eq!(
+                got == RequestDecision::Refuse(403),
+                needs_token,
+                "{}",
+                case.name
+            );
+        }
+    }
 
     /// The shared table, through the filter's decisions: the same table the wasm host test runs.
     #[test]
     fn shared_route_table() {
         let config = FilterConfig::default();
         for case in ROUTE_CASES {
-            let got = decide_request(case.input, &config);
+            let got = decide_request(case.input, &config, &NoFacts);
+            let needs_token = classify(case.input).token_scope().is_some();
             let ok = match (case.expect, &got) {
+                // Without a token, a private playlist or key never passes.
+                (_, RequestDecision::Refuse(403)) if needs_token => true,
                 (
-                    Expect::Playlist(c) | Expect::Segment(c),
+                    Expect::Playlist(c) | Expect::Segment(c) | Expect::Key(c),
                     RequestDecision::Live { rewrite, .. },
                 ) => rewrite.as_deref().map(str::as_bytes).unwrap_or(case.input) == c.as_bytes(),
                 (Expect::Internal | Expect::KeyBearing, RequestDecision::Refuse(403)) => true,
@@ -162,7 +290,11 @@ mod tests {
     fn shared_policy_table() {
         let config = FilterConfig::default();
         for case in POLICY_CASES {
-            match decide_request(case.path.as_bytes(), &config) {
+            match decide_request(
+                case.path.as_bytes(),
+                &with_case_secrets(),
+                &signed_for(case.path),
+            ) {
                 RequestDecision::Live { route, .. } => {
                     let changes = response_changes(&route, case.status, &config);
                     let get = |n: &str| changes.iter().find(|(k, _)| *k == n).and_then(|(_, v)| *v);
@@ -186,7 +318,7 @@ mod tests {
             br#"{"origin_path_prefix":"/o","blocked_path_prefixes":["/admin"]}"#,
         )
         .unwrap();
-        match decide_request(b"/live/Bob.m3u8", &config) {
+        match decide_request(b"/live/Bob.m3u8", &config, &NoFacts) {
             RequestDecision::Live { rewrite, .. } => {
                 assert_eq!(rewrite.as_deref(), Some("/o/live/bob/index.m3u8"))
             }
@@ -199,13 +331,13 @@ mod tests {
             b"///admin//users",
         ] {
             assert_eq!(
-                decide_request(blocked, &config),
+                decide_request(blocked, &config, &NoFacts),
                 RequestDecision::Refuse(403),
                 "{blocked:?}"
             );
         }
         assert_eq!(
-            decide_request(b"/dashboard", &config),
+            decide_request(b"/dashboard", &config, &NoFacts),
             RequestDecision::Pass
         );
     }
@@ -213,7 +345,9 @@ mod tests {
     #[test]
     fn only_differences_become_host_calls() {
         let config = FilterConfig::default();
-        let RequestDecision::Live { route, .. } = decide_request(b"/live/bob/1.ts", &config) else {
+        let RequestDecision::Live { route, .. } =
+            decide_request(b"/live/bob/1.ts", &config, &NoFacts)
+        else {
             panic!()
         };
         let conformant = [
@@ -250,14 +384,15 @@ mod tests {
 
     #[test]
     fn canonical_paths_are_not_rewritten() {
-        match decide_request(b"/live/bob/index.m3u8", &FilterConfig::default()) {
+        match decide_request(b"/live/bob/index.m3u8", &FilterConfig::default(), &NoFacts) {
             RequestDecision::Live { rewrite, .. } => assert_eq!(rewrite, None),
             other => panic!("{other:?}"),
         }
     }
 
     /// The request-only role answers every case as the full filter does, except that a canonical
-    /// live path (nothing to rewrite, no response work in this role) is a plain pass.
+    /// public live path (nothing to rewrite, no cookie to strip, no response work in this role) is
+    /// a plain pass.
     #[test]
     fn request_role_agrees_with_the_full_filter() {
         let full = FilterConfig::default();
@@ -266,12 +401,16 @@ mod tests {
             ..FilterConfig::default()
         };
         for case in ROUTE_CASES {
-            let expected = match decide_request(case.input, &full) {
-                RequestDecision::Live { rewrite: None, .. } => RequestDecision::Pass,
+            let expected = match decide_request(case.input, &full, &NoFacts) {
+                RequestDecision::Live {
+                    rewrite: None,
+                    strip_cookies: false,
+                    ..
+                } => RequestDecision::Pass,
                 other => other,
             };
             assert_eq!(
-                decide_request(case.input, &request),
+                decide_request(case.input, &request, &NoFacts),
                 expected,
                 "{:?}",
                 String::from_utf8_lossy(case.input)
@@ -283,7 +422,7 @@ mod tests {
     fn huge_paths_are_refused_not_panicked() {
         let huge = format!("/live/{}", "a".repeat(1 << 20));
         assert_eq!(
-            decide_request(huge.as_bytes(), &FilterConfig::default()),
+            decide_request(huge.as_bytes(), &FilterConfig::default(), &NoFacts),
             RequestDecision::Refuse(400)
         );
     }

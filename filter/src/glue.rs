@@ -6,7 +6,9 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::rc::Rc;
 
 use crate::config::{FilterConfig, Role};
-use crate::decision::{decide_request, refusal_body, updates_needed, RequestDecision};
+use crate::decision::{
+    decide_request, refusal_body, updates_needed, RequestDecision, RequestFacts,
+};
 use boltstream_shared::route::Route;
 
 #[cfg(not(feature = "noop"))]
@@ -102,16 +104,39 @@ struct EdgeRequest {
 
 impl Context for EdgeRequest {}
 
+impl RequestFacts for EdgeRequest {
+    fn cookies(&self) -> Vec<Vec<u8>> {
+        (self.get_http_request_headers_bytes().into_iter())
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .map(|(_, value)| value)
+            .collect()
+    }
+
+    fn now_s(&self) -> u64 {
+        self.get_current_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
 impl HttpContext for EdgeRequest {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let path = self
             .get_http_request_header_bytes(":path")
             .unwrap_or_default();
-        match decide_request(&path, &self.config) {
+        let config = Rc::clone(&self.config);
+        match decide_request(&path, &config, self) {
             RequestDecision::Pass => Action::Continue,
-            RequestDecision::Live { route, rewrite } => {
+            RequestDecision::Live {
+                route,
+                rewrite,
+                strip_cookies,
+            } => {
                 if let Some(path) = rewrite {
                     self.set_http_request_header(":path", Some(&path));
+                }
+                if strip_cookies {
+                    self.set_http_request_header("cookie", None);
                 }
                 if self.config.role != Role::Request {
                     self.live = Some(route);

@@ -317,6 +317,7 @@ mod tests {
             start_wall_ms: start,
             discontinuity: false,
             streamed: 0,
+            key: None,
         }
     }
 

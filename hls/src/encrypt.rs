@@ -10,9 +10,147 @@
 //! whole. An encrypted low-latency stream therefore keeps both — the price of serving parts and
 //! segments to players of either kind.
 
+use core::fmt;
+
 use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
 
 type Encryptor = cbc::Encryptor<aes::Aes128>;
+
+/// What a playlist says about one encrypted segment: which key (`key/<id>.key`, relative to the
+/// playlist) and which IV. Boltstream writes the IV out for every segment rather than relying on
+/// the media sequence number, because a segment is encrypted before the playlist window has
+/// numbered it (the MPEG-TS window numbers a segment when the disk reports it written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTag {
+    /// The key's id: unique per channel, from the wall clock like segment names.
+    pub id: u64,
+    /// The IV of this segment (and of each of its parts).
+    pub iv: [u8; 16],
+}
+
+impl KeyTag {
+    /// The playlist line that applies this key to the segment after it.
+    pub fn line(&self) -> String {
+        let mut hex = String::with_capacity(32);
+        for b in self.iv {
+            hex.push_str(&format!("{b:02X}"));
+        }
+        format!(
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/{}.key\",IV=0x{hex}\n",
+            self.id
+        )
+    }
+}
+
+/// A segment's key: the tag the playlist shows and the key bytes it names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SegmentKey {
+    /// What the playlist shows.
+    pub tag: KeyTag,
+    /// The AES-128 key.
+    pub key: [u8; 16],
+}
+
+impl fmt::Debug for SegmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key: a debug print must not put it in a log.
+        write!(f, "SegmentKey {{ tag: {:?}, .. }}", self.tag)
+    }
+}
+
+/// A channel's media key: what the origin serves at `key/<id>.key`, and the salt each segment's
+/// IV is made from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MediaKey {
+    /// Unique per channel.
+    pub id: u64,
+    /// The AES-128 key.
+    pub key: [u8; 16],
+    /// Random, so IVs are not predictable from segment names alone.
+    pub salt: u64,
+}
+
+impl fmt::Debug for MediaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MediaKey {{ id: {}, .. }}", self.id)
+    }
+}
+
+impl MediaKey {
+    /// The key and IV of segment `name`.
+    pub fn for_segment(&self, name: u64) -> SegmentKey {
+        SegmentKey {
+            tag: KeyTag {
+                id: self.id,
+                iv: segment_iv(self.salt, name),
+            },
+            key: self.key,
+        }
+    }
+}
+
+/// The IV of segment `name` under a key whose random salt is `salt`: unique for every segment a
+/// key encrypts, since names never repeat within a channel.
+pub fn segment_iv(salt: u64, name: u64) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..8].copy_from_slice(&salt.to_be_bytes());
+    iv[8..].copy_from_slice(&name.to_be_bytes());
+    iv
+}
+
+/// One resource encrypted as it arrives: CBC carries only the last ciphertext block and at most
+/// 15 bytes of plaintext between pushes, so a low-latency segment's whole-segment ciphertext is
+/// built from its parts without keeping their plaintext.
+pub struct CbcStream {
+    cipher: Encryptor,
+    pending: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl CbcStream {
+    /// A stream under `key` from `iv`.
+    pub fn new(key: &[u8; 16], iv: &[u8; 16]) -> Self {
+        Self {
+            cipher: Encryptor::new(key.into(), iv.into()),
+            pending: Vec::with_capacity(16),
+            out: Vec::new(),
+        }
+    }
+
+    /// Encrypts the whole blocks `plain` completes.
+    pub fn push(&mut self, mut plain: &[u8]) {
+        if !self.pending.is_empty() {
+            let take = (16 - self.pending.len()).min(plain.len());
+            self.pending.extend_from_slice(&plain[..take]);
+            plain = &plain[take..];
+            if self.pending.len() < 16 {
+                return;
+            }
+            let block = std::mem::take(&mut self.pending);
+            self.encrypt_blocks(&block);
+        }
+        let whole = plain.len() / 16 * 16;
+        self.encrypt_blocks(&plain[..whole]);
+        self.pending.extend_from_slice(&plain[whole..]);
+    }
+
+    fn encrypt_blocks(&mut self, blocks: &[u8]) {
+        for block in blocks.chunks_exact(16) {
+            let mut b = aes::cipher::generic_array::GenericArray::clone_from_slice(block);
+            self.cipher.encrypt_block_mut(&mut b);
+            self.out.extend_from_slice(&b);
+        }
+    }
+
+    /// Pads the last block (PKCS7) and returns the whole ciphertext.
+    pub fn finish(mut self) -> Vec<u8> {
+        let pad = 16 - self.pending.len();
+        let mut last = std::mem::take(&mut self.pending);
+        last.resize(16, pad as u8);
+        self.encrypt_blocks(&last);
+        self.out
+    }
+}
 
 /// The IV of media sequence number `msn` when EXT-X-KEY has no IV attribute.
 pub fn sequence_iv(msn: u64) -> [u8; 16] {
@@ -33,6 +171,46 @@ mod tests {
     use super::*;
 
     type Decryptor = cbc::Decryptor<aes::Aes128>;
+
+    #[test]
+    fn a_stream_encrypts_as_one_call_does_however_it_is_cut() {
+        let key = [9u8; 16];
+        let iv = segment_iv(0xdead_beef, 1_764_140_000_123);
+        let plain: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for cuts in [
+            vec![],
+            vec![1],
+            vec![15, 16, 17],
+            vec![3, 500, 999],
+            vec![16, 32, 48],
+        ] {
+            let mut stream = CbcStream::new(&key, &iv);
+            let mut at = 0;
+            for cut in cuts.iter().copied().chain([plain.len()]) {
+                stream.push(&plain[at..cut]);
+                at = cut;
+            }
+            assert_eq!(stream.finish(), encrypt(&key, &iv, &plain), "{cuts:?}");
+        }
+        assert_eq!(CbcStream::new(&key, &iv).finish(), encrypt(&key, &iv, &[]));
+    }
+
+    #[test]
+    fn the_key_line_names_the_key_and_spells_the_iv() {
+        let tag = KeyTag {
+            id: 1_764_140_000_000,
+            iv: segment_iv(1, 2),
+        };
+        assert_eq!(
+            tag.line(),
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/1764140000000.key\",IV=0x00000000000000010000000000000002\n"
+        );
+        let key = SegmentKey {
+            tag,
+            key: [0xab; 16],
+        };
+        assert!(!format!("{key:?}").to_lowercase().contains("abab"));
+    }
 
     #[test]
     fn the_iv_is_the_sequence_number_big_endian() {

@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::{Bytes, BytesMut};
 
 use crate::cmaf::{Output, Part};
+use crate::encrypt::{encrypt, CbcStream, MediaKey, SegmentKey};
 use crate::llhls::{Blocking, LlConfig, LlWindow, PartInfo};
 use crate::playlist::SegmentName;
 
@@ -66,6 +67,9 @@ struct Held {
     parts: Vec<Bytes>,
     /// The whole segment once complete.
     whole: Option<Bytes>,
+    /// True when parts and whole are encrypted apart (each part alone, the whole segment as one
+    /// stream), so the parts are not views into the whole.
+    encrypted: bool,
 }
 
 /// See the module documentation.
@@ -93,6 +97,10 @@ pub struct LlChannelState {
     last_name: u64,
     version: u64,
     playlist: Bytes,
+    /// The key the next segment is encrypted with (a private stream), set by the caller.
+    next_key: Option<MediaKey>,
+    /// The open segment's key and its whole-segment ciphertext so far.
+    open_cipher: Option<(SegmentKey, CbcStream)>,
 }
 
 impl LlChannelState {
@@ -115,7 +123,15 @@ impl LlChannelState {
             last_name: 0,
             version: 0,
             playlist,
+            next_key: None,
+            open_cipher: None,
         }
+    }
+
+    /// Encrypts the segments that begin from now on under `key` (`None`: in the clear). The
+    /// caller picks keys and rotates them; this state only applies them.
+    pub fn set_next_key(&mut self, key: Option<MediaKey>) {
+        self.next_key = key;
     }
 
     /// A name forced to increase, from the wall clock (as the TS channel names segments).
@@ -150,9 +166,16 @@ impl LlChannelState {
                     return effects;
                 };
                 let next = self.reserve_name(now_ms);
+                let cipher = self.open_cipher.take();
                 // The segment is its parts in one buffer; the parts then become views into it,
-                // so a complete segment is held once, not twice.
+                // so a complete segment is held once, not twice. Encrypted, it is its own
+                // ciphertext (see `crate::encrypt`).
                 let whole = self.held.get_mut(&name).map(|held| {
+                    if let Some((_, stream)) = cipher {
+                        let bytes = Bytes::from(stream.finish());
+                        held.whole = Some(bytes.clone());
+                        return bytes;
+                    }
                     let mut bytes =
                         BytesMut::with_capacity(held.parts.iter().map(Bytes::len).sum());
                     held.parts.iter().for_each(|p| bytes.extend_from_slice(p));
@@ -191,13 +214,21 @@ impl LlChannelState {
             };
             let discontinuity = std::mem::take(&mut self.pending_discontinuity);
             let start = part.segment_start_wall_ms;
-            self.window
-                .begin_segment(name, start, discontinuity, self.init.unwrap_or(0));
+            let key = self.next_key.map(|k| k.for_segment(name.0));
+            self.window.begin_segment(
+                name,
+                start,
+                discontinuity,
+                self.init.unwrap_or(0),
+                key.map(|k| k.tag),
+            );
+            self.open_cipher = key.map(|k| (k, CbcStream::new(&k.key, &k.tag.iv)));
             self.held.insert(
                 name,
                 Held {
                     parts: Vec::new(),
                     whole: None,
+                    encrypted: key.is_some(),
                 },
             );
             self.open = Some(name);
@@ -209,8 +240,15 @@ impl LlChannelState {
             duration_us: part.duration_us,
             independent: part.independent,
         });
+        let data = match &mut self.open_cipher {
+            Some((key, whole)) => {
+                whole.push(&part.data);
+                Bytes::from(encrypt(&key.key, &key.tag.iv, &part.data))
+            }
+            None => part.data,
+        };
         if let Some(held) = self.held.get_mut(&name) {
-            held.parts.push(part.data);
+            held.parts.push(data);
         }
     }
 
@@ -314,9 +352,12 @@ impl LlChannelState {
             .held
             .values()
             .map(|h| match &h.whole {
-                // Complete: the parts are views into the whole segment.
-                Some(whole) => whole.len(),
-                None => h.parts.iter().map(Bytes::len).sum::<usize>(),
+                // Complete: the parts are views into the whole segment (unless encrypted).
+                Some(whole) if !h.encrypted => whole.len(),
+                whole => {
+                    h.parts.iter().map(Bytes::len).sum::<usize>()
+                        + whole.as_ref().map_or(0, Bytes::len)
+                }
             })
             .sum();
         held + self.inits.values().map(Bytes::len).sum::<usize>()

@@ -47,6 +47,8 @@ pub struct LlSegment {
     pub parts: Vec<PartInfo>,
     /// Set when the segment is complete: its duration in microseconds.
     pub duration_us: Option<u64>,
+    /// Its key, when encrypted (the same for its parts).
+    pub key: Option<crate::encrypt::KeyTag>,
 }
 
 /// What a blocking playlist request (`_HLS_msn`, `_HLS_part`) gets now.
@@ -96,6 +98,7 @@ impl LlWindow {
         start_wall_ms: i64,
         discontinuity: bool,
         init: u64,
+        key: Option<crate::encrypt::KeyTag>,
     ) {
         if self
             .segments
@@ -115,6 +118,7 @@ impl LlWindow {
             init,
             parts: Vec::new(),
             duration_us: None,
+            key,
         });
         self.next_sequence += 1;
     }
@@ -300,13 +304,31 @@ impl LlWindow {
         }
         let parts_from = self.parts_listed_from();
         let mut init = None;
+        let mut keyed = false;
         for (i, s) in self.segments.iter().enumerate().skip(skipped) {
             if s.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
             if init != Some(s.init) {
+                // A key applies to the init sections after it too; they are in the clear (codec
+                // parameters, no media), so a key in force is ended before one.
+                if keyed {
+                    out.push_str("#EXT-X-KEY:METHOD=NONE\n");
+                    keyed = false;
+                }
                 let _ = writeln!(out, "#EXT-X-MAP:URI=\"init{}.mp4\"", s.init);
                 init = Some(s.init);
+            }
+            match &s.key {
+                Some(key) => {
+                    out.push_str(&key.line());
+                    keyed = true;
+                }
+                None if keyed => {
+                    out.push_str("#EXT-X-KEY:METHOD=NONE\n");
+                    keyed = false;
+                }
+                None => {}
             }
             let _ = writeln!(
                 out,

@@ -52,6 +52,8 @@ pub struct Entry {
     pub discontinuity: bool,
     /// The bytes.
     pub data: Bytes,
+    /// Its key, when encrypted.
+    pub key: Option<crate::encrypt::KeyTag>,
 }
 
 /// The sliding window.
@@ -118,6 +120,7 @@ impl PlaylistWindow {
             start_wall_ms: segment.start_wall_ms,
             discontinuity: segment.discontinuity || std::mem::take(&mut self.next_is_discontinuity),
             data: segment.data,
+            key: segment.key,
         });
         self.next_sequence += 1;
         let mut evicted = Vec::new();
@@ -192,6 +195,9 @@ impl PlaylistWindow {
             if entry.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            if let Some(key) = &entry.key {
+                out.push_str(&key.line());
+            }
             let _ = write!(
                 out,
                 "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{}.{:03},\n{}\n",
@@ -228,6 +234,7 @@ mod tests {
             start_wall_ms: wall,
             discontinuity,
             streamed: 0,
+            key: None,
         }
     }
 

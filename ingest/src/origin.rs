@@ -57,7 +57,9 @@ pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Req
 async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
     let not_found = || respond::text(StatusCode::NOT_FOUND, "no such live stream or segment\n");
     match route {
-        Route::LivePlaylist { user, directives } => {
+        Route::LivePlaylist {
+            user, directives, ..
+        } => {
             if let Some(answer) = hls.ll_playlist(user, *directives).await {
                 return match answer {
                     LlPlaylist::Ready { body, etag } => {
@@ -88,7 +90,9 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                 None => not_found(),
             }
         }
-        Route::LiveSegment { user, name, kind } => {
+        Route::LiveSegment {
+            user, name, kind, ..
+        } => {
             let found = match kind {
                 MediaKind::Ts => hls.segment(user, name).await,
                 MediaKind::Fmp4 => match cmaf_name(name) {

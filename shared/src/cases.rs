@@ -20,6 +20,8 @@ pub enum Expect {
     Playlist(&'static str),
     /// A live segment, canonically at this path.
     Segment(&'static str),
+    /// A private channel's media key, canonically at this path.
+    Key(&'static str),
     /// `/internal/...`.
     Internal,
     /// Holds a stream key.
@@ -124,6 +126,37 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     case("/api/v1/channels", Expect::Other),
     case("/internal/health", Expect::Internal),
     case("/Internal/metrics", Expect::Internal),
+    case(
+        "/private/alice/index.m3u8",
+        Expect::Playlist("/private/alice/index.m3u8"),
+    ),
+    case(
+        "/PRIVATE//Alice/Index.m3u8?_HLS_part=1&x=2&_HLS_msn=3",
+        Expect::Playlist("/private/alice/index.m3u8?_HLS_msn=3&_HLS_part=1"),
+    ),
+    case(
+        "/private/alice/1764140000123.ts",
+        Expect::Segment("/private/alice/1764140000123.ts"),
+    ),
+    case(
+        "/private/alice/17.2.m4s",
+        Expect::Segment("/private/alice/17.2.m4s"),
+    ),
+    case(
+        "/private/alice/key/42.key",
+        Expect::Key("/private/alice/key/42.key"),
+    ),
+    case(
+        "/private/Alice//key/42.KEY",
+        Expect::Key("/private/alice/key/42.key"),
+    ),
+    case("/private/alice/key/4a.key", Expect::Other),
+    case("/private/alice/key/.key", Expect::Other),
+    case("/private/alice/key/12345678901234567890.key", Expect::Other),
+    case("/private/alice/KEY/1.key", Expect::Other),
+    case("/live/alice/key/1.key", Expect::Other),
+    case("/private/alice.m3u8", Expect::Other),
+    case("/private/alice/../bob/key/1.key", Expect::Rejected),
     case("/internal", Expect::Internal),
     // Empty segments are dropped by the rules themselves, whether or not a proxy merges slashes.
     case("//internal/health", Expect::Internal),
@@ -221,6 +254,8 @@ const NO_STORE: Option<&str> = Some("no-store");
 const TS: Option<&str> = Some("video/mp2t");
 const M3U8: Option<&str> = Some("application/vnd.apple.mpegurl");
 const MP4: Option<&str> = Some("video/mp4");
+const KEY_CC: Option<&str> = Some("private, no-store");
+const KEY: Option<&str> = Some("application/octet-stream");
 const BLOCKING_CC: Option<&str> = Some("public, max-age=60");
 
 /// The header-policy table.
@@ -269,7 +304,224 @@ pub const POLICY_CASES: &[PolicyCase] = &[
     policy("/live/alice/1700000000000.2.m4s", 200, SEG_CC, MP4, true),
     policy("/live/alice/init1700000000000.mp4", 200, SEG_CC, MP4, true),
     policy("/live/alice/1700000000000.2.m4s", 404, NO_STORE, None, true),
+    policy("/private/alice/index.m3u8", 200, PL_CC, M3U8, true),
+    policy("/private/alice/9.ts", 200, SEG_CC, TS, true),
+    policy("/private/alice/9.1.m4s", 200, SEG_CC, MP4, true),
+    policy("/private/alice/key/9.key", 200, KEY_CC, KEY, false),
+    policy("/private/alice/key/9.key", 403, KEY_CC, None, false),
+    policy("/private/alice/key/9.key", 304, KEY_CC, KEY, false),
     policy("/", 200, None, None, false),
     policy("/api/v1/channels", 200, None, None, false),
     policy("/internal/health", 200, None, None, false),
 ];
+
+/// One playback-token case: a request for `path` carrying `cookie`, and whether it may pass.
+#[derive(Clone, Debug)]
+pub struct TokenCase {
+    /// What the case is about, for failure messages.
+    pub name: &'static str,
+    /// The request target.
+    pub path: &'static str,
+    /// The `Cookie` header, if any.
+    pub cookie: Option<alloc::vec::Vec<u8>>,
+    /// Whether a verifier holding the table's secrets lets it through at the table's time.
+    pub allowed: bool,
+}
+
+/// The secrets the token table is made with: the verifier holds the first two (a rotation in
+/// progress), never the third.
+pub fn token_case_secrets() -> [crate::token::Secret; 3] {
+    let secret = |id, fill| crate::token::Secret::new(id, &[fill; 32]).expect("valid secret");
+    [secret(1, 0x11), secret(2, 0x22), secret(3, 0x33)]
+}
+
+/// The time (Unix seconds) the token table is checked at.
+pub const TOKEN_CASE_NOW: u64 = 1_796_000_000;
+
+/// The token table: valid tokens for the right channel under either held secret, and the ways a
+/// token goes wrong — missing, expired, another channel's, an unknown secret, malformed,
+/// truncated, re-encoded, oversized. The native filter tests and the wasm host tests run it.
+pub fn token_cases() -> alloc::vec::Vec<TokenCase> {
+    use crate::token::{sign, COOKIE};
+    use alloc::format;
+    use alloc::string::String;
+    let [current, previous, unknown] = token_case_secrets();
+    let now = TOKEN_CASE_NOW;
+    let good = sign(&current, "/private/alice/", now + 300);
+    let cookie = |value: &str| Some(format!("{COOKIE}={value}").into_bytes());
+    let mut cases = alloc::vec![
+        ("valid", "/private/alice/index.m3u8", cookie(&good), true),
+        (
+            "valid for the key",
+            "/private/alice/key/7.key",
+            cookie(&good),
+            true
+        ),
+        (
+            "valid, blocking reload",
+            "/private/alice/index.m3u8?_HLS_msn=9&_HLS_part=1",
+            cookie(&good),
+            true,
+        ),
+        (
+            "valid, previous secret",
+            "/private/alice/index.m3u8",
+            cookie(&sign(&previous, "/private/alice/", now + 300)),
+            true,
+        ),
+        (
+            "valid among other cookies",
+            "/private/alice/index.m3u8",
+            Some(format!("theme=dark; {COOKIE}={good}; sid=x").into_bytes()),
+            true,
+        ),
+        ("missing", "/private/alice/index.m3u8", None, false),
+        (
+            "missing for the key",
+            "/private/alice/key/7.key",
+            None,
+            false
+        ),
+        (
+            "other cookies only",
+            "/private/alice/index.m3u8",
+            Some(b"sid=abc".to_vec()),
+            false,
+        ),
+        (
+            "expired",
+            "/private/alice/index.m3u8",
+            cookie(&sign(&current, "/private/alice/", now)),
+            false,
+        ),
+        (
+            "another channel's",
+            "/private/alice/key/7.key",
+            cookie(&sign(&current, "/private/bob/", now + 300)),
+            false,
+        ),
+        (
+            "unknown secret",
+            "/private/alice/index.m3u8",
+            cookie(&sign(&unknown, "/private/alice/", now + 300)),
+            false,
+        ),
+        (
+            "forged: secret id changed",
+            "/private/alice/index.m3u8",
+            cookie(&good.replacen(".1.", ".2.", 1)),
+            false,
+        ),
+        (
+            "expiry extended",
+            "/private/alice/index.m3u8",
+            cookie(&good.replacen(&format!("{}", now + 300), &format!("{}", now + 3000), 1)),
+            false,
+        ),
+        (
+            "expiry re-encoded with a leading zero",
+            "/private/alice/index.m3u8",
+            cookie(&format!("0{good}")),
+            false,
+        ),
+        (
+            "truncated",
+            "/private/alice/index.m3u8",
+            cookie(&good[..good.len() - 1]),
+            false,
+        ),
+        (
+            "signature re-encoded as padded base64",
+            "/private/alice/index.m3u8",
+            cookie(&format!("{good}=")),
+            false,
+        ),
+        (
+            "signature re-encoded as standard base64",
+            "/private/alice/index.m3u8",
+            cookie(&good.replace('-', "+").replace('_', "/")),
+            false,
+        ),
+        (
+            "oversized",
+            "/private/alice/index.m3u8",
+            cookie(&format!("{good}{}", "A".repeat(4000))),
+            false,
+        ),
+        ("empty", "/private/alice/index.m3u8", cookie(""), false),
+        (
+            "not UTF-8",
+            "/private/alice/index.m3u8",
+            Some(b"bs_play=\xff\xfe".to_vec()),
+            false,
+        ),
+        (
+            "two fields only",
+            "/private/alice/index.m3u8",
+            cookie(&String::from(
+                good.rsplit_once('.').map_or("", |(head, _)| head)
+            )),
+            false,
+        ),
+        // Segments are ciphertext: no token needed, and a bad one does not matter.
+        (
+            "segment without a token",
+            "/private/alice/17.ts",
+            None,
+            true
+        ),
+        (
+            "segment with a forged token",
+            "/private/alice/17.2.m4s",
+            cookie("1.1.x"),
+            true,
+        ),
+        // Public channels never look at the cookie.
+        (
+            "public playlist",
+            "/live/alice/index.m3u8",
+            cookie("junk"),
+            true
+        ),
+    ];
+    // A standard-base64 variant only differs when the signature holds '-' or '_'.
+    cases.retain(|c| c.0 != "signature re-encoded as standard base64" || c.2 != cookie(&good));
+    cases
+        .into_iter()
+        .map(|(name, path, cookie, allowed)| TokenCase {
+            name,
+            path,
+            cookie,
+            allowed,
+        })
+        .collect()
+}
+
+/// What `shared` itself decides for a token case: the reference the filter must match.
+pub fn token_case_decision(case: &TokenCase) -> bool {
+    let [current, previous, _] = token_case_secrets();
+    match crate::route::classify(case.path.as_bytes()).token_scope() {
+        Some(scope) => crate::token::verify_cookies(
+            &[current, previous],
+            case.cookie.as_deref(),
+            &scope,
+            TOKEN_CASE_NOW,
+        )
+        .is_ok(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_table_holds_for_shared_itself() {
+        let cases = token_cases();
+        assert!(cases.len() >= 20);
+        for case in &cases {
+            assert_eq!(token_case_decision(case), case.allowed, "{}", case.name);
+        }
+    }
+}

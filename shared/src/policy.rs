@@ -21,6 +21,11 @@ pub const CMAF_CONTENT_TYPE: &str = "video/mp4";
 /// asked for) however old it is, so an edge may keep serving it to every viewer who asks the same;
 /// a minute, as OvenMediaEngine does.
 pub const BLOCKING_PLAYLIST_CACHE_CONTROL: &str = "public, max-age=60";
+/// A media key goes only to the viewer whose token fetched it: no shared cache may keep it, and
+/// no browser cache either (a revoked viewer must ask again).
+pub const KEY_CACHE_CONTROL: &str = "private, no-store";
+/// Media type of an AES-128 media key (16 raw bytes).
+pub const KEY_CONTENT_TYPE: &str = "application/octet-stream";
 /// HLS players on other origins (hls.js) fetch with XHR/fetch, so live media is shared with all.
 pub const CORS_ALLOW_ORIGIN: (&str, &str) = ("access-control-allow-origin", "*");
 /// Lets a cross-origin player read `Age`: hls.js uses it to tune in to a playlist an edge cache
@@ -81,6 +86,7 @@ impl Policy {
     pub fn cache_control(&self, route: &Route, status: u16) -> Option<&str> {
         let success = matches!(status, 200 | 206 | 304);
         match route {
+            Route::MediaKey { .. } => Some(KEY_CACHE_CONTROL),
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
             Route::LivePlaylist { directives, .. } if success && status != 206 => {
                 // Only `_HLS_msn` makes a request blocking; `_HLS_skip` alone asks for the
@@ -108,13 +114,15 @@ impl Policy {
                 ..
             } => Some(SEGMENT_CONTENT_TYPE),
             Route::LiveSegment { .. } => Some(CMAF_CONTENT_TYPE),
+            Route::MediaKey { .. } => Some(KEY_CONTENT_TYPE),
             _ => None,
         }
     }
 
     /// The CORS headers for a route, on every status so players can read errors too.
     pub fn cors(&self, route: &Route) -> &'static [(&'static str, &'static str)] {
-        if route.is_live() {
+        // Keys are fetched with the page's own cookie; no other origin has a reason to read one.
+        if route.is_live() && !matches!(route, Route::MediaKey { .. }) {
             &CORS_HEADERS
         } else {
             &[]

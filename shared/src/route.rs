@@ -28,6 +28,8 @@ pub enum Route {
     LivePlaylist {
         /// The channel.
         user: Username,
+        /// Under `/live/` or `/private/`.
+        access: Access,
         /// Low-latency blocking-reload directives from the query.
         directives: Directives,
     },
@@ -35,11 +37,21 @@ pub enum Route {
     LiveSegment {
         /// The channel.
         user: Username,
+        /// Under `/live/` or `/private/`.
+        access: Access,
         /// The file name without extension, as the origin named it (`<n>`, `<n>.<part>`,
         /// `init<n>`).
         name: String,
         /// Which kind of file.
         kind: MediaKind,
+    },
+    /// The AES-128 key of a private channel's media (`/private/<user>/key/<id>.key`): served only
+    /// to a holder of a playback token, never cached.
+    MediaKey {
+        /// The channel.
+        user: Username,
+        /// The key's id, as the playlist's EXT-X-KEY names it.
+        id: u64,
     },
     /// Operator-only paths (`/internal/...`): health, metrics. Never served through an edge.
     Internal,
@@ -49,6 +61,27 @@ pub enum Route {
     Rejected(Rejection),
     /// Anything else (website, API, assets): passed through untouched by the edge.
     Other,
+}
+
+/// Who may fetch a channel's live objects, as the path says: the edge has no database, so a
+/// private channel's media lives under its own prefix, where a playback token is required for
+/// playlists and keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `/live/<user>/…`: anyone.
+    Public,
+    /// `/private/<user>/…`: playlists and keys need a token for the channel; segments are
+    /// ciphertext and served to all.
+    Private,
+}
+
+impl Access {
+    fn prefix(self) -> &'static str {
+        match self {
+            Access::Public => "live",
+            Access::Private => "private",
+        }
+    }
 }
 
 /// The kind of a live media file, by its extension.
@@ -169,19 +202,62 @@ impl Route {
     /// The one path under which this object is cached and served; `None` for non-live routes.
     pub fn canonical_path(&self) -> Option<String> {
         match self {
-            Route::LivePlaylist { user, directives } => {
-                Some(format!("/live/{user}/index.m3u8{}", directives.query()))
-            }
-            Route::LiveSegment { user, name, kind } => {
-                Some(format!("/live/{user}/{name}.{}", kind.extension()))
-            }
+            Route::LivePlaylist {
+                user,
+                access,
+                directives,
+            } => Some(format!(
+                "/{}/{user}/index.m3u8{}",
+                access.prefix(),
+                directives.query()
+            )),
+            Route::LiveSegment {
+                user,
+                access,
+                name,
+                kind,
+            } => Some(format!(
+                "/{}/{user}/{name}.{}",
+                access.prefix(),
+                kind.extension()
+            )),
+            Route::MediaKey { user, id } => Some(format!("/private/{user}/key/{id}.key")),
             _ => None,
         }
     }
 
     /// True for routes that carry live media (and so get the media header policy).
     pub fn is_live(&self) -> bool {
-        matches!(self, Route::LivePlaylist { .. } | Route::LiveSegment { .. })
+        matches!(
+            self,
+            Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. }
+        )
+    }
+
+    /// The path prefix a playback token must grant for this route, when it needs one: a private
+    /// channel's playlists and keys. Its segments need none — they are ciphertext, and one cached
+    /// copy serves every viewer.
+    pub fn token_scope(&self) -> Option<String> {
+        match self {
+            Route::LivePlaylist {
+                user,
+                access: Access::Private,
+                ..
+            }
+            | Route::MediaKey { user, .. } => Some(crate::token::scope(user.as_str())),
+            _ => None,
+        }
+    }
+
+    /// True for a private channel's media segments (whose requests lose their cookies at the edge).
+    pub fn is_private_media(&self) -> bool {
+        matches!(
+            self,
+            Route::LiveSegment {
+                access: Access::Private,
+                ..
+            }
+        )
     }
 
     /// A short label for logs and metrics: never the path itself, which may hold a secret.
@@ -189,6 +265,7 @@ impl Route {
         match self {
             Route::LivePlaylist { .. } => "live_playlist",
             Route::LiveSegment { .. } => "live_segment",
+            Route::MediaKey { .. } => "media_key",
             Route::Internal => "internal",
             Route::KeyBearing => "key_bearing",
             Route::Rejected(_) => "rejected",
@@ -197,7 +274,7 @@ impl Route {
     }
 }
 
-/// True when `target` is already the canonical path of a live object — exactly what
+/// True when `target` is already the canonical path of a public live object — exactly what
 /// [`Route::canonical_path`] of [`classify`]`(target)` returns — decided without allocating. The
 /// edge asks this first: nearly every request a player sends is canonical, and the filter's cost
 /// per request is what an edge multiplies by its request rate.
@@ -273,8 +350,9 @@ pub fn classify(target: &[u8]) -> Route {
         return Route::Rejected(Rejection::Traversal);
     }
     match classify_segments(&segments) {
-        Route::LivePlaylist { user, .. } => Route::LivePlaylist {
+        Route::LivePlaylist { user, access, .. } => Route::LivePlaylist {
             user,
+            access,
             directives: Directives::parse(core::str::from_utf8(&query).unwrap_or_default()),
         },
         route => route,
@@ -333,17 +411,33 @@ fn classify_segments(segments: &[&str]) -> Route {
     if first.eq_ignore_ascii_case("internal") {
         return Route::Internal;
     }
-    if !first.eq_ignore_ascii_case("live") {
+    let access = if first.eq_ignore_ascii_case("live") {
+        Access::Public
+    } else if first.eq_ignore_ascii_case("private") {
+        Access::Private
+    } else {
         return Route::Other;
-    }
+    };
     match segments[1..] {
-        [alias] => match strip_suffix_ignore_case(alias, ".m3u8").map(Username::parse) {
-            Some(Ok(user)) => Route::LivePlaylist {
-                user,
-                directives: Directives::default(),
-            },
-            _ => Route::Other,
-        },
+        [alias] if access == Access::Public => {
+            match strip_suffix_ignore_case(alias, ".m3u8").map(Username::parse) {
+                Some(Ok(user)) => Route::LivePlaylist {
+                    user,
+                    access,
+                    directives: Directives::default(),
+                },
+                _ => Route::Other,
+            }
+        }
+        [user, "key", file] if access == Access::Private => {
+            let id = strip_suffix_ignore_case(file, ".key")
+                .filter(|n| !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse().ok());
+            match (Username::parse(user), id) {
+                (Ok(user), Some(id)) => Route::MediaKey { user, id },
+                _ => Route::Other,
+            }
+        }
         [user, file] => {
             let Ok(user) = Username::parse(user) else {
                 return Route::Other;
@@ -351,6 +445,7 @@ fn classify_segments(segments: &[&str]) -> Route {
             if file.eq_ignore_ascii_case("index.m3u8") {
                 return Route::LivePlaylist {
                     user,
+                    access,
                     directives: Directives::default(),
                 };
             }
@@ -367,6 +462,7 @@ fn classify_segments(segments: &[&str]) -> Route {
             match found {
                 Some((name, kind)) => Route::LiveSegment {
                     user,
+                    access,
                     // TS names are served as spelled; CMAF names are digits (and `init`).
                     name: match kind {
                         MediaKind::Ts => String::from(name),
@@ -463,7 +559,8 @@ mod tests {
             let route = classify(case.input);
             let ok = match (&case.expect, &route) {
                 (Expect::Playlist(c), Route::LivePlaylist { .. })
-                | (Expect::Segment(c), Route::LiveSegment { .. }) => {
+                | (Expect::Segment(c), Route::LiveSegment { .. })
+                | (Expect::Key(c), Route::MediaKey { .. }) => {
                     route.canonical_path().as_deref() == Some(*c)
                 }
                 (Expect::Internal, Route::Internal)
@@ -513,9 +610,10 @@ mod tests {
     #[test]
     fn fast_path_matches_the_case_table() {
         for case in ROUTE_CASES {
+            // Private objects never take the fast path: their playlists and keys need a token.
             let canonical = classify(case.input)
                 .canonical_path()
-                .is_some_and(|c| c.as_bytes() == case.input);
+                .is_some_and(|c| c.as_bytes() == case.input && c.starts_with("/live/"));
             assert_eq!(is_canonical_live(case.input), canonical, "{:?}", case.input);
         }
         // A segment named like a key is key-bearing, never canonical.

@@ -8,7 +8,7 @@
 //! (0–9) of the secret that signed it (so a secret can be rotated with both accepted for a while),
 //! and HMAC-SHA256 over `bs-playback-v1`, the scope and the expiry, base64url without padding.
 //! The scope is not in the token: the verifier derives it from the request (the channel's
-//! `/live/<user>/` prefix), so a token for one channel is worthless for another.
+//! `/private/<user>/` prefix, [`scope`]), so a token for one channel is worthless for another.
 
 use alloc::string::String;
 use core::fmt;
@@ -94,10 +94,26 @@ impl Secret {
     }
 }
 
+/// The cookie that carries a playback token. A cookie, not a query parameter: players fetch
+/// relative URLs from the playlist (a query on the playlist would not reach its keys), and access
+/// logs record query strings but not cookies, so the token never lands in a log line.
+pub const COOKIE: &str = "bs_play";
+/// How many `bs_play` cookies of one request are tried: a browser sends the one for the channel's
+/// path, but a client can send many, and each costs an HMAC.
+pub const MAX_COOKIES_TRIED: usize = 4;
+
+/// The path prefix a token for `user`'s private channel grants, and the path its cookie is
+/// scoped to.
+pub fn scope(user: &str) -> String {
+    alloc::format!("/private/{user}/")
+}
+
 /// Why a token was refused. Every variant means 403; they are told apart for tests and metrics,
 /// never shown to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenError {
+    /// No token at all.
+    Missing,
     /// Not `<expires>.<id>.<signature>` (or longer than [`MAX_TOKEN_LEN`]).
     Malformed,
     /// Signed with a secret id this verifier does not hold.
@@ -111,6 +127,7 @@ pub enum TokenError {
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            TokenError::Missing => "no playback token",
             TokenError::Malformed => "malformed playback token",
             TokenError::UnknownKey => "playback token signed with an unknown key",
             TokenError::BadSignature => "playback token does not match",
@@ -164,6 +181,38 @@ pub fn verify(secrets: &[Secret], token: &str, scope: &str, now: u64) -> Result<
         return Err(TokenError::Expired);
     }
     Ok(())
+}
+
+/// Checks the playback cookies among `cookie_headers` (each a `Cookie` header's value; HTTP/2 may
+/// split one into several) for `scope` at `now`: accepted when one of the first
+/// [`MAX_COOKIES_TRIED`] verifies. The origin and the edge both call this, so they read cookies
+/// alike.
+pub fn verify_cookies<'a>(
+    secrets: &[Secret],
+    cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    scope: &str,
+    now: u64,
+) -> Result<(), TokenError> {
+    let mut outcome = Err(TokenError::Missing);
+    let values = cookie_headers
+        .into_iter()
+        .flat_map(|header| header.split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            (pair[..eq].trim_ascii() == COOKIE.as_bytes()).then(|| pair[eq + 1..].trim_ascii())
+        })
+        .take(MAX_COOKIES_TRIED);
+    for value in values {
+        let Ok(token) = core::str::from_utf8(value) else {
+            outcome = Err(TokenError::Malformed);
+            continue;
+        };
+        outcome = verify(secrets, token, scope, now);
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    outcome
 }
 
 /// `n` in decimal, in `buf`'s tail.

@@ -53,6 +53,8 @@ pub struct HostState {
     pub logs: Vec<(u32, String)>,
     /// Host calls made during the current callback.
     pub calls: usize,
+    /// What `proxy_get_current_time_nanoseconds` answers.
+    pub now_ns: u64,
 }
 
 /// One loaded filter instance (one VM with one root context).
@@ -73,6 +75,8 @@ pub struct Outcome {
     pub local_status: Option<u32>,
     /// `:path` after the filter (None if removed).
     pub path: Option<Vec<u8>>,
+    /// The `cookie` header after the filter (None if absent or removed).
+    pub cookie: Option<Vec<u8>>,
 }
 
 fn memory(caller: &mut Caller<'_, HostState>) -> Memory {
@@ -131,6 +135,19 @@ fn linker(engine: &Engine) -> Linker<HostState> {
         |mut c: Caller<'_, HostState>, level: u32, ptr: u32, len: u32| -> u32 {
             let msg = String::from_utf8_lossy(&read(&mut c, ptr, len)).into_owned();
             c.data_mut().logs.push((level, msg));
+            OK
+        },
+    )
+    .unwrap();
+    l.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        |mut c: Caller<'_, HostState>, ret: u32| -> u32 {
+            c.data_mut().calls += 1;
+            let now = c.data().now_ns;
+            let mem = memory(&mut c);
+            mem.write(&mut c, ret as usize, &now.to_le_bytes())
+                .expect("guest pointer in bounds");
             OK
         },
     )
@@ -448,13 +465,13 @@ impl FilterVm {
             .call(&mut self.store, (id, n, 1))
             .expect("request callback must not trap");
         let local_status = self.store.data().local.as_ref().map(|l| l.0);
-        let path = self
-            .store
-            .data()
-            .request
-            .iter()
-            .find(|(k, _)| k == ":path")
-            .map(|(_, v)| v.clone());
+        let request_header = |name: &str| {
+            (self.store.data().request.iter())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let path = request_header(":path");
+        let cookie = request_header("cookie");
         let mut response_out = Vec::new();
         if local_status.is_none() {
             let mut headers = vec![(":status".to_string(), status.to_string().into_bytes())];
@@ -473,10 +490,16 @@ impl FilterVm {
                 action,
                 local_status,
                 path,
+                cookie,
             },
             response_out,
             calls,
         )
+    }
+
+    /// Sets the clock the guest reads, in Unix seconds.
+    pub fn set_time(&mut self, unix_s: u64) {
+        self.store.data_mut().now_ns = unix_s * 1_000_000_000;
     }
 
     /// Log lines so far.

@@ -2,8 +2,11 @@
 //! native decisions for every case of `shared`'s table.
 
 use boltstream_filter::config::FilterConfig;
-use boltstream_filter::decision::{decide_request, RequestDecision};
-use boltstream_shared::cases::{Expect, POLICY_CASES, ROUTE_CASES};
+use boltstream_filter::decision::{decide_request, NoFacts, RequestDecision};
+use boltstream_shared::cases::{
+    token_case_decision, token_case_secrets, token_cases, Expect, POLICY_CASES, ROUTE_CASES,
+    TOKEN_CASE_NOW,
+};
 use boltstream_tests::wasm_host::FilterVm;
 
 fn request(path: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -37,9 +40,14 @@ fn route_table_matches_native_decisions() {
     let config = FilterConfig::default();
     for case in ROUTE_CASES {
         let (outcome, _, _) = vm.exchange(request(case.input), 200, origin_headers());
-        let native = decide_request(case.input, &config);
+        let native = decide_request(case.input, &config, &NoFacts);
         let shown = String::from_utf8_lossy(case.input);
         match (&native, case.expect) {
+            // A private playlist or key, asked for with no token.
+            (RequestDecision::Refuse(403), Expect::Playlist(_) | Expect::Key(_)) => {
+                assert_eq!(outcome.local_status, Some(403), "{shown}");
+                assert_eq!(outcome.action, 1, "{shown}: paused, nothing upstream");
+            }
             (
                 RequestDecision::Refuse(status),
                 Expect::KeyBearing | Expect::Internal | Expect::Rejected,
@@ -49,7 +57,7 @@ fn route_table_matches_native_decisions() {
             }
             (
                 RequestDecision::Live { .. },
-                Expect::Playlist(canonical) | Expect::Segment(canonical),
+                Expect::Playlist(canonical) | Expect::Segment(canonical) | Expect::Key(canonical),
             ) => {
                 assert_eq!(outcome.local_status, None, "{shown}");
                 assert_eq!(
@@ -73,12 +81,89 @@ fn route_table_matches_native_decisions() {
     }
 }
 
+/// The filter's config for the token table: its two held secrets, as the CLI prints them.
+fn token_config() -> Vec<u8> {
+    let hex = |fill: u8| format!("{fill:02x}").repeat(32);
+    let [current, previous, _] = token_case_secrets();
+    format!(
+        r#"{{"playback_secrets": [{{"id": {}, "secret": "{}"}}, {{"id": {}, "secret": "{}"}}]}}"#,
+        current.id(),
+        hex(0x11),
+        previous.id(),
+        hex(0x22)
+    )
+    .into_bytes()
+}
+
+#[test]
+fn token_table_matches_shared_in_the_wasm() {
+    let mut vm = FilterVm::new(&token_config()).expect("token config");
+    vm.set_time(TOKEN_CASE_NOW);
+    let cases = token_cases();
+    let (mut allowed, mut refused) = (0, 0);
+    for case in &cases {
+        let mut req = request(case.path.as_bytes());
+        if let Some(cookie) = &case.cookie {
+            req.push(("cookie".into(), cookie.clone()));
+        }
+        let (outcome, _, _) = vm.exchange(req, 200, origin_headers());
+        let passed = outcome.local_status.is_none();
+        assert_eq!(
+            passed,
+            token_case_decision(case),
+            "{}: the wasm disagrees with shared",
+            case.name
+        );
+        assert_eq!(passed, case.allowed, "{}", case.name);
+        if passed {
+            allowed += 1;
+            let private_media = case.path.starts_with("/private/")
+                && !case.path.contains("m3u8")
+                && !case.path.contains("/key/");
+            if private_media {
+                assert_eq!(
+                    outcome.cookie, None,
+                    "{}: the token must not go past the edge",
+                    case.name
+                );
+            } else {
+                assert_eq!(
+                    outcome.cookie, case.cookie,
+                    "{}: cookie kept for the origin's check",
+                    case.name
+                );
+            }
+        } else {
+            refused += 1;
+            assert_eq!(outcome.local_status, Some(403), "{}", case.name);
+            assert_eq!(outcome.action, 1, "{}: nothing upstream", case.name);
+        }
+    }
+    assert!(
+        allowed >= 5 && refused >= 12,
+        "{allowed} allowed, {refused} refused"
+    );
+    // Without secrets every private playlist is refused, whatever the token.
+    let mut bare = FilterVm::new(b"").unwrap();
+    bare.set_time(TOKEN_CASE_NOW);
+    let mut req = request(b"/private/alice/index.m3u8");
+    req.push(("cookie".into(), cases[0].cookie.clone().unwrap()));
+    assert_eq!(bare.exchange(req, 200, vec![]).0.local_status, Some(403));
+}
+
 #[test]
 fn policy_table_in_the_wasm() {
-    let mut vm = FilterVm::new(b"").unwrap();
+    let mut vm = FilterVm::new(&token_config()).unwrap();
+    vm.set_time(TOKEN_CASE_NOW);
+    let token = boltstream_shared::token::sign(
+        &token_case_secrets()[0],
+        "/private/alice/",
+        TOKEN_CASE_NOW + 60,
+    );
     for case in POLICY_CASES {
-        let (outcome, response, _) =
-            vm.exchange(request(case.path.as_bytes()), case.status, origin_headers());
+        let mut req = request(case.path.as_bytes());
+        req.push(("cookie".into(), format!("bs_play={token}").into_bytes()));
+        let (outcome, response, _) = vm.exchange(req, case.status, origin_headers());
         if outcome.local_status.is_some() {
             assert!(case.cache_control.is_none(), "{case:?}");
             continue;

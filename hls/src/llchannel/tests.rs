@@ -329,3 +329,83 @@ fn a_complete_segment_is_held_once_its_parts_are_views_into_it() {
         s.bytes_in_memory()
     );
 }
+
+/// A private stream: each part decrypts alone under its segment's key and IV (as hls.js reads
+/// low-latency parts), the whole segment decrypts as one stream to its parts' plaintext, nothing
+/// held is plaintext, and the playlist names the key before the parts with the init in the clear.
+#[test]
+fn encrypted_parts_and_segments_each_decrypt_alone() {
+    use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+    type Decryptor = cbc::Decryptor<aes::Aes128>;
+    let decrypt = |key: &[u8; 16], iv: &[u8; 16], data: &[u8]| {
+        Decryptor::new(key.into(), iv.into())
+            .decrypt_padded_vec_mut::<Pkcs7>(data)
+            .expect("valid padding")
+    };
+    let media_key = MediaKey {
+        id: 77,
+        key: [0x5a; 16],
+        salt: 0x0102_0304_0506_0708,
+    };
+    let mut s = state();
+    s.set_next_key(Some(media_key));
+    let (effects, outputs) = publish(&mut s, 5, T0);
+    let plain_parts: Vec<Bytes> = (outputs.iter())
+        .filter_map(|o| match o {
+            Output::Part(p) => Some(p.data.clone()),
+            _ => None,
+        })
+        .collect();
+    let written: Vec<(SegmentName, Bytes)> = (effects.iter())
+        .filter_map(|e| match e {
+            LlEffect::WriteSegment { name, bytes } => Some((*name, bytes.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.len(), 3);
+    let mut at = 0;
+    let mut held_parts = 0;
+    for (name, whole) in &written {
+        let seg = media_key.for_segment(name.0);
+        let mut plain_whole = Vec::new();
+        let mut i = 0;
+        while let Some(part) = s.part_bytes(*name, i) {
+            let plain = decrypt(&seg.key, &seg.tag.iv, &part);
+            assert_eq!(plain, plain_parts[at + i].to_vec(), "part {name}.{i}");
+            assert_ne!(&part[..], &plain_parts[at + i][..]);
+            plain_whole.extend_from_slice(&plain);
+            i += 1;
+        }
+        held_parts += i;
+        at += i;
+        assert!(i > 0);
+        assert_eq!(decrypt(&seg.key, &seg.tag.iv, whole), plain_whole, "{name}");
+        assert!(
+            !whole.windows(4).any(|w| w == b"moof"),
+            "no box visible in ciphertext"
+        );
+    }
+    assert!(held_parts >= 15);
+    let (playlist, _) = s.playlist();
+    let text = String::from_utf8(playlist.to_vec()).unwrap();
+    let map = text.find("#EXT-X-MAP").unwrap();
+    let first_key = text
+        .find("#EXT-X-KEY:METHOD=AES-128,URI=\"key/77.key\",IV=0x0102030405060708")
+        .unwrap();
+    assert!(
+        map < first_key,
+        "the init section is before any key:\n{text}"
+    );
+    let keys = text.matches("#EXT-X-KEY:").count();
+    let segments = text.matches("#EXT-X-PROGRAM-DATE-TIME").count();
+    assert_eq!(
+        keys, segments,
+        "one key line per segment (its own IV):\n{text}"
+    );
+    // The init section stays in the clear: it has no media.
+    let init = (effects.iter()).find_map(|e| match e {
+        LlEffect::WriteInit { bytes, .. } => Some(bytes.clone()),
+        _ => None,
+    });
+    assert!(init.unwrap().windows(4).any(|w| w == b"moov"));
+}

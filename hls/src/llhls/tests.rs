@@ -26,6 +26,7 @@ fn filled(segments: u64, open: usize) -> LlWindow {
             1_700_000_000_000 + n as i64 * 2000,
             false,
             1,
+            None,
         );
         w.push_part(FIRST);
         for _ in 1..6 {
@@ -34,7 +35,13 @@ fn filled(segments: u64, open: usize) -> LlWindow {
         w.end_segment(Some(SegmentName(1000 + n + 1)));
     }
     if open > 0 {
-        w.begin_segment(SegmentName(1000 + segments), 1_700_000_000_000, false, 1);
+        w.begin_segment(
+            SegmentName(1000 + segments),
+            1_700_000_000_000,
+            false,
+            1,
+            None,
+        );
         w.push_part(FIRST);
         for _ in 1..open {
             w.push_part(PART);
@@ -111,7 +118,7 @@ fn the_preload_hint_names_the_next_segment_between_segments_and_ends_with_the_st
 fn the_window_slides_and_counts_removed_discontinuities() {
     let mut w = window();
     for n in 0..9u64 {
-        w.begin_segment(SegmentName(n + 1), 0, n == 2, 1 + u64::from(n >= 2));
+        w.begin_segment(SegmentName(n + 1), 0, n == 2, 1 + u64::from(n >= 2), None);
         w.push_part(FIRST);
         let evicted = w.end_segment(Some(SegmentName(n + 2)));
         assert_eq!(evicted.len(), usize::from(n >= 6));
@@ -128,7 +135,7 @@ fn the_window_slides_and_counts_removed_discontinuities() {
 fn a_new_init_section_is_mapped_before_its_first_segment() {
     let mut w = window();
     for (n, init) in [(1u64, 1u64), (2, 1), (3, 2)] {
-        w.begin_segment(SegmentName(n), 0, init == 2, init);
+        w.begin_segment(SegmentName(n), 0, init == 2, init, None);
         w.push_part(FIRST);
         w.end_segment(None);
     }
@@ -197,14 +204,14 @@ fn a_long_window_offers_delta_updates_that_skip_the_oldest_segments() {
         window: 10,
     });
     for n in 0..10u64 {
-        w.begin_segment(SegmentName(100 + n), 0, false, 1);
+        w.begin_segment(SegmentName(100 + n), 0, false, 1, None);
         w.push_part(FIRST);
         for _ in 1..6 {
             w.push_part(PART);
         }
         w.end_segment(Some(SegmentName(101 + n)));
     }
-    w.begin_segment(SegmentName(110), 0, false, 1);
+    w.begin_segment(SegmentName(110), 0, false, 1, None);
     w.push_part(FIRST);
     w.push_part(PART);
     let full = w.render();

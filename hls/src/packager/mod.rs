@@ -76,6 +76,8 @@ pub struct Segment {
     /// Bytes of this segment taken with [`Packager::take_open`] before it closed: `data` is what
     /// follows them.
     pub streamed: u64,
+    /// Set when `data` is encrypted (a private stream): the key the playlist names for it.
+    pub key: Option<crate::encrypt::KeyTag>,
 }
 
 struct Open {
@@ -502,6 +504,7 @@ impl Packager {
             start_wall_ms: open.start_wall_ms,
             discontinuity: open.discontinuity,
             streamed: open.taken,
+            key: None,
         })
     }
 

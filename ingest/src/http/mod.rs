@@ -183,9 +183,10 @@ impl HttpContext {
             (_, Side::Internal) | (Route::Internal | Route::Other, Side::Public) => {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }
-            (Route::LivePlaylist { .. } | Route::LiveSegment { .. }, Side::Public) => {
-                origin::serve(&self.hls, &self.settings.policy, route, &req).await
-            }
+            (
+                Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. },
+                Side::Public,
+            ) => origin::serve(&self.hls, &self.settings.policy, route, &req).await,
             (Route::KeyBearing, Side::Public) => respond::text(
                 StatusCode::FORBIDDEN,
                 "forbidden: this path carries a stream key; keys are never used in URLs\n",

@@ -50,6 +50,26 @@ const STEPS: &[&str] = &[
     // 4: a channel's title and category, kept across streams.
     "ALTER TABLE streams ADD COLUMN title TEXT NOT NULL DEFAULT '';
      ALTER TABLE streams ADD COLUMN category TEXT NOT NULL DEFAULT '';",
+    // 5: private channels: who may watch (users by id, share links by hashed code) and the
+    // secrets playback tokens are signed with.
+    "ALTER TABLE streams ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE channel_viewers (
+        channel_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        viewer_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (channel_id, viewer_id)
+     );
+     CREATE TABLE share_links (
+        id          INTEGER PRIMARY KEY,
+        code_hash   TEXT NOT NULL UNIQUE,
+        channel_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        expires_ms  INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL
+     );
+     CREATE TABLE playback_secrets (
+        id          INTEGER PRIMARY KEY CHECK (id BETWEEN 0 AND 9),
+        secret      BLOB NOT NULL,
+        created_ms  INTEGER NOT NULL
+     );",
 ];
 
 /// The newest schema version this binary knows.

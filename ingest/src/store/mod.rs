@@ -8,6 +8,10 @@
 mod accounts;
 pub use accounts::{random_token, ApiTokenRow, SessionUser, MIN_PASSWORD, SESSION_MS};
 mod migrations;
+mod privacy;
+pub use privacy::{
+    Access, ShareLink, Viewer, MAX_ALLOWED_VIEWERS, MAX_SHARE_LINKS, MAX_SHARE_LINK_MS,
+};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -48,6 +52,9 @@ pub enum StoreError {
         /// Newest version this binary knows.
         known: i64,
     },
+    /// A per-channel limit was reached, or a value is out of range.
+    #[error("{0}")]
+    Limit(String),
     /// A password that cannot be set or hashed.
     #[error("{0}")]
     Password(String),

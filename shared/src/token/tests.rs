@@ -159,3 +159,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cookies_are_read_alike_from_any_header_split() {
+    let secret = Secret::new(1, &[7; 32]).unwrap();
+    let token = sign(&secret, "/private/alice/", 1000);
+    let good = alloc::format!("a=b; {COOKIE}={token}; c=d");
+    let secrets = [secret];
+    let check = |headers: &[&[u8]], scope: &str| {
+        verify_cookies(&secrets, headers.iter().copied(), scope, 10)
+    };
+    assert_eq!(check(&[good.as_bytes()], "/private/alice/"), Ok(()));
+    assert_eq!(check(&[b"a=b", good.as_bytes()], "/private/alice/"), Ok(()));
+    assert_eq!(
+        check(&[good.as_bytes()], "/private/bob/"),
+        Err(TokenError::BadSignature)
+    );
+    assert_eq!(
+        check(&[b"a=b; bs_playx=1"], "/private/alice/"),
+        Err(TokenError::Missing)
+    );
+    assert_eq!(check(&[], "/private/alice/"), Err(TokenError::Missing));
+    // A bad cookie before the good one does not hide it; past the limit nothing more is tried.
+    let second = alloc::format!("{COOKIE}=junk; {COOKIE}={token}");
+    assert_eq!(check(&[second.as_bytes()], "/private/alice/"), Ok(()));
+    let mut many = String::new();
+    for _ in 0..MAX_COOKIES_TRIED {
+        many.push_str(&alloc::format!("{COOKIE}=junk; "));
+    }
+    many.push_str(&alloc::format!("{COOKIE}={token}"));
+    assert_eq!(
+        check(&[many.as_bytes()], "/private/alice/"),
+        Err(TokenError::Malformed)
+    );
+    assert_eq!(
+        check(&[b"bs_play=\xff\xfe"], "/private/alice/"),
+        Err(TokenError::Malformed)
+    );
+    assert_eq!(scope("alice"), "/private/alice/");
+}

@@ -146,6 +146,7 @@ async fn a_segment_written_while_made_is_finished_and_reported() {
         start_wall_ms: 1,
         discontinuity: false,
         streamed: 5,
+        key: None,
     };
     assert!(disk.finish(&alice, id, SegmentName(7), segment, true));
     disk.write(&alice, DiskFile::Playlist, Bytes::from_static(b"#EXTM3U\n"));

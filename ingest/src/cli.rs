@@ -51,6 +51,12 @@ pub enum Command {
     /// A channel's title and category
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Private channels: visibility, allowed users, share links
+    #[command(subcommand)]
+    Access(AccessCommand),
+    /// The secrets playback tokens are signed with, and the edge filter's copy of them
+    #[command(subcommand)]
+    PlaybackSecret(PlaybackSecretCommand),
     /// List live streams: username, since, codecs, bitrate
     Streams {
         /// Print JSON instead of a table
@@ -107,6 +113,65 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `boltstream access ...`
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// Make a channel private (only its streamer, allowed users, admins and share links watch,
+    /// encrypted from its next publish) or public
+    Set {
+        /// Username
+        name: String,
+        /// `private` or `public`
+        #[arg(value_parser = ["private", "public"])]
+        visibility: String,
+    },
+    /// Allow a user to watch a private channel
+    Allow {
+        /// The channel
+        name: String,
+        /// The user allowed
+        viewer: String,
+    },
+    /// Stop allowing a user (takes effect within a token's lifetime, 5 minutes)
+    Disallow {
+        /// The channel
+        name: String,
+        /// The user
+        viewer: String,
+    },
+    /// Create a share link for a channel, valid for this many hours; prints its path (once)
+    Share {
+        /// The channel
+        name: String,
+        /// Hours it stays valid (at most 720)
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+    },
+    /// Revoke a share link by id
+    Revoke {
+        /// The channel
+        name: String,
+        /// The link's id
+        id: i64,
+    },
+    /// Show a channel's visibility, allowed users and share links
+    Show {
+        /// The channel
+        name: String,
+    },
+}
+
+/// `boltstream playback-secret ...`
+#[derive(Subcommand, Debug)]
+pub enum PlaybackSecretCommand {
+    /// Print the edge filter's `playback_secrets` configuration (JSON with the secrets: keep it
+    /// as private as the database)
+    FilterConfig,
+    /// Make a new signing secret; the previous one stays accepted. Put the new filter
+    /// configuration on every edge before the next rotation
+    Rotate,
 }
 
 /// `boltstream channel ...`
@@ -206,6 +271,20 @@ pub fn run_command(
             )?;
         }
         Command::Streams { json } => list_streams(&open()?, *json, out)?,
+        Command::Access(command) => access(&open()?, command, out)?,
+        Command::PlaybackSecret(PlaybackSecretCommand::FilterConfig) => {
+            let secrets: Vec<_> = (open()?.playback_secrets()?.into_iter())
+                .map(|(id, bytes)| {
+                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                    json!({ "id": id, "secret": hex })
+                })
+                .collect();
+            return print_json(out, &json!({ "playback_secrets": secrets }));
+        }
+        Command::PlaybackSecret(PlaybackSecretCommand::Rotate) => {
+            let id = open()?.rotate_playback_secret()?;
+            writeln!(out, "playback secret {id} now signs; the previous one is still accepted. Update every edge's filter configuration (playback-secret filter-config) before rotating again.")?;
+        }
         Command::Channel(ChannelCommand::Set {
             name,
             title,
@@ -230,6 +309,59 @@ pub fn run_command(
                 );
             }
             writeln!(out, "title: {}\ncategory: {}", info.title, info.category)?;
+        }
+    }
+    Ok(())
+}
+
+fn access(store: &Store, command: &AccessCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
+        AccessCommand::Set { name, visibility } => {
+            let user = name.to_ascii_lowercase();
+            store.set_private(&user, visibility == "private")?;
+            writeln!(
+                out,
+                "channel {user} is {visibility} (a live publish keeps its mode until it ends)"
+            )?;
+        }
+        AccessCommand::Allow { name, viewer } | AccessCommand::Disallow { name, viewer } => {
+            let allow = matches!(command, AccessCommand::Allow { .. });
+            let (user, viewer) = (name.to_ascii_lowercase(), viewer.to_ascii_lowercase());
+            store.set_viewer_allowed(&user, &viewer, allow)?;
+            let verb = if allow { "may" } else { "may no longer" };
+            writeln!(out, "{viewer} {verb} watch {user}")?;
+        }
+        AccessCommand::Share { name, hours } => {
+            let user = name.to_ascii_lowercase();
+            let (link, code) = store.create_share_link(&user, i64::from(*hours) * 3_600_000)?;
+            writeln!(
+                out,
+                "share link {} (shown only now): /{user}#share={code}",
+                link.id
+            )?;
+        }
+        AccessCommand::Revoke { name, id } => {
+            let user = name.to_ascii_lowercase();
+            if !store.revoke_share_link(&user, *id)? {
+                anyhow::bail!("{user} has no share link {id}");
+            }
+            writeln!(out, "share link {id} revoked")?;
+        }
+        AccessCommand::Show { name } => {
+            let user = name.to_ascii_lowercase();
+            let Some(private) = store.is_private(&user)? else {
+                anyhow::bail!("no such user: {user}");
+            };
+            let shown = if private { "private" } else { "public" };
+            writeln!(out, "{user}: {shown}")?;
+            writeln!(out, "allowed: {}", store.allowed_viewers(&user)?.join(", "))?;
+            for link in store.share_links(&user)? {
+                writeln!(
+                    out,
+                    "share link {}: expires {} ms",
+                    link.id, link.expires_ms
+                )?;
+            }
         }
     }
     Ok(())

@@ -205,6 +205,14 @@ pub struct Options {
         value_name = "MS"
     )]
     pub hls_part_target_ms: Option<u64>,
+    /// Segments encrypted under one media key on a private stream before a fresh key is made
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_HLS_KEY_ROTATION",
+        value_name = "SEGMENTS"
+    )]
+    pub hls_key_rotation: Option<u32>,
     /// Segments listed in a live playlist
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
@@ -339,6 +347,8 @@ pub mod defaults {
     /// `hls_part_target_ms`: a third of a second, the lower end of what Apple suggests, so
     /// PART-HOLD-BACK (three parts) is one second.
     pub const HLS_PART_TARGET_MS: u64 = 333;
+    /// `hls_key_rotation`: a fresh key about every 20 s at the default target duration.
+    pub const HLS_KEY_ROTATION: u32 = 10;
     /// `hls_window`, segments.
     pub const HLS_WINDOW: usize = 6;
     /// `hls_window_in_memory`.
@@ -397,6 +407,7 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
         ("hls_target_duration", HLS_TARGET_DURATION.to_string()),
         ("hls_format", HLS_FORMAT.to_string()),
         ("hls_part_target_ms", HLS_PART_TARGET_MS.to_string()),
+        ("hls_key_rotation", HLS_KEY_ROTATION.to_string()),
         ("hls_window", HLS_WINDOW.to_string()),
         ("hls_window_in_memory", HLS_WINDOW_IN_MEMORY.to_string()),
         ("hls_disk_cache_mb", HLS_DISK_CACHE_MB.to_string()),
@@ -493,6 +504,8 @@ pub struct Settings {
     pub hls_format: HlsFormat,
     /// Low-Latency HLS part target.
     pub hls_part_target: Duration,
+    /// Segments per media key of a private stream.
+    pub hls_key_rotation: u32,
     /// Live playlist window.
     pub hls_window: usize,
     /// Window segments served from memory (else from disk once written).
@@ -543,7 +556,7 @@ impl Settings {
             http_body_timeout, http_write_timeout, login_failures_per_account, signups_per_address,
             signups_per_minute, password_hashes_at_once, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
-            hls_target_duration, hls_format, hls_part_target_ms, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
+            hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
@@ -569,6 +582,10 @@ impl Settings {
                 "hls_part_target_ms",
                 "must be 100 ms to half of hls_target_duration",
             ));
+        }
+        let key_rotation = hls_key_rotation.unwrap_or(defaults::HLS_KEY_ROTATION);
+        if !(1..=10_000).contains(&key_rotation) {
+            return Err(invalid("hls_key_rotation", "must be 1 to 10000 segments"));
         }
         let window = hls_window.unwrap_or(defaults::HLS_WINDOW);
         if !(3..=30).contains(&window) {
@@ -674,6 +691,7 @@ impl Settings {
             hls_target_duration: Duration::from_secs(u64::from(target)),
             hls_format: hls_format.unwrap_or(defaults::HLS_FORMAT),
             hls_part_target: Duration::from_millis(part_target),
+            hls_key_rotation: key_rotation,
             hls_window: window,
             hls_window_in_memory: hls_window_in_memory.unwrap_or(defaults::HLS_WINDOW_IN_MEMORY),
             hls_disk_cache_bytes: match hls_disk_cache_mb {

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod live;
 pub mod ops;
 pub mod origin;
+pub mod playback;
 pub mod respond;
 pub mod rtmp;
 pub mod server;

@@ -30,7 +30,7 @@ pub trait MediaSink: Send {
 /// Creates a sink for each accepted publish.
 pub trait SinkFactory: Send + Sync {
     /// A new sink for `user`'s publish.
-    fn open(&self, user: &Username) -> Box<dyn MediaSink>;
+    fn open(&self, user: &Username, private: bool) -> Box<dyn MediaSink>;
 }
 
 /// A sink that drops everything: for servers without HLS output (tests of the RTMP side alone).
@@ -44,7 +44,7 @@ impl MediaSink for DiscardSink {
 }
 
 impl SinkFactory for DiscardSink {
-    fn open(&self, _user: &Username) -> Box<dyn MediaSink> {
+    fn open(&self, _user: &Username, _private: bool) -> Box<dyn MediaSink> {
         Box::new(DiscardSink)
     }
 }

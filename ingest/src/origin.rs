@@ -4,7 +4,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use boltstream_shared::route::{MediaKind, Route};
+use boltstream_shared::route::{Access, MediaKind, Route};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -17,18 +17,27 @@ use crate::clock::now_ms;
 use crate::hls::lowlatency::LlPlaylist;
 use crate::hls::output::SegmentBody;
 use crate::hls::HlsOutput;
+use crate::playback::{now_s, PlaybackSecrets};
 use crate::respond::{self, Resp};
 
 /// Chunk size when a file is sent in chunks.
 const SEND_CHUNK: usize = 64 * 1024;
 
 /// Answers a live route. Only the request's head is read, whatever carries its body.
-pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Request<B>) -> Resp {
+pub async fn serve<B>(
+    hls: &HlsOutput,
+    playback: &PlaybackSecrets,
+    policy: &Policy,
+    route: &Route,
+    req: &Request<B>,
+) -> Resp {
     let mut response = if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = respond::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         r
+    } else if let Some(refusal) = refusal(hls, playback, route, req) {
+        refusal
     } else {
         answer(hls, route, req).await
     };
@@ -51,6 +60,38 @@ pub async fn serve<B>(hls: &HlsOutput, policy: &Policy, route: &Route, req: &Req
         return Response::from_parts(parts, respond::full(Bytes::new()));
     }
     response
+}
+
+/// Why a live route is not answered with content, if it is not: a channel's media is served only
+/// under the prefix its current publish has (`/live/` in the clear, `/private/` encrypted), and a
+/// private channel's playlists and keys only with a valid playback token — the same check the edge
+/// makes, made again here so an origin reached without the edge is as strict.
+fn refusal<B>(
+    hls: &HlsOutput,
+    playback: &PlaybackSecrets,
+    route: &Route,
+    req: &Request<B>,
+) -> Option<Resp> {
+    let (user, access) = match route {
+        Route::LivePlaylist { user, access, .. } | Route::LiveSegment { user, access, .. } => {
+            (user, *access)
+        }
+        Route::MediaKey { user, .. } => (user, Access::Private),
+        _ => return None,
+    };
+    let private = hls.is_private(user).unwrap_or(false);
+    if private != (access == Access::Private) {
+        // Told apart from a missing stream by nobody: a private stream's existence is not shown.
+        return Some(respond::text(
+            StatusCode::NOT_FOUND,
+            "no such live stream or segment\n",
+        ));
+    }
+    let scope = route.token_scope()?;
+    match playback.verify(req.headers(), &scope, now_s()) {
+        Ok(()) => None,
+        Err(_) => Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n")),
+    }
 }
 
 /// The response to a GET or HEAD of a live route, before the policy's headers.
@@ -114,6 +155,15 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                 None => not_found(),
             }
         }
+        Route::MediaKey { user, id } => match hls.media_key(user, *id) {
+            Some(key) => {
+                let mut r = Response::new(respond::full(Bytes::copy_from_slice(&key)));
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(key.len()));
+                r
+            }
+            None => not_found(),
+        },
         _ => not_found(),
     }
 }

@@ -43,6 +43,12 @@ impl RunningServer {
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
+        let playback = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || crate::playback::PlaybackSecrets::load(&store))
+                .await?
+                .context("cannot read the playback-token secrets")?
+        };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = Arc::new(Registry::default());
@@ -74,6 +80,12 @@ impl RunningServer {
             Arc::clone(&hls),
             shutdown.clone(),
             rtmp_addr.port(),
+            Arc::clone(&playback),
+        ));
+        tracker.spawn(crate::playback::refresher(
+            playback,
+            Arc::clone(&store),
+            shutdown.clone(),
         ));
         for (listener, side) in [
             (http_listener, http::Side::Public),

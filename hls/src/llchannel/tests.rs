@@ -390,7 +390,7 @@ fn encrypted_parts_and_segments_each_decrypt_alone() {
     let text = String::from_utf8(playlist.to_vec()).unwrap();
     let map = text.find("#EXT-X-MAP").unwrap();
     let first_key = text
-        .find("#EXT-X-KEY:METHOD=AES-128,URI=\"key/77.key\",IV=0x0102030405060708")
+        .find("#EXT-X-KEY:METHOD=AES-128,URI=\"key/77.key\",IV=0X0102030405060708")
         .unwrap();
     assert!(
         map < first_key,

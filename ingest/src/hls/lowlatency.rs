@@ -48,9 +48,11 @@ impl LlChannel {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A publish begins.
+    /// A publish begins; its segments are in the clear until a key is set.
     pub fn begin_publish(&self) {
-        self.state().begin_publish();
+        let mut state = self.state();
+        state.begin_publish();
+        state.set_next_key(None);
     }
 
     /// Wakes the requests held on this channel.
@@ -280,9 +282,16 @@ impl LlSink {
         let now = now_ms();
         let mut effects = Vec::new();
         {
+            let mut keys = channel.keys();
             let mut state = ll.state();
             for output in outputs {
                 self.count(&output);
+                // Each segment of a private publish takes the ring's next key as it begins.
+                if let (Output::Part(part), Some(ring)) = (&output, keys.as_mut()) {
+                    if part.first {
+                        state.set_next_key(Some(ring.next_segment(now)));
+                    }
+                }
                 effects.extend(state.apply(output, now));
             }
         }

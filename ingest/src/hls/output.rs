@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::disk::{Disk, DiskEvent, DiskFile, SegmentRead};
+use super::keys::KeyRing;
 use super::lowlatency::{LlChannel, LlSink};
 use crate::clock::now_ms;
 use crate::config::HlsFormat;
@@ -61,11 +62,18 @@ pub(super) struct Channel {
     state: Mutex<ChannelState>,
     /// The low-latency output, when the format is CMAF.
     pub(super) ll: Option<LlChannel>,
+    /// The current publish's keys, when it is private: its media is served only under
+    /// `/private/<user>/`, encrypted.
+    keys: Mutex<Option<KeyRing>>,
 }
 
 impl Channel {
     pub(super) fn state(&self) -> std::sync::MutexGuard<'_, ChannelState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn keys(&self) -> std::sync::MutexGuard<'_, Option<KeyRing>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -76,6 +84,8 @@ pub struct HlsOutput {
     pub(super) part_target: Duration,
     pub(super) limits: Limits,
     pub(super) max_window_bytes: u64,
+    /// Segments per media key of a private stream.
+    key_rotation: u32,
     channels: Mutex<HashMap<Username, Arc<Channel>>>,
     pub(super) disk: Arc<Disk>,
     /// Disk events applied so far: with [`Disk::events_sent`], tells when all are.
@@ -106,6 +116,7 @@ impl HlsOutput {
             part_target: settings.hls_part_target,
             limits: settings.packager_limits(),
             max_window_bytes: settings.max_window_bytes(),
+            key_rotation: settings.hls_key_rotation,
             channels: Mutex::new(HashMap::new()),
             disk,
             events_applied: AtomicU64::new(0),
@@ -127,6 +138,17 @@ impl HlsOutput {
     /// The channel's MPEG-TS playlist, once its first segment is complete.
     pub fn playlist(&self, user: &Username) -> Option<Playlist> {
         self.channel(user)?.state().playlist().cloned()
+    }
+
+    /// Whether the channel's output is private (encrypted, under `/private/`); `None` when the
+    /// channel has no output.
+    pub fn is_private(&self, user: &Username) -> Option<bool> {
+        self.channel(user).map(|c| c.keys().is_some())
+    }
+
+    /// A private channel's media key, while a fetchable segment needs it.
+    pub fn media_key(&self, user: &Username, id: u64) -> Option<[u8; 16]> {
+        self.channel(user)?.keys().as_ref()?.key(id)
     }
 
     /// True once the channel has something to play, in whichever format.
@@ -233,7 +255,7 @@ impl HlsOutput {
     }
 
     /// Opens (or reopens) `user`'s channel for a publish; returns it and the publish's generation.
-    fn open_channel(&self, user: &Username) -> (Arc<Channel>, u64) {
+    fn open_channel(&self, user: &Username, private: bool) -> (Arc<Channel>, u64) {
         let mut channels = self.channels();
         let channel = channels.entry(user.clone()).or_insert_with(|| {
             Arc::new(Channel {
@@ -250,8 +272,12 @@ impl HlsOutput {
                         self.config.retire_grace_ms,
                     ))
                 }),
+                keys: Mutex::new(None),
             })
         });
+        // Fresh keys for every private publish; a public one drops the last publish's keys (its
+        // segments were under `/private/` and are no longer served).
+        *channel.keys() = private.then(|| KeyRing::new(self.key_rotation, now_ms()));
         let generation = channel.state().begin_publish();
         if let Some(ll) = &channel.ll {
             ll.begin_publish();
@@ -363,6 +389,7 @@ impl HlsSink {
         let id = self.id;
         self.id.seq += 1;
         if segment.streamed == 0 {
+            let segment = self.encrypted(segment);
             self.output.list(&self.channel, id, None, segment, false);
             if end_after {
                 self.output.end(&self.channel, id.generation);
@@ -377,6 +404,22 @@ impl HlsSink {
                 self.output.end(&self.channel, id.generation);
             }
         }
+    }
+
+    /// A private stream's segment, encrypted whole under the ring's next key (a private publish
+    /// never streams its open segment to disk, so `data` is the whole segment).
+    fn encrypted(&self, mut segment: Segment) -> Segment {
+        if let Some(ring) = self.channel.keys().as_mut() {
+            debug_assert_eq!(segment.streamed, 0);
+            let key = ring.next_ts_segment(now_ms());
+            segment.data = Bytes::from(boltstream_hls::encrypt::encrypt(
+                &key.key,
+                &key.tag.iv,
+                &segment.data,
+            ));
+            segment.key = Some(key.tag);
+        }
+        segment
     }
 
     /// Hands the open segment's bytes so far to the disk, when it is keeping up.
@@ -441,13 +484,14 @@ impl MediaSink for HlsSink {
 }
 
 impl SinkFactory for Arc<HlsOutput> {
-    fn open(&self, user: &Username) -> Box<dyn MediaSink> {
-        let (channel, generation) = self.open_channel(user);
+    fn open(&self, user: &Username, private: bool) -> Box<dyn MediaSink> {
+        let (channel, generation) = self.open_channel(user, private);
         if channel.ll.is_some() {
             return Box::new(LlSink::new(Arc::clone(self), channel, generation));
         }
         let mut packager = Packager::new(self.config.target_s * 1000).with_limits(self.limits);
-        let write_while_made = !self.config.keep_in_memory;
+        // A private segment is encrypted whole before any byte of it is written.
+        let write_while_made = !self.config.keep_in_memory && !private;
         if write_while_made {
             packager.stream_in_chunks(CHUNK_CAPACITY);
         }

@@ -62,6 +62,8 @@ pub struct HttpContext {
     pub hls: Arc<HlsOutput>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// What private channels' playback tokens are checked with.
+    pub playback: Arc<crate::playback::PlaybackSecrets>,
     /// Viewers per channel (the API counts them; metrics show them).
     viewers: Arc<crate::viewers::ViewerCounter>,
     /// The website and API, with their own context.
@@ -73,9 +75,10 @@ pub struct HttpContext {
 
 /// Route kinds counted in `/internal/metrics`: labels only, never paths, so no key can reach a
 /// metric.
-pub const ROUTE_LABELS: [&str; 6] = [
+pub const ROUTE_LABELS: [&str; 7] = [
     "live_playlist",
     "live_segment",
+    "media_key",
     "internal",
     "key_bearing",
     "rejected",
@@ -91,6 +94,7 @@ impl HttpContext {
         hls: Arc<HlsOutput>,
         shutdown: CancellationToken,
         rtmp_port: u16,
+        playback: Arc<crate::playback::PlaybackSecrets>,
     ) -> Self {
         let viewers = Arc::new(crate::viewers::ViewerCounter::default());
         let web = Arc::new(WebContext {
@@ -101,6 +105,7 @@ impl HttpContext {
             registry: Arc::clone(&registry),
             hls: Arc::clone(&hls),
             rtmp_port,
+            playback: Arc::clone(&playback),
         });
         Self {
             viewers,
@@ -116,6 +121,7 @@ impl HttpContext {
             registry,
             hls,
             shutdown,
+            playback,
         }
     }
 
@@ -186,7 +192,16 @@ impl HttpContext {
             (
                 Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. },
                 Side::Public,
-            ) => origin::serve(&self.hls, &self.settings.policy, route, &req).await,
+            ) => {
+                origin::serve(
+                    &self.hls,
+                    &self.playback,
+                    &self.settings.policy,
+                    route,
+                    &req,
+                )
+                .await
+            }
             (Route::KeyBearing, Side::Public) => respond::text(
                 StatusCode::FORBIDDEN,
                 "forbidden: this path carries a stream key; keys are never used in URLs\n",

@@ -552,7 +552,18 @@ impl Connection {
             counters: Counters::default(),
         });
         self.ctx.registry.insert(Arc::clone(&stream));
-        let sink = self.ctx.sinks.open(&user);
+        // Read as the publish starts: a private channel's publish is encrypted from its first
+        // segment. A store error is taken as private — never the less safe guess.
+        let private = {
+            let (store, name) = (Arc::clone(&self.ctx.store), user.to_string());
+            tokio::task::spawn_blocking(move || store.is_private(&name))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+                .unwrap_or(true)
+        };
+        let sink = self.ctx.sinks.open(&user, private);
         self.publishing = Some(Publishing {
             stream,
             sink,

@@ -101,6 +101,15 @@ pub fn routes() -> Router<Arc<WebContext>> {
         .route("/channels", get(live_channels))
         .route("/channels/{name}", get(one_channel))
         .route("/channels/{name}/heartbeat", post(heartbeat))
+        .route("/channels/{name}/playback", post(playback))
+        .route("/me/visibility", put(set_visibility))
+        .route("/me/viewers", get(allowed_viewers))
+        .route(
+            "/me/viewers/{name}",
+            put(allow_viewer).delete(disallow_viewer),
+        )
+        .route("/me/share-links", get(share_links).post(create_share_link))
+        .route("/me/share-links/{id}", delete(revoke_share_link))
         .route("/me", get(me))
         .route("/me/tokens", get(tokens))
         .route("/me/tokens/{id}", delete(revoke_token))
@@ -115,9 +124,14 @@ async fn no_endpoint() -> Resp {
     json_error(StatusCode::NOT_FOUND, "no such API endpoint")
 }
 
-async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
+async fn live_channels(
+    State(ctx): State<Arc<WebContext>>,
+    viewer: super::extract::Viewer,
+    req: Request,
+) -> Resp {
+    let caller = caller_name(&ctx, &viewer, req.headers()).await;
     let store = Arc::clone(&ctx.store);
-    match blocking(move || store.live_streams()).await {
+    match blocking(move || visible_live(&store, caller.as_deref())).await {
         Ok(live) => {
             let channels: Vec<Value> = (live.iter())
                 .map(|r| channel_json(&ctx, &r.username, &r.info, Some(r)))
@@ -128,10 +142,16 @@ async fn live_channels(State(ctx): State<Arc<WebContext>>) -> Resp {
     }
 }
 
-async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String>) -> Resp {
+async fn one_channel(
+    State(ctx): State<Arc<WebContext>>,
+    Path(name): Path<String>,
+    viewer: super::extract::Viewer,
+    req: Request,
+) -> Resp {
     let Ok(user) = Username::parse(&name) else {
         return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
+    let caller = caller_name(&ctx, &viewer, req.headers()).await;
     let store = Arc::clone(&ctx.store);
     let lookup = user.to_string();
     type Found = Option<(UserRow, ChannelInfo, Option<LiveRow>)>;
@@ -139,6 +159,13 @@ async fn one_channel(State(ctx): State<Arc<WebContext>>, Path(name): Path<String
         let Some(row) = store.user(&lookup)? else {
             return Ok(None);
         };
+        let viewer = crate::store::Viewer {
+            user: caller.as_deref(),
+            share_code: None,
+        };
+        if !store.access(&lookup, viewer)?.may_watch() {
+            return Ok(None);
+        }
         let info = store.channel_info(&lookup)?.unwrap_or_default();
         let live = store.live_stream(&lookup)?;
         Ok(Some((row, info, live)))
@@ -307,5 +334,261 @@ async fn admin(
     match admin_operation(&ctx, &kind, &target, &action, &user.username).await {
         Ok(message) => json(StatusCode::OK, json!({ "ok": true, "message": message })),
         Err((status, message)) => json_error(status, &message),
+    }
+}
+
+/// The signed-in caller's name, from the session cookie or an API token.
+async fn caller_name(
+    ctx: &WebContext,
+    viewer: &super::extract::Viewer,
+    headers: &hyper::HeaderMap,
+) -> Option<String> {
+    match viewer.user() {
+        Some(s) => Some(s.user.username.clone()),
+        None => (super::session::from_bearer(&ctx.store, headers).await).map(|u| u.username),
+    }
+}
+
+/// The live streams `viewer` may see: a private stream is listed only to those who may watch it.
+pub fn visible_live(
+    store: &crate::store::Store,
+    viewer: Option<&str>,
+) -> Result<Vec<LiveRow>, StoreError> {
+    let mut visible = Vec::new();
+    for row in store.live_streams()? {
+        let who = crate::store::Viewer {
+            user: viewer,
+            share_code: None,
+        };
+        if store.access(&row.username, who)?.may_watch() {
+            visible.push(row);
+        }
+    }
+    Ok(visible)
+}
+
+/// Reads a small JSON body as `T`, or the error response to send.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request,
+    expected: &str,
+) -> Result<T, Resp> {
+    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send application/json",
+        ));
+    }
+    match read_body(req).await {
+        Ok(body) => {
+            serde_json::from_slice(&body).map_err(|_| json_error(StatusCode::BAD_REQUEST, expected))
+        }
+        Err(BodyError::TooLarge) => {
+            Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"))
+        }
+        Err(BodyError::TooSlow) => Err(json_error(StatusCode::REQUEST_TIMEOUT, "body too slow")),
+        Err(BodyError::Invalid) => Err(json_error(StatusCode::BAD_REQUEST, "unreadable body")),
+    }
+}
+
+/// `POST /api/v1/channels/{name}/playback` with `{}` or `{"share": "<code>"}`: where the caller
+/// plays the channel. A private channel's answer also sets the playback-token cookie, scoped to
+/// `/private/<name>/` and living [`crate::playback::TOKEN_TTL_S`]; someone who may not watch gets
+/// the same 404 as for a channel that does not exist. The share code travels in the body (the
+/// page reads it from the URL's fragment), so it reaches no access log.
+async fn playback(
+    State(ctx): State<Arc<WebContext>>,
+    Path(name): Path<String>,
+    viewer: super::extract::Viewer,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        share: Option<String>,
+    }
+    let Ok(user) = Username::parse(&name) else {
+        return json_error(StatusCode::NOT_FOUND, "no such channel");
+    };
+    let bearer = super::session::from_bearer(&ctx.store, req.headers()).await;
+    let caller = (viewer.user().map(|s| s.user.username.clone())).or(bearer.map(|u| u.username));
+    let body: Body = match json_body(req, "expected {} or {\"share\": string}").await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let share = body.share.filter(|c| c.len() <= 128);
+    let store = Arc::clone(&ctx.store);
+    let channel = user.to_string();
+    let access = blocking(move || {
+        store.access(
+            &channel,
+            crate::store::Viewer {
+                user: caller.as_deref(),
+                share_code: share.as_deref(),
+            },
+        )
+    })
+    .await;
+    match access {
+        Ok(crate::store::Access::Public) => json(
+            StatusCode::OK,
+            json!({ "private": false, "playlist": format!("/live/{user}/index.m3u8") }),
+        ),
+        Ok(crate::store::Access::Allowed) => {
+            let now = crate::playback::now_s();
+            let Some((token, expires)) = ctx.playback.sign(user.as_str(), now) else {
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "no signing secret");
+            };
+            let cookie = cookie::Cookie::build((boltstream_shared::token::COOKIE, token))
+                .path(boltstream_shared::token::scope(user.as_str()))
+                .max_age(time::Duration::seconds(crate::playback::TOKEN_TTL_S as i64))
+                .http_only(true)
+                .same_site(cookie::SameSite::Strict)
+                .secure(ctx.settings.secure_cookies)
+                .build();
+            let mut resp = json(
+                StatusCode::OK,
+                json!({
+                    "private": true,
+                    "playlist": format!("/private/{user}/index.m3u8"),
+                    "expires_s": expires,
+                    "refresh_s": crate::playback::TOKEN_TTL_S / 2,
+                }),
+            );
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&cookie.to_string()) {
+                resp.headers_mut().insert(hyper::header::SET_COOKIE, v);
+            }
+            resp.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("private, no-store"),
+            );
+            resp
+        }
+        Ok(_) => json_error(StatusCode::NOT_FOUND, "no such channel"),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `PUT /api/v1/me/visibility` with `{"private": bool}`. A live publish keeps the mode it started
+/// with; the change applies to who gets tokens at once and to encryption from the next publish.
+async fn set_visibility(
+    State(ctx): State<Arc<WebContext>>,
+    ApiChanger(user): ApiChanger,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        private: bool,
+    }
+    let body: Body = match json_body(req, "expected {\"private\": bool}").await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let store = Arc::clone(&ctx.store);
+    let name = user.username.clone();
+    match blocking(move || store.set_private(&name, body.private)).await {
+        Ok(()) => json(
+            StatusCode::OK,
+            json!({ "username": user.username, "private": body.private }),
+        ),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `GET /api/v1/me/viewers`: the users the caller's channel allows.
+async fn allowed_viewers(State(ctx): State<Arc<WebContext>>, caller: ApiCaller) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let name = caller.user.username;
+    match blocking(move || store.allowed_viewers(&name)).await {
+        Ok(names) => json(StatusCode::OK, json!({ "viewers": names })),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `PUT` / `DELETE /api/v1/me/viewers/{name}`: allow a user, or stop allowing them.
+async fn allow_viewer(
+    State(ctx): State<Arc<WebContext>>,
+    Path(viewer): Path<String>,
+    ApiChanger(user): ApiChanger,
+) -> Resp {
+    change_viewer(ctx, user.username, viewer, true).await
+}
+
+async fn disallow_viewer(
+    State(ctx): State<Arc<WebContext>>,
+    Path(viewer): Path<String>,
+    ApiChanger(user): ApiChanger,
+) -> Resp {
+    change_viewer(ctx, user.username, viewer, false).await
+}
+
+async fn change_viewer(ctx: Arc<WebContext>, channel: String, viewer: String, allow: bool) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let shown = viewer.clone();
+    match blocking(move || store.set_viewer_allowed(&channel, &viewer, allow)).await {
+        Ok(()) => json(StatusCode::OK, json!({ "viewer": shown, "allowed": allow })),
+        Err(StoreError::UnknownUser(_)) => json_error(StatusCode::NOT_FOUND, "no such user"),
+        Err(StoreError::Limit(why)) => json_error(StatusCode::CONFLICT, &why),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `GET /api/v1/me/share-links`, `POST` with `{"ttl_s": n}` (the code is shown only in this
+/// answer), `DELETE /api/v1/me/share-links/{id}`.
+async fn share_links(State(ctx): State<Arc<WebContext>>, caller: ApiCaller) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let name = caller.user.username;
+    match blocking(move || store.share_links(&name)).await {
+        Ok(links) => json(StatusCode::OK, json!({ "share_links": links })),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn create_share_link(
+    State(ctx): State<Arc<WebContext>>,
+    ApiChanger(user): ApiChanger,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        ttl_s: u64,
+    }
+    let body: Body = match json_body(req, "expected {\"ttl_s\": seconds}").await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let ttl_ms = i64::try_from(body.ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let store = Arc::clone(&ctx.store);
+    let name = user.username.clone();
+    match blocking(move || store.create_share_link(&name, ttl_ms)).await {
+        Ok((link, code)) => json(
+            StatusCode::OK,
+            json!({
+                "id": link.id,
+                "expires_ms": link.expires_ms,
+                "url": format!("/{}#share={code}", user.username),
+                "note": "shown only now",
+            }),
+        ),
+        Err(StoreError::Limit(why)) => json_error(StatusCode::BAD_REQUEST, &why),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn revoke_share_link(
+    State(ctx): State<Arc<WebContext>>,
+    Path(id): Path<i64>,
+    ApiChanger(user): ApiChanger,
+) -> Resp {
+    let store = Arc::clone(&ctx.store);
+    let name = user.username;
+    match blocking(move || store.revoke_share_link(&name, id)).await {
+        Ok(true) => json(StatusCode::OK, json!({ "ok": true })),
+        Ok(false) => json_error(StatusCode::NOT_FOUND, "no such share link"),
+        Err(e) => store_error(&e),
     }
 }

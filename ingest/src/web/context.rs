@@ -23,6 +23,8 @@ pub struct WebContext {
     pub rtmp_port: u16,
     /// Log-in and sign-up limits, and the password-hash permits.
     pub guard: guard::AccountGuard,
+    /// Signs private channels' playback tokens.
+    pub playback: Arc<crate::playback::PlaybackSecrets>,
     /// Viewers per channel, from players' heartbeats.
     pub viewers: Arc<crate::viewers::ViewerCounter>,
 }

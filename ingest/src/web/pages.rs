@@ -71,7 +71,8 @@ fn no_route(method: &Method, viewer: &Viewer) -> Resp {
 async fn directory(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
     let user = viewer.user();
     let store = Arc::clone(&ctx.store);
-    let live = match blocking(move || store.live_streams()).await {
+    let name = user.map(|s| s.user.username.clone());
+    let live = match blocking(move || super::api::visible_live(&store, name.as_deref())).await {
         Ok(l) => l,
         Err(e) => return server_error(user, &e),
     };
@@ -103,7 +104,16 @@ async fn channel(
     };
     let store = Arc::clone(&ctx.store);
     let lookup = username.to_string();
+    let watcher = user.map(|s| s.user.username.clone());
     let found = blocking(move || -> Result<_, StoreError> {
+        let who = crate::store::Viewer {
+            user: watcher.as_deref(),
+            share_code: None,
+        };
+        // A private channel is not shown to someone who may not watch it.
+        if !store.access(&lookup, who)?.may_watch() {
+            return Ok(None);
+        }
         Ok(match store.user(&lookup)? {
             Some(row) => Some((row, store.channel_info(&lookup)?.unwrap_or_default())),
             None => None,

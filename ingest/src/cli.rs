@@ -318,11 +318,14 @@ fn access(store: &Store, command: &AccessCommand, out: &mut dyn Write) -> anyhow
     match command {
         AccessCommand::Set { name, visibility } => {
             let user = name.to_ascii_lowercase();
-            store.set_private(&user, visibility == "private")?;
-            writeln!(
-                out,
-                "channel {user} is {visibility} (a live publish keeps its mode until it ends)"
-            )?;
+            let restarted = store.set_private(&user, visibility == "private")?;
+            writeln!(out, "channel {user} is {visibility}")?;
+            if restarted {
+                writeln!(
+                    out,
+                    "its live stream was stopped so that it restarts encrypted when the encoder reconnects"
+                )?;
+            }
         }
         AccessCommand::Allow { name, viewer } | AccessCommand::Disallow { name, viewer } => {
             let allow = matches!(command, AccessCommand::Allow { .. });

@@ -66,15 +66,31 @@ fn channel_id(c: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
 }
 
 impl Store {
-    /// Makes a channel private or public.
-    pub fn set_private(&self, name: &str, private: bool) -> Result<(), StoreError> {
+    /// Makes a channel private or public. A channel made private while it is live in the clear
+    /// has its publish stopped (the encoder reconnects, and the new publish is encrypted), so
+    /// nothing more is served in the clear once the change is made; returns true then.
+    pub fn set_private(&self, name: &str, private: bool) -> Result<bool, StoreError> {
         self.with(|c| {
             let id = channel_id(c, name)?;
-            c.execute(
+            let tx = c.transaction()?;
+            let was: bool = tx.query_row(
+                "SELECT private FROM streams WHERE user_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            tx.execute(
                 "UPDATE streams SET private = ?2 WHERE user_id = ?1",
                 params![id, private],
             )?;
-            Ok(())
+            let stopped = private
+                && !was
+                && tx.execute(
+                    "UPDATE streams SET stop_requested = 1
+                     WHERE user_id = ?1 AND started_ms IS NOT NULL",
+                    [id],
+                )? > 0;
+            tx.commit()?;
+            Ok(stopped)
         })
     }
 
@@ -335,7 +351,10 @@ mod tests {
         };
         assert_eq!(s.access("alice", anon).unwrap(), Access::Public);
         assert_eq!(s.access("nobody", anon).unwrap(), Access::Unknown);
-        s.set_private("alice", true).unwrap();
+        assert!(
+            !s.set_private("alice", true).unwrap(),
+            "not live: nothing to stop"
+        );
         assert_eq!(s.access("alice", anon).unwrap(), Access::Denied);
         assert_eq!(
             s.access("alice", as_user("alice")).unwrap(),

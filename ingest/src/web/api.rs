@@ -41,7 +41,10 @@ fn channel_json(
             "playable": playable,
             "since_ms": row.since_ms,
             "uptime_s": (now_ms() - row.since_ms).max(0) / 1000,
-            "playlist": format!("/live/{username}/index.m3u8"),
+            "playlist": match Username::parse(username).ok().and_then(|u| ctx.hls.is_private(&u)) {
+                Some(true) => format!("/private/{username}/index.m3u8"),
+                _ => format!("/live/{username}/index.m3u8"),
+            },
             "viewers": Username::parse(username).map_or(0, |u| ctx.viewers.count(&u, now_ms())),
             "stats": {
                 "video_codec": row.stats.video_codec, "audio_codec": row.stats.audio_codec,
@@ -193,10 +196,13 @@ async fn heartbeat(
     #[serde(deny_unknown_fields)]
     struct Body {
         viewer: String,
+        share: Option<String>,
     }
     let Ok(user) = Username::parse(&name) else {
         return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
+    let caller = (super::session::from_cookie(&ctx.store, req.headers()).await)
+        .map(|(_, s)| s.user.username);
     // JSON only: another site's page cannot send that without a CORS preflight this API never
     // answers, so it cannot make its visitors' browsers count on a channel they do not watch.
     let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
@@ -205,10 +211,12 @@ async fn heartbeat(
     if !is_json {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
+    let mut share = None;
     let id = match read_body(req).await {
-        Ok(body) => serde_json::from_slice::<Body>(&body)
-            .ok()
-            .and_then(|b| ViewerId::parse(&b.viewer)),
+        Ok(body) => serde_json::from_slice::<Body>(&body).ok().and_then(|b| {
+            share = b.share.filter(|c| c.len() <= 128);
+            ViewerId::parse(&b.viewer)
+        }),
         Err(BodyError::TooLarge) => {
             return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
         }
@@ -222,6 +230,22 @@ async fn heartbeat(
     };
     if ctx.registry.get(&user).is_none() {
         return json_error(StatusCode::NOT_FOUND, "the channel is not live");
+    }
+    // A private stream's count is for those who may watch it; anyone else learns nothing, not
+    // even that it is live.
+    if ctx.hls.is_private(&user) == Some(true) {
+        let (store, channel) = (Arc::clone(&ctx.store), user.to_string());
+        let may = blocking(move || {
+            let who = crate::store::Viewer {
+                user: caller.as_deref(),
+                share_code: share.as_deref(),
+            };
+            store.access(&channel, who)
+        })
+        .await;
+        if !may.is_ok_and(crate::store::Access::may_watch) {
+            return json_error(StatusCode::NOT_FOUND, "the channel is not live");
+        }
     }
     let now = now_ms();
     let beat = ctx.viewers.beat(&user, id, client.ip(), now);
@@ -393,8 +417,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// `POST /api/v1/channels/{name}/playback` with `{}` or `{"share": "<code>"}`: where the caller
-/// plays the channel. A private channel's answer also sets the playback-token cookie, scoped to
+/// `POST /api/v1/channels/{name}/playback` with `{}` or `{"share": "<code>"}`: the channel as
+/// `GET /api/v1/channels/{name}` shows it, plus where the caller plays it (`playlist`). The player
+/// polls this. A private channel's answer also sets the playback-token cookie, scoped to
 /// `/private/<name>/` and living [`crate::playback::TOKEN_TTL_S`]; someone who may not watch gets
 /// the same 404 as for a channel that does not exist. The share code travels in the body (the
 /// page reads it from the URL's fragment), so it reaches no access log.
@@ -421,58 +446,63 @@ async fn playback(
     let share = body.share.filter(|c| c.len() <= 128);
     let store = Arc::clone(&ctx.store);
     let channel = user.to_string();
-    let access = blocking(move || {
-        store.access(
-            &channel,
-            crate::store::Viewer {
-                user: caller.as_deref(),
-                share_code: share.as_deref(),
-            },
-        )
+    type Found = (crate::store::Access, ChannelInfo, Option<LiveRow>);
+    let found = blocking(move || -> Result<Option<Found>, StoreError> {
+        let who = crate::store::Viewer {
+            user: caller.as_deref(),
+            share_code: share.as_deref(),
+        };
+        let access = store.access(&channel, who)?;
+        let banned = store.user(&channel)?.is_none_or(|row| row.banned);
+        if !access.may_watch() || banned {
+            return Ok(None);
+        }
+        let info = store.channel_info(&channel)?.unwrap_or_default();
+        Ok(Some((access, info, store.live_stream(&channel)?)))
     })
     .await;
-    match access {
-        Ok(crate::store::Access::Public) => json(
-            StatusCode::OK,
-            json!({ "private": false, "playlist": format!("/live/{user}/index.m3u8") }),
-        ),
-        Ok(crate::store::Access::Allowed) => {
-            let now = crate::playback::now_s();
-            let Some((token, expires)) = ctx.playback.sign(user.as_str(), now) else {
-                return json_error(StatusCode::SERVICE_UNAVAILABLE, "no signing secret");
-            };
-            let cookie = cookie::Cookie::build((boltstream_shared::token::COOKIE, token))
-                .path(boltstream_shared::token::scope(user.as_str()))
-                .max_age(time::Duration::seconds(crate::playback::TOKEN_TTL_S as i64))
-                .http_only(true)
-                .same_site(cookie::SameSite::Strict)
-                .secure(ctx.settings.secure_cookies)
-                .build();
-            let mut resp = json(
-                StatusCode::OK,
-                json!({
-                    "private": true,
-                    "playlist": format!("/private/{user}/index.m3u8"),
-                    "expires_s": expires,
-                    "refresh_s": crate::playback::TOKEN_TTL_S / 2,
-                }),
-            );
-            if let Ok(v) = hyper::header::HeaderValue::from_str(&cookie.to_string()) {
-                resp.headers_mut().insert(hyper::header::SET_COOKIE, v);
-            }
-            resp.headers_mut().insert(
-                hyper::header::CACHE_CONTROL,
-                hyper::header::HeaderValue::from_static("private, no-store"),
-            );
-            resp
-        }
-        Ok(_) => json_error(StatusCode::NOT_FOUND, "no such channel"),
-        Err(e) => store_error(&e),
+    let (access, info, live) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return json_error(StatusCode::NOT_FOUND, "no such channel"),
+        Err(e) => return store_error(&e),
+    };
+    let mut body = channel_json(&ctx, user.as_str(), &info, live.as_ref());
+    // A channel made public while an encrypted publish runs stays under `/private/` until that
+    // publish ends: everyone may watch it then, with a token.
+    let encrypted_now = ctx.hls.is_private(&user).unwrap_or(false);
+    if access == crate::store::Access::Public && !encrypted_now {
+        body["private"] = json!(false);
+        body["playlist"] = json!(format!("/live/{user}/index.m3u8"));
+        return json(StatusCode::OK, body);
     }
+    let now = crate::playback::now_s();
+    let Some((token, expires)) = ctx.playback.sign(user.as_str(), now) else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "no signing secret");
+    };
+    let cookie = cookie::Cookie::build((boltstream_shared::token::COOKIE, token))
+        .path(boltstream_shared::token::scope(user.as_str()))
+        .max_age(time::Duration::seconds(crate::playback::TOKEN_TTL_S as i64))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(ctx.settings.secure_cookies)
+        .build();
+    body["private"] = json!(true);
+    body["playlist"] = json!(format!("/private/{user}/index.m3u8"));
+    body["expires_s"] = json!(expires);
+    let mut resp = json(StatusCode::OK, body);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&cookie.to_string()) {
+        resp.headers_mut().insert(hyper::header::SET_COOKIE, v);
+    }
+    resp.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("private, no-store"),
+    );
+    resp
 }
 
-/// `PUT /api/v1/me/visibility` with `{"private": bool}`. A live publish keeps the mode it started
-/// with; the change applies to who gets tokens at once and to encryption from the next publish.
+/// `PUT /api/v1/me/visibility` with `{"private": bool}`. Who gets tokens changes at once; a
+/// channel made private while live in the clear is restarted encrypted (see
+/// [`crate::store::Store::set_private`]).
 async fn set_visibility(
     State(ctx): State<Arc<WebContext>>,
     ApiChanger(user): ApiChanger,
@@ -490,9 +520,9 @@ async fn set_visibility(
     let store = Arc::clone(&ctx.store);
     let name = user.username.clone();
     match blocking(move || store.set_private(&name, body.private)).await {
-        Ok(()) => json(
+        Ok(restarted) => json(
             StatusCode::OK,
-            json!({ "username": user.username, "private": body.private }),
+            json!({ "username": user.username, "private": body.private, "stream_restarted": restarted }),
         ),
         Err(e) => store_error(&e),
     }

@@ -27,8 +27,15 @@ pub const PLAYER_JS: &str = r#"(function () {
   var offline = document.getElementById('offline');
   var latency = document.getElementById('latency');
   var viewers = document.getElementById('viewers');
-  var src = '/live/' + user + '/index.m3u8';
+  var locked = document.getElementById('private');
+  var src = null;
   var hls = null, since = null;
+  // A share link's code rides in the URL's fragment, which no request carries: it reaches the
+  // server only in the body of the playback call below, never an access log.
+  var share = (function () {
+    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
+    return m ? m[1] : null;
+  })();
   // An anonymous id for this tab, for the viewer count; never sent anywhere else.
   var viewerId = (function () {
     try { var kept = sessionStorage.getItem('bsViewer'); if (kept) return kept; } catch (e) {}
@@ -46,14 +53,14 @@ pub const PLAYER_JS: &str = r#"(function () {
     fetch('/api/v1/channels/' + user + '/heartbeat', {
       method: 'POST', cache: 'no-store',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ viewer: viewerId })
+      body: JSON.stringify(share ? { viewer: viewerId, share: share } : { viewer: viewerId })
     }).then(function (r) { return r.json(); }).then(function (b) {
       if (typeof b.viewers === 'number') showViewers(b.viewers);
     }).catch(function () {});
   }
   window.boltstreamErrors = [];
   function start() {
-    if (hls || video.getAttribute('data-playing')) return;
+    if (hls || video.getAttribute('data-playing') || !src) return;
     video.setAttribute('data-playing', '1');
     video.muted = true;
     if (window.Hls && Hls.isSupported()) {
@@ -80,6 +87,12 @@ pub const PLAYER_JS: &str = r#"(function () {
     return (h ? h + 'h ' : '') + m + 'm ' + (x < 10 ? '0' : '') + x + 's';
   }
   function render(c) {
+    locked.hidden = true;
+    if (c.playlist && c.playlist !== src) {
+      // Where this viewer plays the channel moved (a private publish began or ended): restart.
+      if (src !== null) stop();
+      src = c.playlist;
+    }
     root.setAttribute('data-live', c.live ? 'true' : 'false');
     state.textContent = c.live ? 'LIVE' : 'OFFLINE';
     state.className = c.live ? 'badge live' : 'badge';
@@ -91,9 +104,23 @@ pub const PLAYER_JS: &str = r#"(function () {
     if (c.live && c.playable) start();
     if (!c.live) stop();
   }
+  // The playback call is the poll: it answers the channel's state and where to play it, and for
+  // a private channel renews the playback-token cookie (tokens live five minutes; this runs every
+  // two seconds, so a viewer whose access is revoked stops getting them at once).
   function poll() {
-    fetch('/api/v1/channels/' + user, { cache: 'no-store' })
-      .then(function (r) { return r.json(); }).then(render).catch(function () {});
+    fetch('/api/v1/channels/' + user + '/playback', {
+      method: 'POST', cache: 'no-store', credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(share ? { share: share } : {})
+    }).then(function (r) {
+      if (r.status === 404) {
+        stop();
+        locked.hidden = false; offline.hidden = true; video.hidden = true;
+        state.textContent = ''; state.className = 'badge';
+        return null;
+      }
+      return r.json();
+    }).then(function (c) { if (c) render(c); }).catch(function () {});
   }
   function playingDate() {
     if (hls && hls.playingDate) return hls.playingDate.getTime();

@@ -110,12 +110,12 @@ async fn channel(
             user: watcher.as_deref(),
             share_code: None,
         };
-        // A private channel is not shown to someone who may not watch it.
-        if !store.access(&lookup, who)?.may_watch() {
-            return Ok(None);
-        }
+        let access = store.access(&lookup, who)?;
         Ok(match store.user(&lookup)? {
-            Some(row) => Some((row, store.channel_info(&lookup)?.unwrap_or_default())),
+            // A private channel shows someone who may not watch it (yet: a share link is read
+            // by the page's script) nothing of itself: no title, no live state.
+            Some(row) if !access.may_watch() => Some((row, None)),
+            Some(row) => Some((row, Some(store.channel_info(&lookup)?.unwrap_or_default()))),
             None => None,
         })
     })
@@ -132,8 +132,10 @@ async fn channel(
         }
         Err(e) => return server_error(user, &e),
     };
-    let live = row.live_since_ms.is_some();
-    let body = views::channel(username.as_str(), live, &info);
+    let body = match info {
+        Some(info) => views::channel(username.as_str(), row.live_since_ms.is_some(), &info, false),
+        None => views::channel(username.as_str(), false, &ChannelInfo::default(), true),
+    };
     page(StatusCode::OK, username.as_str(), user, body)
 }
 
@@ -469,14 +471,20 @@ async fn dashboard_with(
     let store = Arc::clone(&ctx.store);
     let name = s.user.username.clone();
     let found = blocking(move || -> Result<_, StoreError> {
+        let access = views::WhoWatches {
+            private: store.is_private(&name)?.unwrap_or(false),
+            allowed: store.allowed_viewers(&name)?,
+            links: store.share_links(&name)?,
+        };
         Ok((
             store.live_stream(&name)?,
             store.api_tokens(&name)?,
             store.channel_info(&name)?.unwrap_or_default(),
+            access,
         ))
     })
     .await;
-    let (live, tokens, info) = match found {
+    let (live, tokens, info, access) = match found {
         Ok(found) => found,
         Err(e) => return server_error(Some(s), &e),
     };
@@ -489,6 +497,7 @@ async fn dashboard_with(
         notice,
         rtmp_url: &rtmp_url,
         info: &info,
+        access: &access,
     };
     page(
         StatusCode::OK,
@@ -584,6 +593,16 @@ async fn dashboard_action(
             return dashboard_notice(ctx, shell, &s, notice).await;
         }
         "password" => return change_password(ctx, shell, signed_token, &s, &form).await,
+        "visibility" | "allow" | "disallow" | "share" | "revoke-share" => {
+            let notice = match access_action(&store, &name, action, &form).await {
+                Ok(notice) => notice,
+                Err(e @ (StoreError::UnknownUser(_) | StoreError::Limit(_))) => {
+                    format!("Not done: {e}.")
+                }
+                Err(e) => return server_error(Some(&s), &e),
+            };
+            return dashboard_notice(ctx, shell, &s, &notice).await;
+        }
         "channel" => {
             let field = |name: &str| form.get(name).cloned().unwrap_or_default();
             let notice = match ChannelInfo::new(&field("title"), &field("category")) {
@@ -611,6 +630,48 @@ async fn dashboard_action(
         }
         Err(e) => server_error(Some(&s), &e),
     }
+}
+
+/// The dashboard's "who can watch" forms, carried out; the answer is the notice shown.
+async fn access_action(
+    store: &Arc<crate::store::Store>,
+    name: &str,
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Result<String, StoreError> {
+    let (store, name, action) = (Arc::clone(store), name.to_string(), action.to_string());
+    let field = |n: &str| form.get(n).cloned().unwrap_or_default();
+    let (value, viewer) = (field("private"), field("viewer").to_ascii_lowercase());
+    let (hours, id) = (field("hours"), field("id"));
+    blocking(move || match action.as_str() {
+        "visibility" => {
+            let private = value == "1";
+            let restarted = store.set_private(&name, private)?;
+            Ok(match (private, restarted) {
+                (true, true) => "Your channel is private. Your stream was stopped so it restarts encrypted when your encoder reconnects.".to_string(),
+                (true, false) => "Your channel is private.".to_string(),
+                (false, _) => "Your channel is public.".to_string(),
+            })
+        }
+        "allow" => {
+            store.set_viewer_allowed(&name, &viewer, true)?;
+            Ok(format!("{viewer} may watch your channel."))
+        }
+        "disallow" => {
+            store.set_viewer_allowed(&name, &viewer, false)?;
+            Ok(format!("{viewer} may no longer watch (within five minutes)."))
+        }
+        "share" => {
+            let hours: i64 = hours.parse().unwrap_or(0);
+            let (_, code) = store.create_share_link(&name, hours.saturating_mul(3_600_000))?;
+            Ok(format!("Share link (shown only now): /{name}#share={code}"))
+        }
+        _ => {
+            let revoked = id.parse().is_ok_and(|id| store.revoke_share_link(&name, id).unwrap_or(false));
+            Ok(if revoked { "Share link revoked." } else { "No such share link." }.to_string())
+        }
+    })
+    .await
 }
 
 async fn admin_page(State(ctx): State<Arc<WebContext>>, Admin(s): Admin) -> Resp {

@@ -111,9 +111,9 @@ fn channel_card(row: &LiveRow, viewers: usize) -> Markup {
 }
 
 /// A channel page with the player.
-pub fn channel(name: &str, live: bool, info: &ChannelInfo) -> Markup {
+pub fn channel(name: &str, live: bool, info: &ChannelInfo, locked: bool) -> Markup {
     html! {
-        div data-channel=(name) data-live=(live) {
+        div data-channel=(name) data-live=(live) data-locked=(locked) {
             div.row {
                 h1 { (name) }
                 span #state .badge .live[live] { @if live { "LIVE" } @else { "OFFLINE" } }
@@ -121,7 +121,7 @@ pub fn channel(name: &str, live: bool, info: &ChannelInfo) -> Markup {
                 span #viewers .muted .small {}
                 span #latency .muted .small title="How far behind the streamer you are watching" {}
             }
-            @if !info.title.is_empty() || !info.category.is_empty() {
+            @if !locked && (!info.title.is_empty() || !info.category.is_empty()) {
                 div.row #info {
                     @if !info.title.is_empty() { span #title .title { (info.title) } }
                     @if !info.category.is_empty() { span #category .badge { (info.category) } }
@@ -129,9 +129,13 @@ pub fn channel(name: &str, live: bool, info: &ChannelInfo) -> Markup {
             }
             div.player {
                 video #player controls playsinline muted hidden[!live] {}
-                div #offline .offline hidden[live] {
+                div #offline .offline hidden[live || locked] {
                     div.big { (name) " is offline" }
                     p.muted { "This page switches to the stream as soon as it starts. No need to reload." }
+                }
+                div #private .offline hidden[!locked] {
+                    div.big { "This channel is private" }
+                    p.muted { "Sign in as a viewer its streamer allowed, or open the share link you were given." }
                 }
             }
         }
@@ -189,6 +193,18 @@ pub struct Dashboard<'a> {
     pub rtmp_url: &'a str,
     /// Their channel's title and category.
     pub info: &'a ChannelInfo,
+    /// Who may watch their channel.
+    pub access: &'a WhoWatches,
+}
+
+/// Who may watch a channel, as its dashboard shows it.
+pub struct WhoWatches {
+    /// Private or public.
+    pub private: bool,
+    /// Users allowed by name.
+    pub allowed: Vec<String>,
+    /// Share links that have not expired.
+    pub links: Vec<crate::store::ShareLink>,
 }
 
 /// The streamer's dashboard.
@@ -211,6 +227,7 @@ pub fn dashboard(d: &Dashboard<'_>) -> Markup {
                 button type="submit" { "Save" }
             }
         }
+        (who_watches(d.access, csrf))
         div.card.mt {
             h2 { "Streaming setup" }
             label { "Server" }
@@ -245,6 +262,63 @@ pub fn dashboard(d: &Dashboard<'_>) -> Markup {
                 label { "New password" }
                 input type="password" name="new" autocomplete="new-password" minlength="8" required;
                 button type="submit" { "Change password" }
+            }
+        }
+    }
+}
+
+fn who_watches(a: &WhoWatches, csrf: &str) -> Markup {
+    html! {
+        div.card.mt #access {
+            h2 { "Who can watch" }
+            @if a.private {
+                p { span.badge { "Private" } " Only you, the viewers below and holders of a share link can watch; your video is encrypted." }
+                form method="post" action="/dashboard/visibility" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="private" value="0";
+                    button.secondary type="submit" { "Make public" }
+                }
+                h2 { "Allowed viewers" }
+                @for viewer in &a.allowed {
+                    div.row {
+                        span { (viewer) }
+                        form method="post" action="/dashboard/disallow" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="viewer" value=(viewer);
+                            button.secondary type="submit" { "Remove" }
+                        }
+                    }
+                }
+                form method="post" action="/dashboard/allow" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Username" }
+                    input type="text" name="viewer" maxlength="25" required;
+                    button type="submit" { "Allow" }
+                }
+                h2 { "Share links" }
+                @for link in &a.links {
+                    div.row {
+                        span.muted.small { "link " (link.id) ", expires " (format_date_time(link.expires_ms)) }
+                        form method="post" action="/dashboard/revoke-share" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="id" value=(link.id);
+                            button.secondary type="submit" { "Revoke" }
+                        }
+                    }
+                }
+                form method="post" action="/dashboard/share" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Valid for (hours)" }
+                    input type="number" name="hours" min="1" max="720" value="24";
+                    button type="submit" { "Create share link" }
+                }
+            } @else {
+                p { "Public: anyone can watch." }
+                form method="post" action="/dashboard/visibility" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="private" value="1";
+                    button.secondary type="submit" { "Make private" }
+                }
             }
         }
     }
@@ -406,7 +480,7 @@ mod tests {
         for html in [
             auth_form(&form, "\"><script>", Some(hostile)).into_string(),
             stream_status(Some(&row)).into_string(),
-            channel("a\"b", true, &row.info).into_string(),
+            channel("a\"b", true, &row.info, false).into_string(),
             directory(std::slice::from_ref(&row), &HashMap::new()).into_string(),
         ] {
             assert!(
@@ -423,7 +497,7 @@ mod tests {
 
     #[test]
     fn the_player_page_keeps_what_its_script_reads() {
-        let live = channel("alice", true, &ChannelInfo::default()).into_string();
+        let live = channel("alice", true, &ChannelInfo::default(), false).into_string();
         for needed in [
             r#"data-channel="alice""#,
             r#"data-live="true""#,
@@ -431,12 +505,18 @@ mod tests {
             r#"id="uptime""#,
             r#"id="player""#,
             r#"id="offline""#,
+            r#"id="private""#,
             r#"src="/static/player.js""#,
         ] {
             assert!(live.contains(needed), "{needed}: {live}");
         }
-        assert!(channel("alice", false, &ChannelInfo::default())
+        assert!(channel("alice", false, &ChannelInfo::default(), false)
             .into_string()
             .contains(r#"data-live="false""#));
+        // A private channel shown to someone who may not watch: its notice, no title.
+        let info = ChannelInfo::new("secret plans", "x").unwrap();
+        let locked = channel("alice", false, &info, true).into_string();
+        assert!(locked.contains(r#"data-locked="true""#), "{locked}");
+        assert!(!locked.contains("secret plans"), "{locked}");
     }
 }

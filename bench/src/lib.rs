@@ -71,14 +71,24 @@ pub struct WrkResult {
 
 /// Runs `wrk` for `duration` with `connections` on one thread, returning its figures.
 pub fn wrk(url: &str, connections: u32, duration: Duration) -> WrkResult {
+    wrk_with(url, connections, duration, &[])
+}
+
+/// [`wrk`] sending `headers` (`Name: value`) with every request.
+pub fn wrk_with(url: &str, connections: u32, duration: Duration, headers: &[&str]) -> WrkResult {
+    let mut args = vec![
+        "-t1".to_string(),
+        format!("-c{connections}"),
+        format!("-d{}s", duration.as_secs()),
+        "--latency".to_string(),
+    ];
+    for h in headers {
+        args.push("-H".to_string());
+        args.push((*h).to_string());
+    }
+    args.push(url.to_string());
     let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{}s", duration.as_secs()),
-            "--latency",
-            url,
-        ])
+        .args(&args)
         .output()
         .expect("run wrk (installed by bench/run)");
     let text = String::from_utf8_lossy(&out.stdout);

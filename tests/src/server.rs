@@ -283,9 +283,96 @@ impl Drop for Server {
     }
 }
 
+/// True when `text` holds something shaped like a playback token (`<digits>.<digit>.<43
+/// base64url characters>`): tokens are bearer secrets, so none may appear in a log or a file.
+pub fn contains_token_like(text: &[u8]) -> bool {
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    (0..text.len()).any(|i| {
+        // `.<digit>.` after a digit, then 43 base64url characters.
+        i >= 1
+            && text[i - 1].is_ascii_digit()
+            && text.get(i) == Some(&b'.')
+            && text.get(i + 1).is_some_and(u8::is_ascii_digit)
+            && text.get(i + 2) == Some(&b'.')
+            && text.len() >= i + 3 + 43
+            && text[i + 3..i + 3 + 43].iter().all(|&c| b64(c))
+    })
+}
+
 impl Server {
-    /// Where a key (or a near miss) appears in the log or the data directory, if anywhere.
+    /// The playback-token signing secrets in this server's database (as the filter config
+    /// spells them, hex), for the secret scan.
+    pub fn playback_secrets(&self) -> Vec<String> {
+        let Ok(db) = rusqlite::Connection::open_with_flags(
+            self.data.join("boltstream.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
+            return Vec::new();
+        };
+        let Ok(mut stmt) = db.prepare("SELECT secret FROM playback_secrets") else {
+            return Vec::new(); // an older schema: none
+        };
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0));
+        rows.map(|rows| {
+            rows.filter_map(Result::ok)
+                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Where `secret` (raw, or spelled in lower- or upper-case hex) appears in the log or in a
+    /// file of the data directory other than the database, if anywhere: for media keys, which
+    /// only the test that fetched one knows.
+    pub fn leaks(&self, secret: &[u8]) -> Option<String> {
+        let hex: String = secret.iter().map(|x| format!("{x:02x}")).collect();
+        let needles = [
+            secret.to_vec(),
+            hex.clone().into_bytes(),
+            hex.to_uppercase().into_bytes(),
+        ];
+        let found = |hay: &[u8]| {
+            needles
+                .iter()
+                .any(|n| !n.is_empty() && hay.windows(n.len()).any(|w| w == &n[..]))
+        };
+        if found(&std::fs::read(&self.log).unwrap_or_default()) {
+            return Some(format!("{}: a secret is in the log", self.log.display()));
+        }
+        let mut files = Vec::new();
+        collect_files(&self.data, &mut files);
+        (files.iter())
+            .filter(|p| !is_database(p))
+            .find(|p| found(&std::fs::read(p).unwrap_or_default()))
+            .map(|p| format!("{} holds a secret", p.display()))
+    }
+
+    /// Where a key (or a near miss), a playback token or a signing secret appears in the log or
+    /// the data directory, if anywhere.
     pub fn secret_leak(&self) -> Option<String> {
+        if let Some(line) = (std::fs::read(&self.log).unwrap_or_default())
+            .split(|b| *b == b'\n')
+            .find(|l| contains_token_like(l))
+        {
+            return Some(format!(
+                "{}: a log line carries a playback token: {}",
+                self.log.display(),
+                String::from_utf8_lossy(line)
+            ));
+        }
+        for secret in self.playback_secrets() {
+            let bytes: Vec<u8> = (0..secret.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&secret[i..i + 2], 16).ok())
+                .collect();
+            if let Some(leak) = self.leaks(&bytes) {
+                return Some(format!("a playback signing secret: {leak}"));
+            }
+        }
+        self.stream_key_leak()
+    }
+
+    fn stream_key_leak(&self) -> Option<String> {
         use boltstream_shared::key::contains_key_like;
         let log = std::fs::read(&self.log).unwrap_or_default();
         if let Some(line) = log.split(|b| *b == b'\n').find(|l| contains_key_like(l)) {
@@ -299,13 +386,16 @@ impl Server {
         collect_files(&self.data, &mut files);
         files
             .iter()
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("boltstream.db"))
-            })
+            .filter(|p| !is_database(p))
             .find(|p| contains_key_like(&std::fs::read(p).unwrap_or_default()))
             .map(|p| format!("{} carries a stream key or a near miss of one", p.display()))
     }
+}
+
+/// The database and its WAL files: the one place secrets are kept (hashed, or as signing secrets).
+fn is_database(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("boltstream.db"))
 }
 
 /// Every file below `dir`.
@@ -334,4 +424,18 @@ fn wait_ready(ready: &Path) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
         let field = |name: &str| json[name].as_str()?.parse::<SocketAddr>().ok();
         Some((field("rtmp")?, field("http")?, field("internal")?))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_token_like;
+
+    #[test]
+    fn token_shapes_are_found_and_ordinary_text_is_not() {
+        let secret = boltstream_shared::token::Secret::new(3, &[9; 32]).unwrap();
+        let token = boltstream_shared::token::sign(&secret, "/private/alice/", 1_796_000_000);
+        assert!(contains_token_like(format!("x cookie={token}; y").as_bytes()));
+        assert!(!contains_token_like(b"GET /private/alice/1764140000123.2.m4s HTTP/1.1"));
+        assert!(!contains_token_like(b"version 1.2.3 and 10.0.0.1"));
+    }
 }

@@ -391,6 +391,20 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
             "a signing secret in the {what}"
         );
     }
+    assert_eq!(
+        server.leaks(&k1.body),
+        None,
+        "the media key was written somewhere"
+    );
+    assert!(
+        !edge_log.contains(
+            &k1.body
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+        "the media key in the edge's log"
+    );
     if let Some(leak) = server.secret_leak() {
         panic!("{leak}");
     }

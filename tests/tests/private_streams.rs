@@ -260,10 +260,195 @@ fn a_private_stream_is_encrypted_and_only_token_holders_get_its_playlist_and_key
     cli_ok(&server, &["access", "disallow", "alice", "bob"]);
     assert_eq!(playback(&server, Some(&bob), "{}").status, 404);
     publisher.kill();
+    // The media key the origin served is nowhere in its log or files.
+    assert_eq!(server.leaks(&served_key.body), None);
     if let Some(leak) = server.secret_leak() {
         panic!("{leak}");
     }
     let log = server.log();
     assert!(!log.contains(&token), "a playback token reached the log");
     assert!(!log.contains(&code), "a share code reached the log");
+}
+
+/// The who-can-watch API, with every bad input it may get.
+#[test]
+fn visibility_viewers_and_share_links_through_the_api_refuse_bad_input() {
+    let server = Server::start(&[]);
+    server.add_user("alice");
+    server.add_user("bob");
+    let alice = session(&server, "alice");
+    let dashboard = get_with(&server, "/dashboard", &alice).text();
+    let csrf = boltstream_tests::http::csrf_field(&dashboard)
+        .expect("the dashboard has a form")
+        .to_string();
+    let call = |method: &str, target: &str, content_type: &str, body: &str| {
+        request(
+            server.http,
+            method,
+            target.as_bytes(),
+            &[
+                ("cookie", alice.as_str()),
+                ("x-csrf-token", csrf.as_str()),
+                ("content-type", content_type),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let json = "application/json";
+    // Visibility.
+    assert_eq!(
+        call(
+            "PUT",
+            "/api/v1/me/visibility",
+            "text/plain",
+            r#"{"private":true}"#
+        )
+        .status,
+        415
+    );
+    assert_eq!(
+        call("PUT", "/api/v1/me/visibility", json, r#"{"private":"yes"}"#).status,
+        400
+    );
+    assert_eq!(
+        call(
+            "PUT",
+            "/api/v1/me/visibility",
+            json,
+            r#"{"private":true,"x":1}"#
+        )
+        .status,
+        400
+    );
+    let big = format!(r#"{{"private":true,"pad":"{}"}}"#, "a".repeat(1 << 20));
+    assert_eq!(call("PUT", "/api/v1/me/visibility", json, &big).status, 413);
+    let no_csrf = request(
+        server.http,
+        "PUT",
+        b"/api/v1/me/visibility",
+        &[("cookie", alice.as_str()), ("content-type", json)],
+        br#"{"private":true}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        no_csrf.status, 403,
+        "a session's change needs its CSRF token"
+    );
+    let anonymous = request(
+        server.http,
+        "PUT",
+        b"/api/v1/me/visibility",
+        &[("content-type", json)],
+        br#"{"private":true}"#,
+    )
+    .unwrap();
+    assert_eq!(anonymous.status, 401);
+    let r = call("PUT", "/api/v1/me/visibility", json, r#"{"private":true}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(cli_ok(&server, &["access", "show", "alice"]).contains("alice: private"));
+    // Allowed viewers.
+    assert_eq!(
+        call("PUT", "/api/v1/me/viewers/nobody_here", json, "").status,
+        404
+    );
+    assert_eq!(call("PUT", "/api/v1/me/viewers/bob", json, "").status, 200);
+    assert!(get_with(&server, "/api/v1/me/viewers", &alice)
+        .text()
+        .contains("\"bob\""));
+    assert_eq!(
+        call("DELETE", "/api/v1/me/viewers/bob", json, "").status,
+        200
+    );
+    assert!(!get_with(&server, "/api/v1/me/viewers", &alice)
+        .text()
+        .contains("\"bob\""));
+    // Share links: bounded lifetime and count; codes shown once, never listed.
+    for bad in [
+        r#"{"ttl_s":0}"#,
+        r#"{"ttl_s":99999999999}"#,
+        r#"{"ttl_s":-1}"#,
+        "{}",
+    ] {
+        assert_eq!(
+            call("POST", "/api/v1/me/share-links", json, bad).status,
+            400,
+            "{bad}"
+        );
+    }
+    let made = call("POST", "/api/v1/me/share-links", json, r#"{"ttl_s":600}"#);
+    assert_eq!(made.status, 200);
+    let made: serde_json::Value = serde_json::from_slice(&made.body).unwrap();
+    let code = made["url"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("#share=")
+        .unwrap()
+        .1
+        .to_string();
+    let listed = get_with(&server, "/api/v1/me/share-links", &alice).text();
+    assert!(listed.contains(&format!("\"id\":{}", made["id"])) && !listed.contains(&code));
+    for _ in 1..50 {
+        assert_eq!(
+            call("POST", "/api/v1/me/share-links", json, r#"{"ttl_s":600}"#).status,
+            200
+        );
+    }
+    assert_eq!(
+        call("POST", "/api/v1/me/share-links", json, r#"{"ttl_s":600}"#).status,
+        400,
+        "past the per-channel limit"
+    );
+    // The playback call: JSON only, an oversized or wrong code is no code.
+    assert_eq!(
+        request(
+            server.http,
+            "POST",
+            b"/api/v1/channels/alice/playback",
+            &[("content-type", "text/plain")],
+            b"{}"
+        )
+        .unwrap()
+        .status,
+        415
+    );
+    let long = format!(r#"{{"share":"{}"}}"#, "a".repeat(200));
+    assert_eq!(playback(&server, None, &long).status, 404);
+    assert_eq!(playback(&server, None, r#"{"share":5}"#).status, 400);
+    assert_eq!(
+        playback(&server, None, &format!(r#"{{"share":"{code}"}}"#)).status,
+        200
+    );
+    let path = format!("/api/v1/me/share-links/{}", made["id"]);
+    assert_eq!(call("DELETE", &path, json, "").status, 200);
+    assert_eq!(call("DELETE", &path, json, "").status, 404);
+    assert_eq!(
+        call("DELETE", "/api/v1/me/share-links/x", json, "").status,
+        400
+    );
+    assert_eq!(
+        playback(&server, None, &format!(r#"{{"share":"{code}"}}"#)).status,
+        404,
+        "revoked"
+    );
+    // Bob cannot touch alice's links.
+    let bob = session(&server, "bob");
+    let bob_csrf =
+        boltstream_tests::http::csrf_field(&get_with(&server, "/dashboard", &bob).text())
+            .unwrap()
+            .to_string();
+    let second =
+        serde_json::from_str::<serde_json::Value>(&listed).unwrap()["share_links"][0]["id"].clone();
+    let r = request(
+        server.http,
+        "DELETE",
+        format!("/api/v1/me/share-links/{second}").as_bytes(),
+        &[
+            ("cookie", bob.as_str()),
+            ("x-csrf-token", bob_csrf.as_str()),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 404, "not bob's link");
 }

@@ -1,11 +1,15 @@
 //! Edge filter cost in a real Envoy: no wasm filter, a do-nothing wasm filter (the floor of the
 //! proxy-wasm call), and Boltstream's filter, on a segment and a playlist, in one run.
 //!
-//! Run through `bench/run edge` (builds everything first).
+//! With a third argument `private`: a public and a private channel side by side — the public
+//! playlist, the private playlist (whose playback token the filter verifies) and a cached
+//! encrypted segment (whose cookie the filter strips), through the do-nothing filter and ours.
+//!
+//! Run through `bench/run edge` / `bench/run private` (builds everything first).
 
 use std::time::Duration;
 
-use boltstream_bench::{cpu_seconds, median, wrk};
+use boltstream_bench::{cpu_seconds, median, wrk_with};
 use boltstream_tests::envoy::Envoy;
 use boltstream_tests::http::get;
 use boltstream_tests::media::{Clip, Publisher};
@@ -42,6 +46,9 @@ fn main() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
+    if std::env::args().nth(3).as_deref() == Some("private") {
+        return private(seconds, rounds);
+    }
     let server = Server::start(&[]);
     let key = server.add_user("alice");
     let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
@@ -95,23 +102,131 @@ fn main() {
         format!("/live/alice/{segment}"),
         "/live/alice/index.m3u8".to_string(),
     ] {
-        report_object(&envoys, &variants, &object, seconds, rounds);
+        report_object(&envoys, &variants, &object, &[], seconds, rounds);
     }
 }
 
+/// The private-stream figures: alice public, bob private, both live on one ingest.
+fn private(seconds: u64, rounds: usize) {
+    use boltstream_shared::token::{scope, sign, Secret};
+    let server = Server::start(&[]);
+    let alice = server.add_user("alice");
+    let bob = server.add_user("bob");
+    let cli = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["access", "set", "bob", "private"]);
+    let config: serde_json::Value =
+        serde_json::from_str(&cli(&["playback-secret", "filter-config"])).unwrap();
+    let secrets = &config["playback_secrets"];
+    let hex = secrets[0]["secret"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let secret = Secret::new(secrets[0]["id"].as_u64().unwrap() as u8, &bytes).unwrap();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let cookie = format!("Cookie: bs_play={}", sign(&secret, &scope("bob"), expires));
+    let _p1 = Publisher::start(Clip::AudioVideo, &server.publish_url(&alice), true);
+    let _p2 = Publisher::start(Clip::AudioVideo, &server.publish_url(&bob), true);
+    let header = cookie.trim_start_matches("Cookie: ").to_string();
+    let playlist = wait_for(Duration::from_secs(15), || {
+        let r = boltstream_tests::http::request(
+            server.http,
+            "GET",
+            b"/private/bob/index.m3u8",
+            &[("cookie", &header)],
+            b"",
+        )
+        .ok()?;
+        (r.status == 200).then_some(r)
+    })
+    .expect("bob live and private");
+    let segment = (playlist.text().lines())
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    assert!(wait_for(Duration::from_secs(15), || {
+        Some(get(server.http, "/live/alice/index.m3u8")).filter(|r| r.status == 200)
+    })
+    .is_some());
+    let noop = workspace().join("target/noop/wasm32-wasip1/release/boltstream_filter.wasm");
+    let ours = boltstream_tests::wasm_host::wasm_path();
+    assert!(noop.exists() && ours.exists(), "build both filters first");
+    let plugin = format!(r#"{{"playlist_max_age": 1, "playback_secrets": {secrets}}}"#);
+    let variants = ["no wasm", "do-nothing wasm", "boltstream filter"];
+    let envoys: Vec<Envoy> = (variants.iter())
+        .map(|variant| {
+            let (noop, ours) = (noop.clone(), ours.clone());
+            Envoy::start_with(server.http, &plugin, move |yaml| match *variant {
+                "no wasm" => without_wasm(yaml),
+                "do-nothing wasm" => {
+                    yaml.replace(&ours.display().to_string(), &noop.display().to_string())
+                }
+                _ => yaml,
+            })
+        })
+        .collect();
+    println!("Median of {rounds} interleaved rounds of `wrk -t1 -c16 -d{seconds}s` per cell; Envoy `--concurrency 1` with the in-memory cache, so every object is an edge cache hit. Private requests carry a valid playback-token cookie, as a player's do.");
+    println!();
+    println!("| variant | object | req/s | p99 ms | Envoy CPU µs/request | added CPU µs/request vs no wasm |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    // The segment first, while the origin still has it (each Envoy fetches it once, then serves
+    // it from its cache).
+    report_object(
+        &envoys,
+        &variants,
+        &format!("/private/bob/{segment}"),
+        &[&cookie],
+        seconds,
+        rounds,
+    );
+    report_object(
+        &envoys,
+        &variants,
+        "/live/alice/index.m3u8",
+        &[],
+        seconds,
+        rounds,
+    );
+    report_object(
+        &envoys,
+        &variants,
+        "/private/bob/index.m3u8",
+        &[&cookie],
+        seconds,
+        rounds,
+    );
+}
+
 /// One object's rows: each variant's median over interleaved rounds.
-fn report_object(envoys: &[Envoy], variants: &[&str], object: &str, seconds: u64, rounds: usize) {
-    let kind = if object.ends_with(".ts") {
-        "segment"
-    } else {
-        "playlist"
+fn report_object(
+    envoys: &[Envoy],
+    variants: &[&str],
+    object: &str,
+    headers: &[&str],
+    seconds: u64,
+    rounds: usize,
+) {
+    let kind = match (object.ends_with(".ts"), object.starts_with("/private/")) {
+        (true, false) => "segment",
+        (true, true) => "encrypted segment (private)",
+        (false, false) => "playlist",
+        (false, true) => "playlist (private, token checked)",
     };
     let mut samples: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); variants.len()];
     for envoy in envoys {
-        let _ = wrk(
+        let _ = wrk_with(
             &format!("http://{}{object}", envoy.addr),
             4,
             Duration::from_secs(1),
+            headers,
         ); // warm cache and VM
     }
     for round in 0..rounds {
@@ -121,10 +236,11 @@ fn report_object(envoys: &[Envoy], variants: &[&str], object: &str, seconds: u64
             let i = (round + k) % envoys.len();
             let envoy = &envoys[i];
             let before = cpu_seconds(envoy.pid());
-            let r = wrk(
+            let r = wrk_with(
                 &format!("http://{}{object}", envoy.addr),
                 16,
                 Duration::from_secs(seconds),
+                headers,
             );
             let cpu = cpu_seconds(envoy.pid()) - before;
             assert_eq!(r.errors, 0.0, "{} answered errors", variants[i]);

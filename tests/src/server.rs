@@ -434,8 +434,12 @@ mod tests {
     fn token_shapes_are_found_and_ordinary_text_is_not() {
         let secret = boltstream_shared::token::Secret::new(3, &[9; 32]).unwrap();
         let token = boltstream_shared::token::sign(&secret, "/private/alice/", 1_796_000_000);
-        assert!(contains_token_like(format!("x cookie={token}; y").as_bytes()));
-        assert!(!contains_token_like(b"GET /private/alice/1764140000123.2.m4s HTTP/1.1"));
+        assert!(contains_token_like(
+            format!("x cookie={token}; y").as_bytes()
+        ));
+        assert!(!contains_token_like(
+            b"GET /private/alice/1764140000123.2.m4s HTTP/1.1"
+        ));
         assert!(!contains_token_like(b"version 1.2.3 and 10.0.0.1"));
     }
 }

@@ -160,14 +160,33 @@ fn private(seconds: u64, rounds: usize) {
     let ours = boltstream_tests::wasm_host::wasm_path();
     assert!(noop.exists() && ours.exists(), "build both filters first");
     let plugin = format!(r#"{{"playlist_max_age": 1, "playback_secrets": {secrets}}}"#);
-    let variants = ["no wasm", "do-nothing wasm", "boltstream filter"];
+    let before = workspace().join("target/baseline/wasm32-wasip1/release/boltstream_filter.wasm");
+    assert!(
+        before.exists(),
+        "build the baseline filter first (bench/run private does)"
+    );
+    let variants = [
+        "no wasm",
+        "do-nothing wasm",
+        "filter before private streams",
+        "boltstream filter",
+    ];
     let envoys: Vec<Envoy> = (variants.iter())
         .map(|variant| {
-            let (noop, ours) = (noop.clone(), ours.clone());
+            let (noop, ours, before) = (noop.clone(), ours.clone(), before.clone());
+            // The filter from before private streams knows no `playback_secrets`.
+            let plugin = if *variant == "filter before private streams" {
+                r#"{"playlist_max_age": 1}"#.to_string()
+            } else {
+                plugin.clone()
+            };
             Envoy::start_with(server.http, &plugin, move |yaml| match *variant {
                 "no wasm" => without_wasm(yaml),
                 "do-nothing wasm" => {
                     yaml.replace(&ours.display().to_string(), &noop.display().to_string())
+                }
+                "filter before private streams" => {
+                    yaml.replace(&ours.display().to_string(), &before.display().to_string())
                 }
                 _ => yaml,
             })

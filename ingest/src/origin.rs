@@ -79,19 +79,22 @@ fn refusal<B>(
         Route::MediaKey { user, .. } => (user, Access::Private),
         _ => return None,
     };
+    // The token first, whatever the channel's state: a 403 for every request without one, so
+    // nobody learns from the status whether a private stream is live.
+    if let Some(scope) = route.token_scope() {
+        if playback.verify(req.headers(), &scope, now_s()).is_err() {
+            return Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n"));
+        }
+    }
     let private = hls.is_private(user).unwrap_or(false);
-    if private != (access == Access::Private) {
-        // Told apart from a missing stream by nobody: a private stream's existence is not shown.
+    if private != (access == Access::Private) || hls.is_withdrawn(user) {
+        // A private stream's media is not found under `/live/`, as if it did not exist.
         return Some(respond::text(
             StatusCode::NOT_FOUND,
             "no such live stream or segment\n",
         ));
     }
-    let scope = route.token_scope()?;
-    match playback.verify(req.headers(), &scope, now_s()) {
-        Ok(()) => None,
-        Err(_) => Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n")),
-    }
+    None
 }
 
 /// The response to a GET or HEAD of a live route, before the policy's headers.

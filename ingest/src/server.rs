@@ -95,7 +95,12 @@ impl RunningServer {
             tracker.spawn(http::listen(listener, ctx, tracker.clone(), side));
         }
         let (s, r) = (&store, &registry);
-        tracker.spawn(drop_watch(Arc::clone(s), Arc::clone(r), shutdown.clone()));
+        tracker.spawn(drop_watch(
+            Arc::clone(s),
+            Arc::clone(r),
+            Arc::clone(&hls),
+            shutdown.clone(),
+        ));
         tracker.spawn(stats_reporter(
             Arc::clone(s),
             Arc::clone(r),
@@ -217,7 +222,12 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// Drops publishers whose user was banned, whose stop was requested, or whose publish is no longer
 /// the live one in the database (the key was rotated), possibly by another process (the CLI)
 /// sharing the database.
-async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+async fn drop_watch(
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    hls: Arc<HlsOutput>,
+    shutdown: CancellationToken,
+) {
     let mut tick = crate::ticks::aligned_interval(DROP_POLL);
     loop {
         tokio::select! {
@@ -249,6 +259,11 @@ async fn drop_watch(store: Arc<Store>, registry: Arc<Registry>, shutdown: Cancel
             };
             if registry.cancel(stream.user.as_str(), stream.publish_id) {
                 info!(user = %stream.user, reason = why, "dropping publisher");
+            }
+            // A channel made private while live in the clear: what it published in the clear is
+            // served no more, from now on rather than once its output expires.
+            if row.is_some_and(|p| p.private) && hls.is_private(&stream.user) == Some(false) {
+                hls.withdraw(&stream.user);
             }
         }
     }

@@ -158,6 +158,34 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
         .map(|u| format!("/private/alice/{u}"))
         .expect("the playlist names a key");
 
+    // Carol is signed in but not allowed: no token, and the edge refuses her.
+    let carol = boltstream_tests::http::log_in_from(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        server.http,
+        "carol",
+        "carol+password+1",
+        None,
+        &[],
+    )
+    .unwrap();
+    let carol_session = format!(
+        "bs_session={}",
+        boltstream_tests::http::set_cookie_value(&carol, "bs_session").unwrap()
+    );
+    let r = request(
+        envoy.addr,
+        "POST",
+        b"/api/v1/channels/alice/playback",
+        &[
+            ("content-type", "application/json"),
+            ("cookie", &carol_session),
+        ],
+        b"{}",
+    )
+    .unwrap();
+    assert_eq!(r.status, 404, "carol may not watch");
+    assert!(r.header("set-cookie").is_none());
+
     // Refused at the edge: nothing reaches the origin's playlist or key handlers.
     let before = (
         origin_count(&server, "live_playlist"),
@@ -187,6 +215,7 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
         ("another channel's", other_channel.as_str()),
         ("forged", forged.as_str()),
         ("garbage", "bs_play=%00%ff; bs_play=1.1.AAAA"),
+        ("carol, signed in but not allowed", carol_session.as_str()),
     ] {
         for target in [
             "/private/alice/index.m3u8",
@@ -203,36 +232,6 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
         origin_count(&server, "media_key"),
     );
     assert_eq!(before, after, "a refused request reached the origin");
-    // Carol is signed in but not allowed: no token, and the edge refuses her.
-    let carol = boltstream_tests::http::log_in_from(
-        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        server.http,
-        "carol",
-        "carol+password+1",
-        None,
-        &[],
-    )
-    .unwrap();
-    let carol_session = format!(
-        "bs_session={}",
-        boltstream_tests::http::set_cookie_value(&carol, "bs_session").unwrap()
-    );
-    let r = request(
-        envoy.addr,
-        "POST",
-        b"/api/v1/channels/alice/playback",
-        &[
-            ("content-type", "application/json"),
-            ("cookie", &carol_session),
-        ],
-        b"{}",
-    )
-    .unwrap();
-    assert_eq!(r.status, 404, "carol may not watch");
-    assert!(r.header("set-cookie").is_none());
-    let r = get_cookie(envoy.addr, "/private/alice/index.m3u8", &carol_session);
-    assert_eq!(r.status, 403);
-
     // The key: 16 bytes, never cached by the edge.
     let k1 = get_cookie(envoy.addr, &key_uri, &valid);
     let k2 = get_cookie(envoy.addr, &key_uri, &valid);
@@ -290,6 +289,42 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
         "a cached segment decoded without the key: {stdout}"
     );
 
+    // Nor does any segment the origin wrote to its data directory.
+    let mut files = Vec::new();
+    boltstream_tests::server::collect_files(server.data(), &mut files);
+    let on_disk: Vec<_> = (files.iter())
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .collect();
+    assert!(!on_disk.is_empty());
+    for path in on_disk {
+        let body = std::fs::read(path).unwrap();
+        assert_eq!(
+            body.len() % 16,
+            0,
+            "{} is not whole AES blocks",
+            path.display()
+        );
+        std::fs::write(&cached, [init_bytes.clone(), body].concat()).unwrap();
+        let (_, stdout, _) = run(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_entries",
+                "stream=nb_read_frames",
+                "-of",
+                "csv=p=0",
+                &cached.to_string_lossy(),
+            ],
+            Duration::from_secs(20),
+        );
+        let frames: u64 = (stdout.lines())
+            .filter_map(|l| l.trim().trim_matches(',').parse::<u64>().ok())
+            .sum();
+        assert_eq!(frames, 0, "{} decoded without the key", path.display());
+    }
+
     // ffmpeg, given the token (and so the key), decodes the stream through the edge.
     let out = out_dir().join("private-edge-decrypted.mp4");
     let (ok, _, stderr) = run(
@@ -305,7 +340,7 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
             "-i",
             &format!("http://{}/private/alice/index.m3u8", envoy.addr),
             "-t",
-            "6",
+            "10",
             "-c",
             "copy",
             "-y",

@@ -452,3 +452,70 @@ fn visibility_viewers_and_share_links_through_the_api_refuse_bad_input() {
     .unwrap();
     assert_eq!(r.status, 404, "not bob's link");
 }
+
+/// A channel made private while it is live in the clear: its publish is stopped at once (the
+/// encoder reconnects and the new publish is encrypted), and what it published in the clear is
+/// served no more — not after the output's cleanup delay.
+#[test]
+fn a_channel_made_private_while_live_stops_serving_in_the_clear_and_restarts_encrypted() {
+    let server = Server::start(&[]);
+    let key = server.add_user("alice");
+    let mut first = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let listed = wait_for(Duration::from_secs(15), || {
+        let r = get(server.http, "/live/alice/index.m3u8");
+        (r.status == 200).then(|| r.text())
+    })
+    .expect("public and live");
+    let segment = listed
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get(server.http, &format!("/live/alice/{segment}")).status,
+        200
+    );
+    let said = cli_ok(&server, &["access", "set", "alice", "private"]);
+    assert!(said.contains("stopped"), "{said}");
+    // ffmpeg does not reconnect: its publish ends and it exits.
+    assert!(
+        first.wait(Duration::from_secs(10)).is_some(),
+        "the publish was not stopped"
+    );
+    let gone = wait_for(Duration::from_secs(5), || {
+        (get(server.http, "/live/alice/index.m3u8").status == 404
+            && get(server.http, &format!("/live/alice/{segment}")).status == 404)
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the stream is still served in the clear");
+    // The encoder comes back: encrypted, under /private/ only.
+    let mut second = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let filter_config = cli_ok(&server, &["playback-secret", "filter-config"]);
+    let json: serde_json::Value = serde_json::from_str(&filter_config).unwrap();
+    let hex = json["playback_secrets"][0]["secret"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let secret = boltstream_shared::token::Secret::new(
+        json["playback_secrets"][0]["id"].as_u64().unwrap() as u8,
+        &bytes,
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cookie = format!(
+        "bs_play={}",
+        boltstream_shared::token::sign(&secret, "/private/alice/", now + 60)
+    );
+    let private = wait_for(Duration::from_secs(20), || {
+        let r = get_with(&server, "/private/alice/index.m3u8", &cookie);
+        (r.status == 200 && r.text().contains("#EXTINF")).then(|| r.text())
+    })
+    .expect("the new publish is private");
+    assert!(private.contains("METHOD=AES-128"), "{private}");
+    assert_eq!(get(server.http, "/live/alice/index.m3u8").status, 404);
+    second.kill();
+}

@@ -65,6 +65,8 @@ pub(super) struct Channel {
     /// The current publish's keys, when it is private: its media is served only under
     /// `/private/<user>/`, encrypted.
     keys: Mutex<Option<KeyRing>>,
+    /// Made private while live in the clear: nothing of this output is served any more.
+    withdrawn: AtomicBool,
 }
 
 impl Channel {
@@ -144,6 +146,21 @@ impl HlsOutput {
     /// channel has no output.
     pub fn is_private(&self, user: &Username) -> Option<bool> {
         self.channel(user).map(|c| c.keys().is_some())
+    }
+
+    /// Stops serving the channel's current output (it was made private while live in the clear);
+    /// the next publish opens it again.
+    pub fn withdraw(&self, user: &Username) {
+        if let Some(channel) = self.channel(user) {
+            channel.withdrawn.store(true, Ordering::Relaxed);
+            info!(user = %user, "channel made private: its output in the clear is withdrawn");
+        }
+    }
+
+    /// True when the channel's output was withdrawn.
+    pub fn is_withdrawn(&self, user: &Username) -> bool {
+        self.channel(user)
+            .is_some_and(|c| c.withdrawn.load(Ordering::Relaxed))
     }
 
     /// A private channel's media key, while a fetchable segment needs it.
@@ -257,6 +274,17 @@ impl HlsOutput {
     /// Opens (or reopens) `user`'s channel for a publish; returns it and the publish's generation.
     fn open_channel(&self, user: &Username, private: bool) -> (Arc<Channel>, u64) {
         let mut channels = self.channels();
+        // A publish of the other kind (or after a withdrawal) starts from nothing: a private
+        // publish must not list what the last one published in the clear, nor a public one what
+        // was encrypted.
+        let stale = channels.get(user).is_some_and(|c| {
+            (c.keys().is_some() != private || c.withdrawn.load(Ordering::Relaxed))
+                && !c.state().is_publishing()
+        });
+        if stale {
+            channels.remove(user);
+            self.disk.remove_channel(user);
+        }
         let channel = channels.entry(user.clone()).or_insert_with(|| {
             Arc::new(Channel {
                 user: user.clone(),
@@ -273,8 +301,10 @@ impl HlsOutput {
                     ))
                 }),
                 keys: Mutex::new(None),
+                withdrawn: AtomicBool::new(false),
             })
         });
+        channel.withdrawn.store(false, Ordering::Relaxed);
         // Fresh keys for every private publish; a public one drops the last publish's keys (its
         // segments were under `/private/` and are no longer served).
         *channel.keys() = private.then(|| KeyRing::new(self.key_rotation, now_ms()));

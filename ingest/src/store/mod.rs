@@ -164,6 +164,8 @@ pub struct LivePublish {
     pub publish_id: PublishId,
     /// Banned, or an operator asked to stop it.
     pub drop_requested: bool,
+    /// The channel is private now.
+    pub private: bool,
 }
 
 /// The database handle. Cheap to share behind an `Arc`.
@@ -528,7 +530,7 @@ impl Store {
         self.with(|c| {
             // Cached: the drop watch runs it several times a second while anything is live.
             let mut stmt = c.prepare_cached(
-                "SELECT u.username, s.publish_id, (u.banned = 1 OR s.stop_requested = 1)
+                "SELECT u.username, s.publish_id, (u.banned = 1 OR s.stop_requested = 1), s.private
                  FROM streams s JOIN users u ON u.id = s.user_id WHERE s.started_ms IS NOT NULL",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -536,6 +538,7 @@ impl Store {
                     username: r.get(0)?,
                     publish_id: PublishId(r.get(1)?),
                     drop_requested: r.get(2)?,
+                    private: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)

@@ -58,7 +58,7 @@ impl ChannelInfo {
 
 /// Control characters, and the bidirectional formatting characters (embeddings, overrides,
 /// isolates, marks) that reorder text on screen.
-fn is_refused(c: char) -> bool {
+pub(crate) fn is_refused(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

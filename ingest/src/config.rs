@@ -90,6 +90,15 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub http_write_timeout: Option<u64>,
+    /// Seconds between the pings a chat connection gets; a client that has not answered the last
+    /// one by the next (it stopped reading) is dropped
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_CHAT_PING_INTERVAL",
+        value_name = "SECS"
+    )]
+    pub chat_ping_interval: Option<u64>,
     /// Failed log-ins to one account per minute, from all addresses, after which only addresses
     /// that logged in to it before may try
     #[arg(
@@ -320,6 +329,9 @@ pub mod defaults {
     pub const HTTP_BODY_TIMEOUT: u64 = 10;
     /// `http_write_timeout`, seconds.
     pub const HTTP_WRITE_TIMEOUT: u64 = 10;
+    /// `chat_ping_interval`, seconds: under the 5 minutes after which proxies such as Envoy close
+    /// an idle stream.
+    pub const CHAT_PING_INTERVAL: u64 = 30;
     /// `login_failures_per_account`.
     pub const LOGIN_FAILURES_PER_ACCOUNT: u32 = 10;
     /// `signups_per_address`.
@@ -383,6 +395,7 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
         ("trusted_proxies", "none".to_string()),
         ("http_body_timeout", HTTP_BODY_TIMEOUT.to_string()),
         ("http_write_timeout", HTTP_WRITE_TIMEOUT.to_string()),
+        ("chat_ping_interval", CHAT_PING_INTERVAL.to_string()),
         (
             "login_failures_per_account",
             LOGIN_FAILURES_PER_ACCOUNT.to_string(),
@@ -474,6 +487,8 @@ pub struct Settings {
     pub http_body_timeout: Duration,
     /// Deadline for a client to take any of a response.
     pub http_write_timeout: Duration,
+    /// Pings to chat connections; one unanswered by the next drops the connection.
+    pub chat_ping_interval: Duration,
     /// Failed log-ins per account per minute.
     pub login_failures_per_account: u32,
     /// Sign-ups per address group per hour.
@@ -553,7 +568,7 @@ impl Settings {
             None => Options::default(),
         };
         merge!(cli, file; data, rtmp_listen, http_listen, internal_listen, trusted_proxies,
-            http_body_timeout, http_write_timeout, login_failures_per_account, signups_per_address,
+            http_body_timeout, http_write_timeout, chat_ping_interval, login_failures_per_account, signups_per_address,
             signups_per_minute, password_hashes_at_once, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
             hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
@@ -639,6 +654,11 @@ impl Settings {
                 "http_write_timeout",
                 http_write_timeout,
                 defaults::HTTP_WRITE_TIMEOUT,
+            )?,
+            chat_ping_interval: positive(
+                "chat_ping_interval",
+                chat_ping_interval,
+                defaults::CHAT_PING_INTERVAL,
             )?,
             login_failures_per_account: login_failures_per_account
                 .unwrap_or(defaults::LOGIN_FAILURES_PER_ACCOUNT)

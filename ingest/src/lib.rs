@@ -10,6 +10,7 @@
 //! - [`http`]: the HTTP listeners and routing, the top layer over [`origin`] (live media) and
 //!   [`web`] (the website and the JSON API), which share only [`respond`].
 //! - [`channel_info`]: a channel's title and category, and the one check they pass.
+//! - [`chat`]: each channel's chat room over WebSocket.
 //! - [`ops`]: operator actions (ban, stop, rotate a key …) for the CLI, the pages and the API.
 //! - [`viewers`]: concurrent viewers per channel, from players' heartbeats.
 //! - [`cli`]: the operator commands on the same database.
@@ -18,6 +19,7 @@
 //!   [`clock`]: the wall clock.
 
 pub mod channel_info;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;

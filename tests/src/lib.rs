@@ -11,6 +11,7 @@
 //! - [`wasm_host`]: a proxy-wasm host on wasmtime for the edge filter.
 
 pub mod browser;
+pub mod chat;
 pub mod envoy;
 pub mod http;
 pub mod media;

@@ -66,6 +66,8 @@ pub struct HttpContext {
     pub playback: Arc<crate::playback::PlaybackSecrets>,
     /// Viewers per channel (the API counts them; metrics show them).
     viewers: Arc<crate::viewers::ViewerCounter>,
+    /// Chat rooms (metrics show their connections).
+    chat: Arc<crate::chat::ChatHub>,
     /// The website and API, with their own context.
     web: axum::Router,
     admission: Admission,
@@ -97,6 +99,7 @@ impl HttpContext {
         playback: Arc<crate::playback::PlaybackSecrets>,
     ) -> Self {
         let viewers = Arc::new(crate::viewers::ViewerCounter::default());
+        let chat = Arc::new(crate::chat::ChatHub::default());
         let web = Arc::new(WebContext {
             viewers: Arc::clone(&viewers),
             guard: crate::web::guard::AccountGuard::new(&settings),
@@ -106,9 +109,11 @@ impl HttpContext {
             hls: Arc::clone(&hls),
             rtmp_port,
             playback: Arc::clone(&playback),
+            chat: Arc::clone(&chat),
         });
         Self {
             viewers,
+            chat,
             web: crate::web::router(web),
             requests: Default::default(),
             admission: Admission::new(
@@ -235,6 +240,10 @@ impl HttpContext {
                     "# TYPE boltstream_hls_disk_cache_bytes gauge\nboltstream_hls_disk_cache_bytes {}\n",
                     self.hls.disk_cache_bytes()
                 ));
+                out.push_str(&format!(
+                    "# TYPE boltstream_chat_connections gauge\nboltstream_chat_connections {}\n",
+                    self.chat.connections()
+                ));
                 // One series per channel with viewers: usernames are public, and the number of
                 // series is bounded by the channels being watched.
                 out.push_str("# TYPE boltstream_viewers gauge\n");
@@ -289,7 +298,9 @@ pub async fn listen(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(io), service);
+                .serve_connection(TokioIo::new(io), service)
+                // Chat's WebSockets take the connection over.
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {

@@ -70,6 +70,23 @@ const STEPS: &[&str] = &[
         secret      BLOB NOT NULL,
         created_ms  INTEGER NOT NULL
      );",
+    // 6: chat: each channel's messages (the newest kept, older ones pruned) and who may not write
+    // in it (until a time, or for good).
+    "CREATE TABLE chat_messages (
+        id          INTEGER PRIMARY KEY,
+        channel_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        body        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        deleted     INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX chat_messages_by_channel ON chat_messages (channel_id, id);
+     CREATE TABLE chat_mutes (
+        channel_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        until_ms    INTEGER,
+        PRIMARY KEY (channel_id, user_id)
+     );",
 ];
 
 /// The newest schema version this binary knows.

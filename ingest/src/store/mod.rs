@@ -7,6 +7,8 @@
 
 mod accounts;
 pub use accounts::{random_token, ApiTokenRow, SessionUser, MIN_PASSWORD, SESSION_MS};
+mod chat;
+pub use chat::{ChatMessage, Mute, KEPT_PER_CHANNEL};
 mod migrations;
 mod privacy;
 pub use privacy::{

@@ -151,9 +151,98 @@ pub const PLAYER_JS: &str = r#"(function () {
 })();
 "#;
 
+/// The chat panel's script: one WebSocket to the channel's room, reconnecting with a growing
+/// pause. Every message is put on the page with `textContent` — never as HTML. Moderators (the
+/// streamer, admins) get delete and timeout buttons on each message.
+pub const CHAT_JS: &str = r#"(function () {
+  var root = document.querySelector('[data-channel]');
+  var log = document.getElementById('chat-log');
+  if (!root || !log) return;
+  var user = root.getAttribute('data-channel');
+  var form = document.getElementById('chat-form');
+  var input = document.getElementById('chat-input');
+  var note = document.getElementById('chat-note');
+  var share = (function () {
+    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
+    return m ? m[1] : null;
+  })();
+  var ws = null, me = null, moderator = false, pause = 1000;
+  window.boltstreamChat = { received: [] };
+  function say(text) { note.textContent = text; }
+  function send(frame) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame)); }
+  function button(label, onclick) {
+    var b = document.createElement('button');
+    b.type = 'button'; b.className = 'chat-mod'; b.textContent = label; b.onclick = onclick;
+    return b;
+  }
+  function add(m) {
+    if (document.getElementById('chat-' + m.id)) return;
+    var li = document.createElement('li');
+    li.id = 'chat-' + m.id;
+    li.setAttribute('data-id', String(m.id));
+    var who = document.createElement('b');
+    who.textContent = m.user;
+    var body = document.createElement('span');
+    body.className = 'chat-body';
+    body.textContent = ' ' + m.body;
+    li.appendChild(who); li.appendChild(body);
+    if (moderator && m.user !== me) {
+      li.appendChild(button('delete', function () { send({ type: 'delete', id: m.id }); }));
+      li.appendChild(button('timeout', function () { send({ type: 'timeout', user: m.user, seconds: 600 }); }));
+      li.appendChild(button('ban', function () { send({ type: 'ban', user: m.user }); }));
+    } else if (moderator) {
+      li.appendChild(button('delete', function () { send({ type: 'delete', id: m.id }); }));
+    }
+    log.appendChild(li);
+    while (log.children.length > 200) log.removeChild(log.firstChild);
+    log.scrollTop = log.scrollHeight;
+    window.boltstreamChat.received.push(m.id);
+  }
+  function connect() {
+    var scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    ws = new WebSocket(scheme + location.host + '/api/v1/channels/' + user + '/chat');
+    ws.onopen = function () { pause = 1000; if (share) send({ type: 'hello', share: share }); };
+    ws.onmessage = function (e) {
+      var f; try { f = JSON.parse(e.data); } catch (x) { return; }
+      if (f.type === 'welcome') {
+        me = f.you; moderator = f.moderator;
+        while (log.firstChild) log.removeChild(log.firstChild);
+        f.history.forEach(add);
+        form.hidden = !me;
+        say(me ? '' : 'Sign in to chat.');
+      } else if (f.type === 'message') {
+        add(f);
+      } else if (f.type === 'deleted') {
+        var gone = document.getElementById('chat-' + f.id);
+        if (gone) gone.parentNode.removeChild(gone);
+      } else if (f.type === 'muted' && f.user === me) {
+        say(f.until_ms ? 'You are timed out.' : 'You are banned from this chat.');
+      } else if (f.type === 'unmuted' && f.user === me) {
+        say('');
+      } else if (f.type === 'notice') {
+        say(f.text);
+      }
+    };
+    ws.onclose = function () {
+      form.hidden = true;
+      setTimeout(connect, pause);
+      pause = Math.min(pause * 2, 30000);
+    };
+  }
+  form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    send({ type: 'send', body: text });
+    input.value = '';
+  });
+  connect();
+})();
+"#;
+
 /// The stylesheet: small, readable, works on a phone.
 pub const STYLE_CSS: &str = r#":root{--bg:#0e0e10;--panel:#18181b;--line:#2f2f35;--text:#efeff1;--muted:#adadb8;--accent:#9147ff;--live:#eb0400}
-*{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--text);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}
+*{box-sizing:border-box}[hidden]{display:none!important}body{margin:0;background:var(--bg);color:var(--text);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}
 a{color:#bf94ff;text-decoration:none}a:hover{text-decoration:underline}
 header{display:flex;align-items:center;gap:1rem;padding:.75rem 1.25rem;background:var(--panel);border-bottom:1px solid var(--line);flex-wrap:wrap}
 header .brand{font-weight:800;font-size:1.2rem;color:var(--text);letter-spacing:.02em}header .brand span{color:var(--accent)}
@@ -168,6 +257,12 @@ h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .75r
 .title{font-weight:600;overflow-wrap:anywhere;margin:.15rem 0}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:4px;background:#3a3a3d;color:#fff;font-size:.75rem;font-weight:700;letter-spacing:.05em}
 .badge.live{background:var(--live)}
+.watch{display:grid;grid-template-columns:minmax(0,1fr) 320px;gap:1rem;align-items:start}@media (max-width:900px){.watch{grid-template-columns:1fr}}
+.chat{background:var(--panel);border:1px solid var(--line);border-radius:10px;display:flex;flex-direction:column;height:min(70vh,560px)}
+.chat-head{padding:.6rem .9rem;border-bottom:1px solid var(--line);font-weight:700}
+.chat-log{list-style:none;margin:0;padding:.5rem .9rem;overflow-y:auto;flex:1;font-size:.92rem;overflow-wrap:anywhere}.chat-log li{padding:.15rem 0}.chat-log b{color:#bf94ff}
+.chat-mod{margin-left:.4rem;padding:0 .35rem;font-size:.72rem;background:transparent;border:1px solid var(--line);color:var(--muted);border-radius:4px;cursor:pointer}
+#chat-note{padding:0 .9rem;margin:.2rem 0}.chat-form{display:flex;gap:.4rem;padding:.6rem .9rem;border-top:1px solid var(--line)}.chat-form input{flex:1;margin:0}
 .player{background:#000;border-radius:10px;overflow:hidden;aspect-ratio:16/9;display:flex;align-items:center;justify-content:center}
 .player video{width:100%;height:100%;background:#000}
 .offline{text-align:center;padding:2rem}.offline .big{font-size:1.4rem;font-weight:700}

@@ -25,6 +25,8 @@ pub struct WebContext {
     pub guard: guard::AccountGuard,
     /// Signs private channels' playback tokens.
     pub playback: Arc<crate::playback::PlaybackSecrets>,
+    /// Chat rooms.
+    pub chat: Arc<crate::chat::ChatHub>,
     /// Viewers per channel, from players' heartbeats.
     pub viewers: Arc<crate::viewers::ViewerCounter>,
 }

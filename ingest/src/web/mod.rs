@@ -55,6 +55,10 @@ pub fn router(ctx: Arc<WebContext>) -> Router {
             }),
         )
         .route(
+            "/static/chat.js",
+            get(|| async { asset(assets::CHAT_JS.as_bytes(), "text/javascript; charset=utf-8") }),
+        )
+        .route(
             "/static/player.js",
             get(|| async {
                 asset(

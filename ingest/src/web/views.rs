@@ -127,6 +127,7 @@ pub fn channel(name: &str, live: bool, info: &ChannelInfo, locked: bool) -> Mark
                     @if !info.category.is_empty() { span #category .badge { (info.category) } }
                 }
             }
+            div.watch {
             div.player {
                 video #player controls playsinline muted hidden[!live] {}
                 div #offline .offline hidden[live || locked] {
@@ -138,9 +139,20 @@ pub fn channel(name: &str, live: bool, info: &ChannelInfo, locked: bool) -> Mark
                     p.muted { "Sign in as a viewer its streamer allowed, or open the share link you were given." }
                 }
             }
+            aside #chat .chat {
+                div.chat-head { "Chat" }
+                ol #chat-log .chat-log aria-live="polite" {}
+                p #chat-note .muted.small {}
+                form #chat-form .chat-form hidden {
+                    input #chat-input type="text" maxlength=(crate::chat::text::MAX_CHARS) placeholder="Send a message" autocomplete="off";
+                    button type="submit" { "Chat" }
+                }
+            }
+            }
         }
         script src="/static/hls.min.js" {}
         script src="/static/player.js" {}
+        script src="/static/chat.js" {}
     }
 }
 

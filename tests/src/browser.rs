@@ -104,6 +104,22 @@ impl Browser {
         );
     }
 
+    /// Signs in at `base` (e.g. `https://localhost:8443`) with the website's own form.
+    pub fn sign_in(&self, base: &str, user: &str, password: &str) {
+        self.goto(&format!("{base}/login"));
+        self.eval(&format!(
+            "var f = document.querySelector('form[action=\"/login\"]');
+             f.querySelector('input[name=username]').value = '{user}';
+             f.querySelector('input[name=password]').value = '{password}';
+             f.submit(); return true;"
+        ));
+        let signed_in = wait_for(Duration::from_secs(10), || {
+            let path = self.eval("return location.pathname");
+            (path != "/login").then_some(path)
+        });
+        assert!(signed_in.is_some(), "{user} could not sign in");
+    }
+
     /// Runs a synchronous script and returns its result.
     pub fn eval(&self, script: &str) -> Value {
         call(

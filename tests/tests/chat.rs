@@ -265,3 +265,38 @@ fn a_peer_that_never_reads_is_dropped() {
     );
     drop(stream);
 }
+
+#[test]
+fn a_private_channels_chat_is_for_those_who_may_watch() {
+    let server = Server::start(&[]);
+    server.add_user("alice");
+    let cookies = sessions(&server, &["bob", "carol"]);
+    let run = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["access", "set", "alice", "private"]);
+    run(&["access", "allow", "alice", "bob"]);
+    let shared = run(&["access", "share", "alice", "--hours", "1"]);
+    let code = shared.trim().rsplit_once("#share=").unwrap().1.to_string();
+    // Not allowed, anonymous or signed in: closed as private, after the hello wait at most.
+    for cookie in [None, Some(cookies[1].as_str())] {
+        let mut c = ChatClient::connect(server.http, "alice", cookie).unwrap();
+        assert_eq!(
+            c.closed_within(Duration::from_secs(10)),
+            Some(Closed::Code(1008))
+        );
+    }
+    let mut wrong = ChatClient::connect(server.http, "alice", None).unwrap();
+    wrong.send(&json!({"type": "hello", "share": "not-the-code"}));
+    assert_eq!(wrong.closed_within(WAIT), Some(Closed::Code(1008)));
+    // Allowed by name, or holding the share link: in.
+    let (mut bob, w) = join(&server, "alice", Some(&cookies[0]));
+    assert_eq!(w["you"], "bob");
+    let mut guest = ChatClient::connect(server.http, "alice", None).unwrap();
+    guest.send(&json!({"type": "hello", "share": code}));
+    assert!(guest.next_of("welcome", WAIT).is_some());
+    bob.send(&json!({"type": "send", "body": "psst"}));
+    assert_eq!(guest.next_of("message", WAIT).unwrap()["body"], "psst");
+}

@@ -55,21 +55,6 @@ fn signing_secret(filter_config: &str) -> Secret {
     Secret::new(first["id"].as_u64().unwrap() as u8, &bytes).unwrap()
 }
 
-/// Signs in through the edge in `browser` with the website's own form.
-fn sign_in(browser: &Browser, base: &str, user: &str, password: &str) {
-    browser.goto(&format!("{base}/login"));
-    browser.eval(&format!(
-        "document.querySelector('form[action=\"/login\"] input[name=username]').value = '{user}';
-         document.querySelector('form[action=\"/login\"] input[name=password]').value = '{password}';
-         document.querySelector('form[action=\"/login\"]').submit(); return true;"
-    ));
-    let signed_in = wait_for(Duration::from_secs(10), || {
-        let path = browser.eval("return location.pathname");
-        (path != "/login").then_some(path)
-    });
-    assert!(signed_in.is_some(), "{user} could not sign in");
-}
-
 /// Plays `url` in `browser` until the video advanced `seconds`; returns the errors hls.js
 /// reported and the resources fetched.
 fn plays(browser: &Browser, url: &str, seconds: f64) -> (Vec<String>, Vec<String>) {
@@ -367,7 +352,7 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
     // Chromium: bob signed in, and a share-link holder, both play — parts and keys included.
     let base = format!("https://localhost:{}", envoy.tls.port());
     let bob = Browser::start_with(&["--ignore-certificate-errors"]);
-    sign_in(&bob, &base, "bob", "bob password 1");
+    bob.sign_in(&base, "bob", "bob password 1");
     let (errors, fetched) = plays(&bob, &format!("{base}/alice"), 4.0);
     assert!(
         !errors

@@ -300,6 +300,38 @@ pub fn contains_token_like(text: &[u8]) -> bool {
 }
 
 impl Server {
+    /// The edge filter's `playback_secrets`, as the CLI prints them for this server.
+    pub fn filter_secrets(&self) -> serde_json::Value {
+        let out = self.cli(&["playback-secret", "filter-config"]);
+        assert!(out.status.success(), "playback-secret filter-config failed");
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        config["playback_secrets"].clone()
+    }
+
+    /// A playback token for `user`'s private channel valid for `ttl_s`, signed with the site's
+    /// current secret, as the origin signs one; as a `bs_play=…` cookie.
+    pub fn playback_cookie(&self, user: &str, ttl_s: i64) -> String {
+        let secrets = self.filter_secrets();
+        let hex = secrets[0]["secret"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let secret =
+            boltstream_shared::token::Secret::new(secrets[0]["id"].as_u64().unwrap() as u8, &bytes)
+                .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let expires = (now + ttl_s).max(0) as u64;
+        let scope = boltstream_shared::token::scope(user);
+        format!(
+            "bs_play={}",
+            boltstream_shared::token::sign(&secret, &scope, expires)
+        )
+    }
+
     /// The playback-token signing secrets in this server's database (as the filter config
     /// spells them, hex), for the secret scan.
     pub fn playback_secrets(&self) -> Vec<String> {

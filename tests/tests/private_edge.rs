@@ -3,9 +3,8 @@
 //! Chromium with hls.js playing. The edge refuses what has no valid token before anything reaches
 //! the origin; allowed viewers play the encrypted stream, parts and all.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use boltstream_shared::token::{self, Secret};
 use boltstream_tests::browser::Browser;
 use boltstream_tests::envoy::Envoy;
 use boltstream_tests::http::{get, request, Response};
@@ -32,27 +31,29 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// Video and audio frames ffprobe decodes from `path` (0 when it cannot read it at all).
+fn frames_decoded(path: &std::path::Path) -> u64 {
+    let (_, stdout, _) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            &path.to_string_lossy(),
+        ],
+        Duration::from_secs(20),
+    );
+    (stdout.lines())
+        .filter_map(|l| l.trim().trim_matches(',').parse::<u64>().ok())
+        .sum()
 }
 
 fn get_cookie(addr: std::net::SocketAddr, target: &str, cookie: &str) -> Response {
     request(addr, "GET", target.as_bytes(), &[("cookie", cookie)], b"").unwrap()
-}
-
-/// The site's current signing secret, as the filter configuration holds it.
-fn signing_secret(filter_config: &str) -> Secret {
-    let json: serde_json::Value = serde_json::from_str(filter_config).unwrap();
-    let first = &json["playback_secrets"][0];
-    let hex = first["secret"].as_str().unwrap();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    Secret::new(first["id"].as_u64().unwrap() as u8, &bytes).unwrap()
 }
 
 /// Plays `url` in `browser` until the video advanced `seconds`; returns the errors hls.js
@@ -105,12 +106,8 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
     let shared = cli_ok(&server, &["access", "share", "alice", "--hours", "1"]);
     let share_path = shared.trim().rsplit_once(": ").unwrap().1.to_string();
     let code = share_path.rsplit_once("#share=").unwrap().1.to_string();
-    let filter_config = cli_ok(&server, &["playback-secret", "filter-config"]);
-    let secret = signing_secret(&filter_config);
-    let plugin = format!(
-        r#"{{"playlist_max_age": 1, "playback_secrets": {}}}"#,
-        serde_json::from_str::<serde_json::Value>(&filter_config).unwrap()["playback_secrets"]
-    );
+    let secrets = server.filter_secrets();
+    let plugin = format!(r#"{{"playlist_max_age": 1, "playback_secrets": {secrets}}}"#);
     // An access log in Envoy's default format, to show no token reaches it.
     let access_log = out_dir().join(format!("private-edge-access-{}.log", std::process::id()));
     let log_path = access_log.display().to_string();
@@ -127,10 +124,7 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
     assert!(server.wait_live("alice", Duration::from_secs(15)));
 
     // A token the test signs with the site's secret, as the origin would.
-    let valid = format!(
-        "bs_play={}",
-        token::sign(&secret, &token::scope("alice"), now_s() + 120)
-    );
+    let valid = server.playback_cookie("alice", 120);
     let playlist = wait_for(Duration::from_secs(20), || {
         let r = get_cookie(envoy.addr, "/private/alice/index.m3u8", &valid);
         let text = r.text();
@@ -176,14 +170,8 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
         origin_count(&server, "live_playlist"),
         origin_count(&server, "media_key"),
     );
-    let expired = format!(
-        "bs_play={}",
-        token::sign(&secret, &token::scope("alice"), now_s() - 1)
-    );
-    let other_channel = format!(
-        "bs_play={}",
-        token::sign(&secret, &token::scope("bob"), now_s() + 120)
-    );
+    let expired = server.playback_cookie("alice", -1);
+    let other_channel = server.playback_cookie("bob", 120);
     let forged = valid.replacen('.', ".9", 1);
     let carol_page = request(
         envoy.addr,
@@ -252,26 +240,10 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
     let init_bytes = get(envoy.addr, &format!("/private/alice/{init}")).body;
     let cached = out_dir().join("private-edge-cached.mp4");
     std::fs::write(&cached, [init_bytes.clone(), second.body.clone()].concat()).unwrap();
-    let (decoded, stdout, _) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-            &cached.to_string_lossy(),
-        ],
-        Duration::from_secs(20),
-    );
-    let frames: u64 = (stdout.lines())
-        .filter_map(|l| l.trim().trim_matches(',').parse::<u64>().ok())
-        .sum();
-    assert!(
-        !decoded || frames == 0,
-        "a cached segment decoded without the key: {stdout}"
+    assert_eq!(
+        frames_decoded(&cached),
+        0,
+        "a cached segment decoded without the key"
     );
 
     // Nor does any segment the origin wrote to its data directory.
@@ -290,24 +262,12 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
             path.display()
         );
         std::fs::write(&cached, [init_bytes.clone(), body].concat()).unwrap();
-        let (_, stdout, _) = run(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-count_frames",
-                "-show_entries",
-                "stream=nb_read_frames",
-                "-of",
-                "csv=p=0",
-                &cached.to_string_lossy(),
-            ],
-            Duration::from_secs(20),
+        assert_eq!(
+            frames_decoded(&cached),
+            0,
+            "{} decoded without the key",
+            path.display()
         );
-        let frames: u64 = (stdout.lines())
-            .filter_map(|l| l.trim().trim_matches(',').parse::<u64>().ok())
-            .sum();
-        assert_eq!(frames, 0, "{} decoded without the key", path.display());
     }
 
     // ffmpeg, given the token (and so the key), decodes the stream through the edge.
@@ -406,10 +366,8 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
             "a playback token in the {what}"
         );
         assert!(!text.contains(&code), "a share code in the {what}");
-        assert!(
-            !text.contains(&secret_hex(&filter_config)),
-            "a signing secret in the {what}"
-        );
+        let secret = secrets[0]["secret"].as_str().unwrap();
+        assert!(!text.contains(secret), "a signing secret in the {what}");
     }
     assert_eq!(
         server.leaks(&k1.body),
@@ -428,12 +386,4 @@ fn allowed_viewers_play_a_private_stream_through_the_edge_and_everyone_else_is_r
     if let Some(leak) = server.secret_leak() {
         panic!("{leak}");
     }
-}
-
-fn secret_hex(filter_config: &str) -> String {
-    let json: serde_json::Value = serde_json::from_str(filter_config).unwrap();
-    json["playback_secrets"][0]["secret"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }

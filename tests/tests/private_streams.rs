@@ -490,26 +490,7 @@ fn a_channel_made_private_while_live_stops_serving_in_the_clear_and_restarts_enc
     assert!(gone.is_some(), "the stream is still served in the clear");
     // The encoder comes back: encrypted, under /private/ only.
     let mut second = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
-    let filter_config = cli_ok(&server, &["playback-secret", "filter-config"]);
-    let json: serde_json::Value = serde_json::from_str(&filter_config).unwrap();
-    let hex = json["playback_secrets"][0]["secret"].as_str().unwrap();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let secret = boltstream_shared::token::Secret::new(
-        json["playback_secrets"][0]["id"].as_u64().unwrap() as u8,
-        &bytes,
-    )
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let cookie = format!(
-        "bs_play={}",
-        boltstream_shared::token::sign(&secret, "/private/alice/", now + 60)
-    );
+    let cookie = server.playback_cookie("alice", 60);
     let private = wait_for(Duration::from_secs(20), || {
         let r = get_with(&server, "/private/alice/index.m3u8", &cookie);
         (r.status == 200 && r.text().contains("#EXTINF")).then(|| r.text())

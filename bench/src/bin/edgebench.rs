@@ -108,7 +108,6 @@ fn main() {
 
 /// The private-stream figures: alice public, bob private, both live on one ingest.
 fn private(seconds: u64, rounds: usize) {
-    use boltstream_shared::token::{scope, sign, Secret};
     let server = Server::start(&[]);
     let alice = server.add_user("alice");
     let bob = server.add_user("bob");
@@ -118,21 +117,8 @@ fn private(seconds: u64, rounds: usize) {
         String::from_utf8(out.stdout).unwrap()
     };
     cli(&["access", "set", "bob", "private"]);
-    let config: serde_json::Value =
-        serde_json::from_str(&cli(&["playback-secret", "filter-config"])).unwrap();
-    let secrets = &config["playback_secrets"];
-    let hex = secrets[0]["secret"].as_str().unwrap();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let secret = Secret::new(secrets[0]["id"].as_u64().unwrap() as u8, &bytes).unwrap();
-    let expires = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let cookie = format!("Cookie: bs_play={}", sign(&secret, &scope("bob"), expires));
+    let secrets = server.filter_secrets();
+    let cookie = format!("Cookie: {}", server.playback_cookie("bob", 3600));
     let _p1 = Publisher::start(Clip::AudioVideo, &server.publish_url(&alice), true);
     let _p2 = Publisher::start(Clip::AudioVideo, &server.publish_url(&bob), true);
     let header = cookie.trim_start_matches("Cookie: ").to_string();

@@ -86,9 +86,9 @@ fn refusal<B>(
             return Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n"));
         }
     }
-    let private = hls.is_private(user).unwrap_or(false);
-    if private != (access == Access::Private) || hls.is_withdrawn(user) {
-        // A private stream's media is not found under `/live/`, as if it did not exist.
+    if hls.served_under(user) != Some(access) {
+        // A private stream's media is not under `/live/`, a public one's not under `/private/`, a
+        // withdrawn one's nowhere: each answered as if it did not exist.
         return Some(respond::text(
             StatusCode::NOT_FOUND,
             "no such live stream or segment\n",

@@ -58,6 +58,17 @@ fn two_viewers_share_the_channel_page_title_count_and_chat() {
 
     let alice = Browser::start_with(&["--ignore-certificate-errors"]);
     alice.sign_in(&base, "alice", "alice password 1");
+    alice.goto(&format!("{base}/"));
+    assert!(
+        (alice
+            .eval("return document.body.textContent")
+            .as_str()
+            .unwrap_or(""))
+        .contains("Speedrun <any%>"),
+        "the directory shows the title"
+    );
+    std::fs::create_dir_all(out_dir()).unwrap();
+    alice.screenshot(&out_dir().join("directory.png"));
     alice.goto(&format!("{base}/alice"));
     let bob = Browser::start_with(&["--ignore-certificate-errors"]);
     bob.sign_in(&base, "bob", "bob password 1");
@@ -99,7 +110,6 @@ fn two_viewers_share_the_channel_page_title_count_and_chat() {
         0,
         "rendered as HTML"
     );
-    std::fs::create_dir_all(out_dir()).unwrap();
     alice.screenshot(&out_dir().join("channel-page.png"));
 
     // Alice (the streamer) deletes it: gone from both.

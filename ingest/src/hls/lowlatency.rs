@@ -248,6 +248,8 @@ pub(super) struct LlSink {
     recent_bytes: VecDeque<u64>,
     recent_total: u64,
     open_bytes: u64,
+    /// A private publish (its channel holds keys): only then are keys looked at per output.
+    private: bool,
 }
 
 impl LlSink {
@@ -259,6 +261,7 @@ impl LlSink {
         )
         .with_limits(output.limits);
         let window = output.config.window;
+        let private = channel.keys().is_some();
         Self {
             packager,
             channel,
@@ -267,6 +270,7 @@ impl LlSink {
             recent_bytes: VecDeque::with_capacity(window),
             recent_total: 0,
             open_bytes: 0,
+            private,
         }
     }
 
@@ -282,12 +286,13 @@ impl LlSink {
         let now = now_ms();
         let mut effects = Vec::new();
         {
-            let mut keys = channel.keys();
+            let mut keys = self.private.then(|| channel.keys());
             let mut state = ll.state();
             for output in outputs {
                 self.count(&output);
                 // Each segment of a private publish takes the ring's next key as it begins.
-                if let (Output::Part(part), Some(ring)) = (&output, keys.as_mut()) {
+                let ring = keys.as_mut().and_then(|k| k.as_mut());
+                if let (Output::Part(part), Some(ring)) = (&output, ring) {
                     if part.first {
                         state.set_next_key(Some(ring.next_segment(now)));
                     }

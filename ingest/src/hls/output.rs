@@ -15,6 +15,7 @@ use boltstream_hls::channel::{
     ChannelConfig, ChannelState, Effect, Playlist, SegmentId, SegmentName,
 };
 use boltstream_hls::packager::{Limits, Packager, Segment};
+use boltstream_shared::route::Access;
 use boltstream_shared::username::Username;
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -157,10 +158,19 @@ impl HlsOutput {
         }
     }
 
-    /// True when the channel's output was withdrawn.
-    pub fn is_withdrawn(&self, user: &Username) -> bool {
-        self.channel(user)
-            .is_some_and(|c| c.withdrawn.load(Ordering::Relaxed))
+    /// Under which prefix the channel's output is served, if at all: one lookup, for the origin's
+    /// check on every live request.
+    pub fn served_under(&self, user: &Username) -> Option<Access> {
+        let channel = self.channel(user)?;
+        if channel.withdrawn.load(Ordering::Relaxed) {
+            return None;
+        }
+        let private = channel.keys().is_some();
+        Some(if private {
+            Access::Private
+        } else {
+            Access::Public
+        })
     }
 
     /// A private channel's media key, while a fetchable segment needs it.

@@ -500,3 +500,89 @@ fn a_channel_made_private_while_live_stops_serving_in_the_clear_and_restarts_enc
     assert_eq!(get(server.http, "/live/alice/index.m3u8").status, 404);
     second.kill();
 }
+
+/// The dashboard's "who can watch" card, through its forms (with the session's CSRF token).
+#[test]
+fn the_dashboard_makes_a_channel_private_allows_viewers_and_shares_links() {
+    let server = Server::start(&[]);
+    server.add_user("alice");
+    server.add_user("bob");
+    let alice = session(&server, "alice");
+    let page = get_with(&server, "/dashboard", &alice).text();
+    assert!(
+        page.contains("Who can watch") && page.contains("Make private"),
+        "{page}"
+    );
+    let csrf = boltstream_tests::http::csrf_field(&page)
+        .unwrap()
+        .to_string();
+    let post = |action: &str, fields: &str| {
+        request(
+            server.http,
+            "POST",
+            format!("/dashboard/{action}").as_bytes(),
+            &[
+                ("cookie", alice.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            format!("csrf={csrf}&{fields}").as_bytes(),
+        )
+        .unwrap()
+        .text()
+    };
+    assert!(post("visibility", "private=1").contains("Your channel is private."));
+    assert!(cli_ok(&server, &["access", "show", "alice"]).contains("alice: private"));
+    assert!(post("allow", "viewer=Bob").contains("bob may watch your channel."));
+    assert!(post("allow", "viewer=nobody_here").contains("Not done"));
+    let shared = post("share", "hours=2");
+    let code = shared
+        .split("#share=")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        })
+        .expect("the new link is shown once");
+    assert_eq!(
+        playback(&server, None, &format!(r#"{{"share":"{code}"}}"#)).status,
+        200
+    );
+    assert!(post("share", "hours=0").contains("Not done"));
+    let page = get_with(&server, "/dashboard", &alice).text();
+    assert!(
+        page.contains("Allowed viewers") && page.contains(">bob<"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&code),
+        "a share link's code is shown only once"
+    );
+    let id = page
+        .split("name=\"id\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(post("revoke-share", &format!("id={id}")).contains("Share link revoked."));
+    assert_eq!(
+        playback(&server, None, &format!(r#"{{"share":"{code}"}}"#)).status,
+        404
+    );
+    assert!(post("disallow", "viewer=bob").contains("may no longer watch"));
+    assert!(post("visibility", "private=0").contains("Your channel is public."));
+    // Without the session's CSRF token nothing changes.
+    let forged = request(
+        server.http,
+        "POST",
+        b"/dashboard/visibility",
+        &[
+            ("cookie", alice.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        b"csrf=wrong&private=1",
+    )
+    .unwrap();
+    assert_ne!(forged.status, 200);
+    assert!(cli_ok(&server, &["access", "show", "alice"]).contains("alice: public"));
+}

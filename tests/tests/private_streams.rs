@@ -256,6 +256,49 @@ fn a_private_stream_is_encrypted_and_only_token_holders_get_its_playlist_and_key
         "{stdout} {stderr}"
     );
 
+    // Every segment the playlist lists, decrypted with the key and IV its EXT-X-KEY names
+    // (openssl, not our code), decodes with no error.
+    let listed = get_with(&server, "/private/alice/index.m3u8", &cookie).text();
+    let (mut key_hex, mut iv_hex, mut checked) = (String::new(), String::new(), 0);
+    for line in listed.lines() {
+        if let Some(tag) = line.strip_prefix("#EXT-X-KEY:METHOD=AES-128,URI=\"") {
+            let (uri, rest) = tag.split_once('"').unwrap();
+            let key = get_with(&server, &format!("/private/alice/{uri}"), &cookie);
+            assert_eq!(key.body.len(), 16);
+            key_hex = key.body.iter().map(|b| format!("{b:02x}")).collect();
+            iv_hex = rest.split("IV=0X").nth(1).unwrap().to_string();
+        } else if line.ends_with(".ts") {
+            let encrypted = out_dir().join("private-segment.enc");
+            let plain = out_dir().join("private-segment.ts");
+            std::fs::write(
+                &encrypted,
+                get(server.http, &format!("/private/alice/{line}")).body,
+            )
+            .unwrap();
+            let (ok, _, err) = run(
+                "openssl",
+                &[
+                    "enc",
+                    "-d",
+                    "-aes-128-cbc",
+                    "-K",
+                    &key_hex,
+                    "-iv",
+                    &iv_hex,
+                    "-in",
+                    &encrypted.to_string_lossy(),
+                    "-out",
+                    &plain.to_string_lossy(),
+                ],
+                Duration::from_secs(20),
+            );
+            assert!(ok, "openssl could not decrypt {line}: {err}");
+            assert_eq!(boltstream_tests::media::decode_errors(&plain), "", "{line}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "{listed}");
+
     // Revoking bob: no new token for him (his current one lives out its five minutes).
     cli_ok(&server, &["access", "disallow", "alice", "bob"]);
     assert_eq!(playback(&server, Some(&bob), "{}").status, 404);

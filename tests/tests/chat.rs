@@ -268,7 +268,7 @@ fn a_peer_that_never_reads_is_dropped() {
 
 #[test]
 fn a_private_channels_chat_is_for_those_who_may_watch() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--chat-ping-interval", "2"]);
     server.add_user("alice");
     let cookies = sessions(&server, &["bob", "carol"]);
     let run = |args: &[&str]| {
@@ -299,4 +299,25 @@ fn a_private_channels_chat_is_for_those_who_may_watch() {
     assert!(guest.next_of("welcome", WAIT).is_some());
     bob.send(&json!({"type": "send", "body": "psst"}));
     assert_eq!(guest.next_of("message", WAIT).unwrap()["body"], "psst");
+    // Revoked: bob's chat closes within a ping interval or two; so does the guest's once the
+    // link is revoked.
+    run(&["access", "disallow", "alice", "bob"]);
+    assert_eq!(
+        bob.closed_within(Duration::from_secs(8)),
+        Some(Closed::Code(1008))
+    );
+    let id = run(&["access", "show", "alice"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("share link ")?
+                .split(':')
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap();
+    run(&["access", "revoke", "alice", &id]);
+    assert_eq!(
+        guest.closed_within(Duration::from_secs(8)),
+        Some(Closed::Code(1008))
+    );
 }

@@ -79,9 +79,12 @@ pub async fn chat(
         })
     })
     .await;
-    let needs_share = match access {
-        Ok(Access::Public | Access::Allowed) => false,
-        Ok(Access::Denied) => true,
+    // A private channel's reader is checked again at every ping: revoking them (or the share
+    // link, or the channel's privacy) closes their chat within one ping interval.
+    let (needs_share, recheck) = match access {
+        Ok(Access::Public) => (false, false),
+        Ok(Access::Allowed) => (false, true),
+        Ok(Access::Denied) => (true, true),
         Ok(Access::Unknown) => {
             return json_error(StatusCode::NOT_FOUND, "no such channel").into_response()
         }
@@ -101,6 +104,8 @@ pub async fn chat(
                 me,
                 socket,
                 frames: (0, 0),
+                share: None,
+                recheck,
             }
             .run(needs_share)
             .await
@@ -126,6 +131,10 @@ struct Connection {
     socket: WebSocket,
     /// (second, frames in it).
     frames: (i64, u32),
+    /// The share link's code this connection came in with.
+    share: Option<String>,
+    /// Whether access is checked again at each ping (a private channel).
+    recheck: bool,
 }
 
 /// Why a connection ends, told to the client in the close frame.
@@ -185,6 +194,9 @@ impl Connection {
                     if unanswered {
                         return End::Close(1008, "not reading");
                     }
+                    if self.recheck && !self.may_watch().await {
+                        return End::Close(1008, "no longer allowed to watch");
+                    }
                     let ping = self.socket.send(Message::Ping(Default::default()));
                     if !matches!(tokio::time::timeout(SEND_TIMEOUT, ping).await, Ok(Ok(()))) {
                         return End::Close(1008, "not reading");
@@ -231,17 +243,27 @@ impl Connection {
         let Ok(ClientFrame::Hello { share }) = serde_json::from_str(text.as_str()) else {
             return false;
         };
+        self.share = Some(share).filter(|c| c.len() <= 128);
+        self.may_watch().await
+    }
+
+    /// Whether this connection's user (or share link) may watch the channel now. The future
+    /// owns what it needs: the socket (not `Sync`) must not be borrowed across its await.
+    fn may_watch(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
         let (store, channel) = (Arc::clone(&self.ctx.store), self.room.channel.to_string());
         let user = self.me.as_ref().map(|m| m.name.clone());
-        blocking(move || {
-            let who = StoreViewer {
-                user: user.as_deref(),
-                share_code: Some(share.as_str()).filter(|c| c.len() <= 128),
-            };
-            store.access(&channel, who)
-        })
-        .await
-        .is_ok_and(Access::may_watch)
+        let share = self.share.clone();
+        async move {
+            blocking(move || {
+                let who = StoreViewer {
+                    user: user.as_deref(),
+                    share_code: share.as_deref(),
+                };
+                store.access(&channel, who)
+            })
+            .await
+            .is_ok_and(Access::may_watch)
+        }
     }
 
     fn count_frame(&mut self) -> bool {

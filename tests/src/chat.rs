@@ -100,6 +100,25 @@ impl ChatClient {
         }
     }
 
+    /// Reads (without parsing) whatever has arrived, for up to `budget`; answers pings as a
+    /// reading client does. Returns the frames read.
+    pub fn drain(&mut self, budget: Duration) -> usize {
+        let deadline = Instant::now() + budget;
+        let mut n = 0;
+        self.ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(_) => n += 1,
+                Err(_) => break,
+            }
+        }
+        let _ = self.ws.flush();
+        n
+    }
+
     /// The next frame of type `kind` within `timeout`, skipping others.
     pub fn next_of(&mut self, kind: &str, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;

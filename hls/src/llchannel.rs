@@ -373,6 +373,12 @@ impl LlChannelState {
         self.window.segments().any(|s| !s.parts.is_empty())
     }
 
+    /// True once a whole segment is listed. hls.js reports a playlist of parts alone as an
+    /// empty level (and then stalls once), so the website starts its player from here.
+    pub fn has_segments(&self) -> bool {
+        self.window.segments().any(|s| s.duration_us.is_some())
+    }
+
     /// True once the publish ended and the playlist carries EXT-X-ENDLIST.
     pub fn is_ended(&self) -> bool {
         self.window.is_ended()

@@ -409,3 +409,30 @@ fn encrypted_parts_and_segments_each_decrypt_alone() {
     });
     assert!(init.unwrap().windows(4).any(|w| w == b"moov"));
 }
+
+#[test]
+fn segments_are_listed_after_parts() {
+    let mut s = state();
+    assert!(!s.has_parts() && !s.has_segments());
+    let (_, outputs) = publish(&mut state(), 1, T0);
+    let first_part = outputs
+        .into_iter()
+        .find(|o| matches!(o, Output::Part(_)))
+        .unwrap();
+    // An init section first, as the packager sends one.
+    let (_, all) = publish(&mut state(), 1, T0);
+    for o in all
+        .into_iter()
+        .take_while(|o| !matches!(o, Output::Part(_)))
+    {
+        s.apply(o, T0);
+    }
+    s.apply(first_part, T0);
+    assert!(
+        s.has_parts() && !s.has_segments(),
+        "a part alone is not a segment"
+    );
+    let mut done = state();
+    publish(&mut done, 3, T0);
+    assert!(done.has_segments());
+}

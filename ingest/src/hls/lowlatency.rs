@@ -186,10 +186,11 @@ impl HlsOutput {
         self.ll_channel(user).is_some()
     }
 
-    /// True once the channel's low-latency output has a part to play.
+    /// True once the channel's low-latency output has a whole segment to play (see
+    /// `LlChannelState::has_segments`); the playlist itself is served from the first part.
     pub fn ll_playable(&self, user: &Username) -> bool {
         self.ll_channel(user)
-            .and_then(|c| c.ll.as_ref().map(|ll| ll.state().has_parts()))
+            .and_then(|c| c.ll.as_ref().map(|ll| ll.state().has_segments()))
             .unwrap_or(false)
     }
 

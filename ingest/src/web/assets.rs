@@ -119,6 +119,8 @@ pub const PLAYER_JS: &str = r#"(function () {
         state.textContent = ''; state.className = 'badge';
         return null;
       }
+      // A passing error (a busy server, a proxy's 503) must not stop a stream that plays.
+      if (!r.ok) return null;
       return r.json();
     }).then(function (c) { if (c) render(c); }).catch(function () {});
   }

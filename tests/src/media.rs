@@ -276,6 +276,28 @@ pub fn flv_media(path: &std::path::Path) -> Vec<boltstream_hls::media::Media> {
     out
 }
 
+/// The stream kinds ffprobe reads in `path` ("video", "audio", a line each), or why not.
+pub fn stream_types(path: &std::path::Path) -> Result<String, String> {
+    let (ok, out, err) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    if ok {
+        Ok(out)
+    } else {
+        Err(err)
+    }
+}
+
 /// ffmpeg decodes the file completely; returns what it printed (empty when clean).
 pub fn decode_errors(path: &std::path::Path) -> String {
     let (ok, _, err) = run(

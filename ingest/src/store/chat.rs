@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Store, StoreError};
+use super::{user_id, Store, StoreError};
 
 /// Messages kept per channel.
 pub const KEPT_PER_CHANNEL: i64 = 1000;
@@ -29,14 +29,6 @@ pub enum Mute {
     Until(i64),
     /// Banned from this channel's chat.
     Banned,
-}
-
-fn user_id(c: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
-    c.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or_else(|| StoreError::UnknownUser(name.to_string()))
 }
 
 impl Store {

@@ -213,6 +213,15 @@ fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRow> {
     })
 }
 
+/// A user's row id by name, or [`StoreError::UnknownUser`]: what every per-channel table joins on.
+fn user_id(c: &Connection, name: &str) -> Result<i64, StoreError> {
+    c.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::UnknownUser(name.to_string()))
+}
+
 fn new_key() -> String {
     key::generate(&mut OsRng)
 }

@@ -7,7 +7,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 
-use super::{random_token, Store, StoreError};
+use super::{random_token, user_id, Store, StoreError};
 use crate::clock::now_ms;
 
 /// Share links a channel may hold at once: each is a row and a listing entry.
@@ -57,21 +57,13 @@ pub struct ShareLink {
     pub created_ms: i64,
 }
 
-fn channel_id(c: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
-    c.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or_else(|| StoreError::UnknownUser(name.to_string()))
-}
-
 impl Store {
     /// Makes a channel private or public. A channel made private while it is live in the clear
     /// has its publish stopped (the encoder reconnects, and the new publish is encrypted), so
     /// nothing more is served in the clear once the change is made; returns true then.
     pub fn set_private(&self, name: &str, private: bool) -> Result<bool, StoreError> {
         self.with(|c| {
-            let id = channel_id(c, name)?;
+            let id = user_id(c, name)?;
             let tx = c.transaction()?;
             let was: bool = tx.query_row(
                 "SELECT private FROM streams WHERE user_id = ?1",
@@ -115,8 +107,8 @@ impl Store {
         allowed: bool,
     ) -> Result<(), StoreError> {
         self.with(|c| {
-            let channel_id = channel_id(c, channel)?;
-            let viewer_id = channel_id_of_viewer(c, viewer)?;
+            let channel_id = user_id(c, channel)?;
+            let viewer_id = user_id(c, viewer)?;
             if !allowed {
                 c.execute(
                     "DELETE FROM channel_viewers WHERE channel_id = ?1 AND viewer_id = ?2",
@@ -145,7 +137,7 @@ impl Store {
     /// The users a channel allows, by name.
     pub fn allowed_viewers(&self, channel: &str) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
-            let id = channel_id(c, channel)?;
+            let id = user_id(c, channel)?;
             let mut stmt = c.prepare(
                 "SELECT u.username FROM channel_viewers v JOIN users u ON u.id = v.viewer_id
                  WHERE v.channel_id = ?1 ORDER BY u.username",
@@ -170,7 +162,7 @@ impl Store {
         let code = random_token();
         let now = now_ms();
         self.with(|c| {
-            let id = channel_id(c, channel)?;
+            let id = user_id(c, channel)?;
             c.execute(
                 "DELETE FROM share_links WHERE channel_id = ?1 AND expires_ms <= ?2",
                 params![id, now],
@@ -202,7 +194,7 @@ impl Store {
     /// A channel's share links that have not expired.
     pub fn share_links(&self, channel: &str) -> Result<Vec<ShareLink>, StoreError> {
         self.with(|c| {
-            let id = channel_id(c, channel)?;
+            let id = user_id(c, channel)?;
             let mut stmt = c.prepare(
                 "SELECT id, expires_ms, created_ms FROM share_links
                  WHERE channel_id = ?1 AND expires_ms > ?2 ORDER BY id",
@@ -221,7 +213,7 @@ impl Store {
     /// Revokes one of a channel's share links; false when it has no such link.
     pub fn revoke_share_link(&self, channel: &str, link: i64) -> Result<bool, StoreError> {
         self.with(|c| {
-            let id = channel_id(c, channel)?;
+            let id = user_id(c, channel)?;
             let n = c.execute(
                 "DELETE FROM share_links WHERE id = ?1 AND channel_id = ?2",
                 params![link, id],
@@ -312,10 +304,6 @@ impl Store {
             Ok(id)
         })
     }
-}
-
-fn channel_id_of_viewer(c: &rusqlite::Connection, viewer: &str) -> Result<i64, StoreError> {
-    channel_id(c, viewer)
 }
 
 fn insert_secret(tx: &rusqlite::Transaction<'_>, id: u8) -> Result<(), StoreError> {

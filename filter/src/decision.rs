@@ -79,7 +79,10 @@ pub fn decide_request(
                 RequestDecision::Pass
             }
         }
-        Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. } => {
+        Route::LivePlaylist { .. }
+        | Route::LiveSegment { .. }
+        | Route::MediaKey { .. }
+        | Route::Thumbnail { .. } => {
             if let Some(scope) = route.token_scope() {
                 let cookies = facts.cookies();
                 let allowed = verify_cookies(
@@ -269,7 +272,10 @@ mod tests {
                 // Without a token, a private playlist or key never passes.
                 (_, RequestDecision::Refuse(403)) if needs_token => true,
                 (
-                    Expect::Playlist(c) | Expect::Segment(c) | Expect::Key(c),
+                    Expect::Playlist(c)
+                    | Expect::Segment(c)
+                    | Expect::Key(c)
+                    | Expect::Thumbnail(c),
                     RequestDecision::Live { rewrite, .. },
                 ) => rewrite.as_deref().map(str::as_bytes).unwrap_or(case.input) == c.as_bytes(),
                 (Expect::Internal | Expect::KeyBearing, RequestDecision::Refuse(403)) => true,

@@ -22,6 +22,8 @@ pub enum Expect {
     Segment(&'static str),
     /// A private channel's media key, canonically at this path.
     Key(&'static str),
+    /// A channel's live thumbnail, canonically at this path.
+    Thumbnail(&'static str),
     /// `/internal/...`.
     Internal,
     /// Holds a stream key.
@@ -151,6 +153,26 @@ pub const ROUTE_CASES: &[RouteCase] = &[
         Expect::Key("/private/alice/key/42.key"),
     ),
     case("/private/alice/key/4a.key", Expect::Other),
+    case(
+        "/thumb/alice/1700000000000.jpg",
+        Expect::Thumbnail("/thumb/alice/1700000000000.jpg"),
+    ),
+    case(
+        "/THUMB//Alice/17.JPG",
+        Expect::Thumbnail("/thumb/alice/17.jpg"),
+    ),
+    case(
+        "/thumb/alice/17.jpg?x=1",
+        Expect::Thumbnail("/thumb/alice/17.jpg"),
+    ),
+    case("/thumb/alice/latest.jpg", Expect::Other),
+    case("/thumb/alice/-1.jpg", Expect::Other),
+    case("/thumb/alice/12345678901234567890.jpg", Expect::Other),
+    case("/thumb/alice/17.png", Expect::Other),
+    case("/thumb/alice", Expect::Other),
+    case("/thumb/alice/x/17.jpg", Expect::Other),
+    case("/thumb/a/17.jpg", Expect::Other),
+    case("/thumb/alice/../bob/17.jpg", Expect::Rejected),
     case("/private/alice/key/.key", Expect::Other),
     case("/private/alice/key/12345678901234567890.key", Expect::Other),
     case("/private/alice/KEY/1.key", Expect::Other),
@@ -257,6 +279,8 @@ const MP4: Option<&str> = Some("video/mp4");
 const KEY_CC: Option<&str> = Some("private, no-store");
 const KEY: Option<&str> = Some("application/octet-stream");
 const BLOCKING_CC: Option<&str> = Some("public, max-age=60");
+const THUMB_CC: Option<&str> = Some("public, max-age=60");
+const JPEG: Option<&str> = Some("image/jpeg");
 
 /// The header-policy table.
 pub const POLICY_CASES: &[PolicyCase] = &[
@@ -310,6 +334,9 @@ pub const POLICY_CASES: &[PolicyCase] = &[
     policy("/private/alice/key/9.key", 200, KEY_CC, KEY, false),
     policy("/private/alice/key/9.key", 403, KEY_CC, None, false),
     policy("/private/alice/key/9.key", 304, KEY_CC, KEY, false),
+    policy("/thumb/alice/17.jpg", 200, THUMB_CC, JPEG, true),
+    policy("/thumb/alice/17.jpg", 304, THUMB_CC, JPEG, true),
+    policy("/thumb/alice/17.jpg", 404, NO_STORE, None, true),
     policy("/", 200, None, None, false),
     policy("/api/v1/channels", 200, None, None, false),
     policy("/internal/health", 200, None, None, false),

@@ -26,6 +26,11 @@ pub const BLOCKING_PLAYLIST_CACHE_CONTROL: &str = "public, max-age=60";
 pub const KEY_CACHE_CONTROL: &str = "private, no-store";
 /// Media type of an AES-128 media key (16 raw bytes).
 pub const KEY_CONTENT_TYPE: &str = "application/octet-stream";
+/// A thumbnail's URL names one picture, but a channel that turns private or ends should not stay
+/// pictured at the edge for long: a minute, about two thumbnail intervals at most.
+pub const THUMBNAIL_CACHE_CONTROL: &str = "public, max-age=60";
+/// Media type of a thumbnail.
+pub const THUMBNAIL_CONTENT_TYPE: &str = "image/jpeg";
 /// HLS players on other origins (hls.js) fetch with XHR/fetch, so live media is shared with all.
 pub const CORS_ALLOW_ORIGIN: (&str, &str) = ("access-control-allow-origin", "*");
 /// Lets a cross-origin player read `Age`: hls.js uses it to tune in to a playlist an edge cache
@@ -88,6 +93,7 @@ impl Policy {
         match route {
             Route::MediaKey { .. } => Some(KEY_CACHE_CONTROL),
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
+            Route::Thumbnail { .. } if success => Some(THUMBNAIL_CACHE_CONTROL),
             Route::LivePlaylist { directives, .. } if success && status != 206 => {
                 // Only `_HLS_msn` makes a request blocking; `_HLS_skip` alone asks for the
                 // current playlist (as a delta), which goes stale as fast as the full one.
@@ -97,7 +103,9 @@ impl Policy {
                     Some(&self.playlist_cache_control)
                 }
             }
-            Route::LiveSegment { .. } | Route::LivePlaylist { .. } => Some(ERROR_CACHE_CONTROL),
+            Route::LiveSegment { .. } | Route::LivePlaylist { .. } | Route::Thumbnail { .. } => {
+                Some(ERROR_CACHE_CONTROL)
+            }
             _ => None,
         }
     }
@@ -115,6 +123,7 @@ impl Policy {
             } => Some(SEGMENT_CONTENT_TYPE),
             Route::LiveSegment { .. } => Some(CMAF_CONTENT_TYPE),
             Route::MediaKey { .. } => Some(KEY_CONTENT_TYPE),
+            Route::Thumbnail { .. } => Some(THUMBNAIL_CONTENT_TYPE),
             _ => None,
         }
     }

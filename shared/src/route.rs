@@ -53,6 +53,15 @@ pub enum Route {
         /// The key's id, as the playlist's EXT-X-KEY names it.
         id: u64,
     },
+    /// A still picture of a public channel's live stream (`/thumb/<user>/<id>.jpg`), for the
+    /// directory and the player's poster. A new picture gets a new id, so a URL never changes
+    /// content and an edge may keep it for the policy's short lifetime.
+    Thumbnail {
+        /// The channel.
+        user: Username,
+        /// The picture's id, as the API names it.
+        id: u64,
+    },
     /// Operator-only paths (`/internal/...`): health, metrics. Never served through an edge.
     Internal,
     /// A path segment or query value holds a well-formed stream key. Never answered with content.
@@ -222,15 +231,20 @@ impl Route {
                 kind.extension()
             )),
             Route::MediaKey { user, id } => Some(format!("/private/{user}/key/{id}.key")),
+            Route::Thumbnail { user, id } => Some(format!("/thumb/{user}/{id}.jpg")),
             _ => None,
         }
     }
 
-    /// True for routes that carry live media (and so get the media header policy).
+    /// True for routes that carry live media or its pictures (and so get the shared header
+    /// policy, at the origin and again at the edge).
     pub fn is_live(&self) -> bool {
         matches!(
             self,
-            Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. }
+            Route::LivePlaylist { .. }
+                | Route::LiveSegment { .. }
+                | Route::MediaKey { .. }
+                | Route::Thumbnail { .. }
         )
     }
 
@@ -266,6 +280,7 @@ impl Route {
             Route::LivePlaylist { .. } => "live_playlist",
             Route::LiveSegment { .. } => "live_segment",
             Route::MediaKey { .. } => "media_key",
+            Route::Thumbnail { .. } => "thumbnail",
             Route::Internal => "internal",
             Route::KeyBearing => "key_bearing",
             Route::Rejected(_) => "rejected",
@@ -274,7 +289,7 @@ impl Route {
     }
 }
 
-/// True when `target` is already the canonical path of a public live object — exactly what
+/// True when `target` is already the canonical path of a public live object or thumbnail — exactly what
 /// [`Route::canonical_path`] of [`classify`]`(target)` returns — decided without allocating. The
 /// edge asks this first: nearly every request a player sends is canonical, and the filter's cost
 /// per request is what an edge multiplies by its request rate.
@@ -289,8 +304,13 @@ pub fn is_canonical_live(target: &[u8]) -> bool {
             _ => false,
         };
     }
-    let Some(rest) = target.strip_prefix(b"/live/") else {
-        return false;
+    let (rest, thumbnail) = match (
+        target.strip_prefix(b"/live/"),
+        target.strip_prefix(b"/thumb/"),
+    ) {
+        (Some(rest), _) => (rest, false),
+        (None, Some(rest)) => (rest, true),
+        (None, None) => return false,
     };
     let Some(slash) = rest.iter().position(|&b| b == b'/') else {
         return false;
@@ -306,10 +326,14 @@ pub fn is_canonical_live(target: &[u8]) -> bool {
             .and_then(|name| core::str::from_utf8(name).ok())
             .is_some_and(rule)
     };
-    let file_ok = file == b"index.m3u8"
-        || named(b".ts", is_segment_name)
-        || named(b".m4s", is_cmaf_name)
-        || named(b".mp4", |n| n.starts_with("init") && is_init_name(n));
+    let file_ok = if thumbnail {
+        named(b".jpg", |n| decimal_id(n, "").is_some())
+    } else {
+        file == b"index.m3u8"
+            || named(b".ts", is_segment_name)
+            || named(b".m4s", is_cmaf_name)
+            || named(b".mp4", |n| n.starts_with("init") && is_init_name(n))
+    };
     user_ok && file_ok && !key::contains_key(target)
 }
 
@@ -357,6 +381,13 @@ pub fn classify(target: &[u8]) -> Route {
         },
         route => route,
     }
+}
+
+/// The number in a file name `<digits><extension>` (at most 19 digits, so it fits a `u64`).
+fn decimal_id(file: &str, extension: &str) -> Option<u64> {
+    strip_suffix_ignore_case(file, extension)
+        .filter(|n| !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
 }
 
 /// A decoded path's segments with empty ones dropped: `//internal`, `/live//alice/` and
@@ -411,6 +442,15 @@ fn classify_segments(segments: &[&str]) -> Route {
     if first.eq_ignore_ascii_case("internal") {
         return Route::Internal;
     }
+    if first.eq_ignore_ascii_case("thumb") {
+        return match segments[1..] {
+            [user, file] => match (Username::parse(user), decimal_id(file, ".jpg")) {
+                (Ok(user), Some(id)) => Route::Thumbnail { user, id },
+                _ => Route::Other,
+            },
+            _ => Route::Other,
+        };
+    }
     let access = if first.eq_ignore_ascii_case("live") {
         Access::Public
     } else if first.eq_ignore_ascii_case("private") {
@@ -430,10 +470,7 @@ fn classify_segments(segments: &[&str]) -> Route {
             }
         }
         [user, "key", file] if access == Access::Private => {
-            let id = strip_suffix_ignore_case(file, ".key")
-                .filter(|n| !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse().ok());
-            match (Username::parse(user), id) {
+            match (Username::parse(user), decimal_id(file, ".key")) {
                 (Ok(user), Some(id)) => Route::MediaKey { user, id },
                 _ => Route::Other,
             }
@@ -560,7 +597,8 @@ mod tests {
             let ok = match (&case.expect, &route) {
                 (Expect::Playlist(c), Route::LivePlaylist { .. })
                 | (Expect::Segment(c), Route::LiveSegment { .. })
-                | (Expect::Key(c), Route::MediaKey { .. }) => {
+                | (Expect::Key(c), Route::MediaKey { .. })
+                | (Expect::Thumbnail(c), Route::Thumbnail { .. }) => {
                     route.canonical_path().as_deref() == Some(*c)
                 }
                 (Expect::Internal, Route::Internal)
@@ -611,9 +649,9 @@ mod tests {
     fn fast_path_matches_the_case_table() {
         for case in ROUTE_CASES {
             // Private objects never take the fast path: their playlists and keys need a token.
-            let canonical = classify(case.input)
-                .canonical_path()
-                .is_some_and(|c| c.as_bytes() == case.input && c.starts_with("/live/"));
+            let canonical = classify(case.input).canonical_path().is_some_and(|c| {
+                c.as_bytes() == case.input && (c.starts_with("/live/") || c.starts_with("/thumb/"))
+            });
             assert_eq!(is_canonical_live(case.input), canonical, "{:?}", case.input);
         }
         // A segment named like a key is key-bearing, never canonical.
@@ -624,8 +662,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_canonical_fast_path_agrees_with_classify(raw in "[a-zA-Z0-9_./%?-]{0,70}|.{0,70}") {
-            let mut target = b"/live/".to_vec();
+        fn the_canonical_fast_path_agrees_with_classify(
+            raw in "[a-zA-Z0-9_./%?-]{0,70}|.{0,70}",
+            thumb in any::<bool>(),
+        ) {
+            let mut target = if thumb { b"/thumb/".to_vec() } else { b"/live/".to_vec() };
             target.extend_from_slice(raw.as_bytes());
             if is_canonical_live(&target) {
                 let route = classify(&target);

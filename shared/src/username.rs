@@ -26,6 +26,7 @@ pub const RESERVED: &[&str] = &[
     "logout",
     "metrics",
     "moderator",
+    "private",
     "root",
     "rtmp",
     "settings",
@@ -35,6 +36,7 @@ pub const RESERVED: &[&str] = &[
     "status",
     "support",
     "system",
+    "thumb",
     "www",
 ];
 

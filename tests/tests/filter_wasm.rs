@@ -57,7 +57,10 @@ fn route_table_matches_native_decisions() {
             }
             (
                 RequestDecision::Live { .. },
-                Expect::Playlist(canonical) | Expect::Segment(canonical) | Expect::Key(canonical),
+                Expect::Playlist(canonical)
+                | Expect::Segment(canonical)
+                | Expect::Key(canonical)
+                | Expect::Thumbnail(canonical),
             ) => {
                 assert_eq!(outcome.local_status, None, "{shown}");
                 assert_eq!(

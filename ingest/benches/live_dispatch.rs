@@ -41,6 +41,7 @@ struct Live {
     hls: Arc<HlsOutput>,
     settings: Arc<Settings>,
     playback: boltstream_ingest::playback::PlaybackSecrets,
+    thumbs: Arc<boltstream_ingest::thumbs::Thumbnails>,
 }
 
 /// The plain dispatch: classify, match.
@@ -50,6 +51,7 @@ async fn plain<B>(live: &Live, req: Request<B>) -> Resp {
         Route::LivePlaylist { .. } | Route::LiveSegment { .. } => {
             origin::serve(
                 &live.hls,
+                &live.thumbs,
                 &live.playback,
                 &live.settings.policy,
                 &route,
@@ -107,6 +109,7 @@ fn live_channel(rt: &Runtime, dir: &std::path::Path) -> (Arc<Live>, String) {
             hls,
             settings,
             playback,
+            thumbs: boltstream_ingest::thumbs::Thumbnails::start(Duration::ZERO, 1).unwrap(),
         }),
         segment,
     )

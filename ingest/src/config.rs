@@ -222,6 +222,14 @@ pub struct Options {
         value_name = "SEGMENTS"
     )]
     pub hls_key_rotation: Option<u32>,
+    /// Seconds between a live channel's thumbnails (one is also made at go-live); 0 makes none
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_THUMBNAIL_INTERVAL",
+        value_name = "SECS"
+    )]
+    pub thumbnail_interval: Option<u64>,
     /// Segments listed in a live playlist
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
@@ -359,6 +367,8 @@ pub mod defaults {
     /// `hls_part_target_ms`: a third of a second, the lower end of what Apple suggests, so
     /// PART-HOLD-BACK (three parts) is one second.
     pub const HLS_PART_TARGET_MS: u64 = 333;
+    /// `thumbnail_interval`, seconds: a directory that looks live without a decode per viewer.
+    pub const THUMBNAIL_INTERVAL: u64 = 30;
     /// `hls_key_rotation`: a fresh key about every 20 s at the default target duration.
     pub const HLS_KEY_ROTATION: u32 = 10;
     /// `hls_window`, segments.
@@ -421,6 +431,7 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
         ("hls_format", HLS_FORMAT.to_string()),
         ("hls_part_target_ms", HLS_PART_TARGET_MS.to_string()),
         ("hls_key_rotation", HLS_KEY_ROTATION.to_string()),
+        ("thumbnail_interval", THUMBNAIL_INTERVAL.to_string()),
         ("hls_window", HLS_WINDOW.to_string()),
         ("hls_window_in_memory", HLS_WINDOW_IN_MEMORY.to_string()),
         ("hls_disk_cache_mb", HLS_DISK_CACHE_MB.to_string()),
@@ -521,6 +532,8 @@ pub struct Settings {
     pub hls_part_target: Duration,
     /// Segments per media key of a private stream.
     pub hls_key_rotation: u32,
+    /// Between a channel's thumbnails; zero for none.
+    pub thumbnail_interval: Duration,
     /// Live playlist window.
     pub hls_window: usize,
     /// Window segments served from memory (else from disk once written).
@@ -571,7 +584,7 @@ impl Settings {
             http_body_timeout, http_write_timeout, chat_ping_interval, login_failures_per_account, signups_per_address,
             signups_per_minute, password_hashes_at_once, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
-            hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
+            hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, thumbnail_interval, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
@@ -712,6 +725,15 @@ impl Settings {
             hls_format: hls_format.unwrap_or(defaults::HLS_FORMAT),
             hls_part_target: Duration::from_millis(part_target),
             hls_key_rotation: key_rotation,
+            thumbnail_interval: match thumbnail_interval.unwrap_or(defaults::THUMBNAIL_INTERVAL) {
+                s @ (0 | 5..=3600) => Duration::from_secs(s),
+                _ => {
+                    return Err(invalid(
+                        "thumbnail_interval",
+                        "must be 0 (no thumbnails) or 5 to 3600 seconds",
+                    ))
+                }
+            },
             hls_window: window,
             hls_window_in_memory: hls_window_in_memory.unwrap_or(defaults::HLS_WINDOW_IN_MEMORY),
             hls_disk_cache_bytes: match hls_disk_cache_mb {

@@ -35,6 +35,7 @@ pub mod rtmp;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod thumbs;
 pub mod ticks;
 pub mod viewers;
 pub mod web;

@@ -5,6 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use boltstream_shared::route::{Access, MediaKind, Route};
+use boltstream_shared::username::Username;
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,6 +20,7 @@ use crate::hls::output::SegmentBody;
 use crate::hls::HlsOutput;
 use crate::playback::{now_s, PlaybackSecrets};
 use crate::respond::{self, Resp};
+use crate::thumbs::Thumbnails;
 
 /// Chunk size when a file is sent in chunks.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -26,6 +28,7 @@ const SEND_CHUNK: usize = 64 * 1024;
 /// Answers a live route. Only the request's head is read, whatever carries its body.
 pub async fn serve<B>(
     hls: &HlsOutput,
+    thumbs: &Thumbnails,
     playback: &PlaybackSecrets,
     policy: &Policy,
     route: &Route,
@@ -38,6 +41,8 @@ pub async fn serve<B>(
         r
     } else if let Some(refusal) = refusal(hls, playback, route, req) {
         refusal
+    } else if let Route::Thumbnail { user, id } = route {
+        thumbnail(hls, thumbs, user, *id, req)
     } else {
         answer(hls, route, req).await
     };
@@ -168,6 +173,27 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
             None => not_found(),
         },
         _ => not_found(),
+    }
+}
+
+/// A public channel's picture while its publish is live and public; a picture id is never
+/// reused, so it is its own entity tag.
+fn thumbnail<B>(
+    hls: &HlsOutput,
+    thumbs: &Thumbnails,
+    user: &Username,
+    id: u64,
+    req: &Request<B>,
+) -> Resp {
+    let public = hls.served_under(user) == Some(Access::Public);
+    match thumbs.get(user, id).filter(|_| public) {
+        Some(jpeg) => media_response(
+            req,
+            SegmentBody::Bytes(jpeg),
+            &format!("\"{id}\""),
+            id as i64,
+        ),
+        None => respond::text(StatusCode::NOT_FOUND, "no such thumbnail\n"),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::limits::Admission;
 use crate::live::{Counters, Registry};
 use crate::rtmp::{self, RtmpContext};
 use crate::store::{Store, StreamStats};
+use crate::thumbs::{Thumbnailing, Thumbnails};
 
 /// How often the server looks for bans and stop requests made by other processes.
 const DROP_POLL: Duration = Duration::from_millis(400);
@@ -53,6 +54,11 @@ impl RunningServer {
         let tracker = TaskTracker::new();
         let registry = Arc::new(Registry::default());
         let hls = HlsOutput::start(&settings, shutdown.clone(), &tracker)?;
+        let thumbs = Thumbnails::start(
+            settings.thumbnail_interval,
+            crate::thumbs::threads_for_this_machine(),
+        )
+        .context("cannot start the thumbnail threads")?;
         let rtmp_listener = bind(settings.rtmp_listen, "RTMP").await?;
         let http_listener = bind(settings.http_listen, "HTTP").await?;
         let internal_listener = bind(settings.internal_listen, "the internal endpoints").await?;
@@ -63,7 +69,10 @@ impl RunningServer {
             settings: Arc::clone(&settings),
             store: Arc::clone(&store),
             registry: Arc::clone(&registry),
-            sinks: Arc::new(Arc::clone(&hls)),
+            sinks: Arc::new(Thumbnailing::new(
+                Arc::new(Arc::clone(&hls)),
+                Arc::clone(&thumbs),
+            )),
             throttle: crate::limits::Throttle::new(settings.auth_failures_per_minute),
             shutdown: shutdown.clone(),
             admission: rtmp_admission(&settings),
@@ -75,12 +84,15 @@ impl RunningServer {
         ));
         let http_ctx = Arc::new(http::HttpContext::new(
             Arc::clone(&settings),
-            Arc::clone(&store),
-            Arc::clone(&registry),
-            Arc::clone(&hls),
+            http::Sources {
+                store: Arc::clone(&store),
+                registry: Arc::clone(&registry),
+                hls: Arc::clone(&hls),
+                thumbs,
+                playback: Arc::clone(&playback),
+            },
             shutdown.clone(),
             rtmp_addr.port(),
-            Arc::clone(&playback),
         ));
         tracker.spawn(crate::playback::refresher(
             playback,

@@ -40,6 +40,7 @@ use crate::live::Registry;
 use crate::origin;
 use crate::respond::{self, without_body, BodyDeadline, Resp};
 use crate::store::Store;
+use crate::thumbs::Thumbnails;
 use crate::web::extract::ClientAddr;
 use crate::web::WebContext;
 
@@ -60,6 +61,8 @@ pub struct HttpContext {
     pub registry: Arc<Registry>,
     /// HLS output (playlists and segments).
     pub hls: Arc<HlsOutput>,
+    /// Live thumbnails.
+    pub thumbs: Arc<Thumbnails>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
     /// What private channels' playback tokens are checked with.
@@ -77,27 +80,46 @@ pub struct HttpContext {
 
 /// Route kinds counted in `/internal/metrics`: labels only, never paths, so no key can reach a
 /// metric.
-pub const ROUTE_LABELS: [&str; 7] = [
+pub const ROUTE_LABELS: [&str; 8] = [
     "live_playlist",
     "live_segment",
     "media_key",
+    "thumbnail",
     "internal",
     "key_bearing",
     "rejected",
     "other",
 ];
 
+/// What the server hands the HTTP side to serve from.
+pub struct Sources {
+    /// The database.
+    pub store: Arc<Store>,
+    /// Live publishes of this process.
+    pub registry: Arc<Registry>,
+    /// HLS output.
+    pub hls: Arc<HlsOutput>,
+    /// Live thumbnails.
+    pub thumbs: Arc<Thumbnails>,
+    /// What private channels' playback tokens are checked with.
+    pub playback: Arc<crate::playback::PlaybackSecrets>,
+}
+
 impl HttpContext {
     /// Builds the context.
     pub fn new(
         settings: Arc<Settings>,
-        store: Arc<Store>,
-        registry: Arc<Registry>,
-        hls: Arc<HlsOutput>,
+        sources: Sources,
         shutdown: CancellationToken,
         rtmp_port: u16,
-        playback: Arc<crate::playback::PlaybackSecrets>,
     ) -> Self {
+        let Sources {
+            store,
+            registry,
+            hls,
+            thumbs,
+            playback,
+        } = sources;
         let viewers = Arc::new(crate::viewers::ViewerCounter::default());
         let chat = Arc::new(crate::chat::ChatHub::default());
         let web = Arc::new(WebContext {
@@ -107,6 +129,7 @@ impl HttpContext {
             store,
             registry: Arc::clone(&registry),
             hls: Arc::clone(&hls),
+            thumbs: Arc::clone(&thumbs),
             rtmp_port,
             playback: Arc::clone(&playback),
             chat: Arc::clone(&chat),
@@ -125,6 +148,7 @@ impl HttpContext {
             settings,
             registry,
             hls,
+            thumbs,
             shutdown,
             playback,
         }
@@ -195,11 +219,15 @@ impl HttpContext {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }
             (
-                Route::LivePlaylist { .. } | Route::LiveSegment { .. } | Route::MediaKey { .. },
+                Route::LivePlaylist { .. }
+                | Route::LiveSegment { .. }
+                | Route::MediaKey { .. }
+                | Route::Thumbnail { .. },
                 Side::Public,
             ) => {
                 origin::serve(
                     &self.hls,
+                    &self.thumbs,
                     &self.playback,
                     &self.settings.policy,
                     route,
@@ -240,6 +268,7 @@ impl HttpContext {
                     "# TYPE boltstream_hls_disk_cache_bytes gauge\nboltstream_hls_disk_cache_bytes {}\n",
                     self.hls.disk_cache_bytes()
                 ));
+                out.push_str(&self.thumbs.metrics());
                 out.push_str(&format!(
                     "# TYPE boltstream_chat_connections gauge\nboltstream_chat_connections {}\n",
                     self.chat.connections()

@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+use boltstream_shared::route::Route;
 use boltstream_shared::username::Username;
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -46,6 +47,7 @@ fn channel_json(
                 _ => format!("/live/{username}/index.m3u8"),
             },
             "viewers": Username::parse(username).map_or(0, |u| ctx.viewers.count(&u, now_ms())),
+            "thumbnail": thumbnail_url(ctx, username),
             "stats": {
                 "video_codec": row.stats.video_codec, "audio_codec": row.stats.audio_codec,
                 "width": row.stats.width, "height": row.stats.height,
@@ -60,6 +62,13 @@ fn channel_json(
             "playable": false,
         }),
     }
+}
+
+/// Where a live channel's newest picture is, if it has one yet (never for a private publish).
+pub fn thumbnail_url(ctx: &WebContext, username: &str) -> Option<String> {
+    let user = Username::parse(username).ok()?;
+    let id = ctx.thumbs.latest(&user)?;
+    Route::Thumbnail { user, id }.canonical_path()
 }
 
 fn me_json(user: &UserRow) -> Value {

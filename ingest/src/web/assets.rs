@@ -100,6 +100,8 @@ pub const PLAYER_JS: &str = r#"(function () {
     offline.hidden = !!c.live;
     video.hidden = !c.live;
     if (c.live && typeof c.viewers === 'number') showViewers(c.viewers);
+    // The newest picture of the stream shows until the first frame plays (and after it ends).
+    if (c.thumbnail && video.getAttribute('poster') !== c.thumbnail) video.setAttribute('poster', c.thumbnail);
     if (!c.live) { viewers.textContent = ''; viewers.removeAttribute('data-count'); }
     if (c.live && c.playable) start();
     if (!c.live) stop();
@@ -254,7 +256,8 @@ h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .75r
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:1rem}
 .card{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:1rem}
 .card.channel{display:block;color:var(--text)}.card.channel:hover{border-color:var(--accent);text-decoration:none}
-.thumb{aspect-ratio:16/9;border-radius:6px;background:linear-gradient(135deg,#2a1f47,#111);display:flex;align-items:center;justify-content:center;font-size:2rem;font-weight:800;color:#fff;margin-bottom:.6rem}
+.thumb{aspect-ratio:16/9;border-radius:6px;background:linear-gradient(135deg,#2a1f47,#111);display:flex;align-items:center;justify-content:center;font-size:2rem;font-weight:800;color:#fff;margin-bottom:.6rem;position:relative;overflow:hidden}
+.thumb img{position:absolute;inset:0;width:100%;height:100%;object-fit:cover;background:#000}
 .muted{color:var(--muted)}.small{font-size:.875rem}
 .title{font-weight:600;overflow-wrap:anywhere;margin:.15rem 0}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:4px;background:#3a3a3d;color:#fff;font-size:.75rem;font-weight:700;letter-spacing:.05em}

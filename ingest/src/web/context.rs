@@ -19,6 +19,8 @@ pub struct WebContext {
     pub registry: Arc<Registry>,
     /// HLS output (whether a channel plays).
     pub hls: Arc<HlsOutput>,
+    /// Live thumbnails (the directory's cards, the player's poster).
+    pub thumbs: Arc<crate::thumbs::Thumbnails>,
     /// The RTMP port actually bound (shown to streamers).
     pub rtmp_port: u16,
     /// Log-in and sign-up limits, and the password-hash permits.

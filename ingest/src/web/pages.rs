@@ -80,11 +80,17 @@ async fn directory(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
         .into_iter()
         .map(|(channel, n)| (channel.to_string(), n))
         .collect();
+    let thumbnails: HashMap<String, String> = (live.iter())
+        .filter_map(|row| {
+            let url = super::api::thumbnail_url(&ctx, &row.username)?;
+            Some((row.username.clone(), url))
+        })
+        .collect();
     page(
         StatusCode::OK,
         "Live channels",
         user,
-        views::directory(&live, &viewers),
+        views::directory(&live, &viewers, &thumbnails),
     )
 }
 
@@ -133,8 +139,18 @@ async fn channel(
         Err(e) => return server_error(user, &e),
     };
     let body = match info {
-        Some(info) => views::channel(username.as_str(), row.live_since_ms.is_some(), &info, false),
-        None => views::channel(username.as_str(), false, &ChannelInfo::default(), true),
+        Some(info) => {
+            let poster = super::api::thumbnail_url(&ctx, username.as_str());
+            let live = row.live_since_ms.is_some();
+            views::channel(username.as_str(), live, &info, false, poster.as_deref())
+        }
+        None => views::channel(
+            username.as_str(),
+            false,
+            &ChannelInfo::default(),
+            true,
+            None,
+        ),
     };
     page(StatusCode::OK, username.as_str(), user, body)
 }

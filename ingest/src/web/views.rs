@@ -62,8 +62,12 @@ pub fn message(title: &str, text: &str) -> Markup {
     }
 }
 
-/// The directory of live channels, with each one's viewers.
-pub fn directory(live: &[LiveRow], viewers: &HashMap<String, usize>) -> Markup {
+/// The directory of live channels, with each one's viewers and newest picture.
+pub fn directory(
+    live: &[LiveRow],
+    viewers: &HashMap<String, usize>,
+    thumbnails: &HashMap<String, String>,
+) -> Markup {
     if live.is_empty() {
         return html! {
             h1 { "Live channels" }
@@ -81,13 +85,17 @@ pub fn directory(live: &[LiveRow], viewers: &HashMap<String, usize>) -> Markup {
         h1 { "Live channels " span.muted.small { (live.len()) " live" } }
         div.grid {
             @for row in live {
-                (channel_card(row, viewers.get(&row.username).copied().unwrap_or(0)))
+                (channel_card(
+                    row,
+                    viewers.get(&row.username).copied().unwrap_or(0),
+                    thumbnails.get(&row.username).map(String::as_str),
+                ))
             }
         }
     }
 }
 
-fn channel_card(row: &LiveRow, viewers: usize) -> Markup {
+fn channel_card(row: &LiveRow, viewers: usize, thumbnail: Option<&str>) -> Markup {
     let initial = row
         .username
         .chars()
@@ -97,7 +105,14 @@ fn channel_card(row: &LiveRow, viewers: usize) -> Markup {
     let since = format_date_time(row.since_ms);
     html! {
         a.card.channel href={ "/" (row.username) } {
-            div.thumb { (initial) }
+            // The letter stays under the picture: it is the placeholder until the first
+            // picture is made, and whenever one cannot be.
+            div.thumb {
+                (initial)
+                @if let Some(src) = thumbnail {
+                    img src=(src) alt={ "Live: " (row.username) } loading="lazy";
+                }
+            }
             div.row { span.badge.live { "LIVE" } b { (row.username) } }
             @if !row.info.title.is_empty() { div.title { (row.info.title) } }
             div.muted.small {
@@ -111,7 +126,13 @@ fn channel_card(row: &LiveRow, viewers: usize) -> Markup {
 }
 
 /// A channel page with the player.
-pub fn channel(name: &str, live: bool, info: &ChannelInfo, locked: bool) -> Markup {
+pub fn channel(
+    name: &str,
+    live: bool,
+    info: &ChannelInfo,
+    locked: bool,
+    poster: Option<&str>,
+) -> Markup {
     html! {
         div data-channel=(name) data-live=(live) data-locked=(locked) {
             div.row {
@@ -129,7 +150,7 @@ pub fn channel(name: &str, live: bool, info: &ChannelInfo, locked: bool) -> Mark
             }
             div.watch {
             div.player {
-                video #player controls playsinline muted hidden[!live] {}
+                video #player controls playsinline muted hidden[!live] poster=[poster] {}
                 div #offline .offline hidden[live || locked] {
                     div.big { (name) " is offline" }
                     p.muted { "This page switches to the stream as soon as it starts. No need to reload." }
@@ -492,8 +513,8 @@ mod tests {
         for html in [
             auth_form(&form, "\"><script>", Some(hostile)).into_string(),
             stream_status(Some(&row)).into_string(),
-            channel("a\"b", true, &row.info, false).into_string(),
-            directory(std::slice::from_ref(&row), &HashMap::new()).into_string(),
+            channel("a\"b", true, &row.info, false, None).into_string(),
+            directory(std::slice::from_ref(&row), &HashMap::new(), &HashMap::new()).into_string(),
         ] {
             assert!(
                 !html.contains("<script>") && !html.contains("<i>"),
@@ -509,7 +530,7 @@ mod tests {
 
     #[test]
     fn the_player_page_keeps_what_its_script_reads() {
-        let live = channel("alice", true, &ChannelInfo::default(), false).into_string();
+        let live = channel("alice", true, &ChannelInfo::default(), false, None).into_string();
         for needed in [
             r#"data-channel="alice""#,
             r#"data-live="true""#,
@@ -522,13 +543,40 @@ mod tests {
         ] {
             assert!(live.contains(needed), "{needed}: {live}");
         }
-        assert!(channel("alice", false, &ChannelInfo::default(), false)
-            .into_string()
-            .contains(r#"data-live="false""#));
+        assert!(
+            channel("alice", false, &ChannelInfo::default(), false, None)
+                .into_string()
+                .contains(r#"data-live="false""#)
+        );
         // A private channel shown to someone who may not watch: its notice, no title.
         let info = ChannelInfo::new("secret plans", "x").unwrap();
-        let locked = channel("alice", false, &info, true).into_string();
+        let locked = channel("alice", false, &info, true, None).into_string();
         assert!(locked.contains(r#"data-locked="true""#), "{locked}");
         assert!(!locked.contains("secret plans"), "{locked}");
+        let pictured = channel(
+            "alice",
+            true,
+            &ChannelInfo::default(),
+            false,
+            Some("/thumb/alice/7.jpg"),
+        );
+        assert!(pictured
+            .into_string()
+            .contains(r#"poster="/thumb/alice/7.jpg""#));
+    }
+
+    #[test]
+    fn directory_cards_show_the_picture_over_the_letter_placeholder() {
+        let row = |name: &str| LiveRow {
+            username: name.into(),
+            info: ChannelInfo::default(),
+            since_ms: 0,
+            stats: StreamStats::default(),
+        };
+        let pictures = HashMap::from([("alice".to_string(), "/thumb/alice/7.jpg".to_string())]);
+        let html = directory(&[row("alice"), row("bob")], &HashMap::new(), &pictures).into_string();
+        assert!(html.contains(r#"<img src="/thumb/alice/7.jpg""#), "{html}");
+        assert_eq!(html.matches("<img").count(), 1, "bob has none yet: {html}");
+        assert!(html.contains(r#"<div class="thumb">B</div>"#), "{html}");
     }
 }

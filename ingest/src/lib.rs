@@ -11,6 +11,7 @@
 //!   [`web`] (the website and the JSON API), which share only [`respond`].
 //! - [`channel_info`]: a channel's title and category, and the one check they pass.
 //! - [`chat`]: each channel's chat room over WebSocket.
+//! - [`thumbs`]: live thumbnails, decoded from keyframes off the media path.
 //! - [`ops`]: operator actions (ban, stop, rotate a key …) for the CLI, the pages and the API.
 //! - [`viewers`]: concurrent viewers per channel, from players' heartbeats.
 //! - [`cli`]: the operator commands on the same database.

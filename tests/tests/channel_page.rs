@@ -1,7 +1,8 @@
 //! The channel page as two viewers use it, in two Chromium sessions through the shipped Envoy
 //! (HTTPS, the chat's WebSocket through Envoy's upgrade support): both see the title and the
 //! viewer count reach 2; a chat message from one shows in the other within a second; a message
-//! the streamer deletes disappears from both; a viewer the streamer times out cannot send.
+//! the streamer deletes disappears from both; a viewer the streamer times out cannot send. Both
+//! see the stream's live thumbnail: on its directory card and as the player's poster.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,12 @@ fn two_viewers_share_the_channel_page_title_count_and_chat() {
     let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
     assert!(server.wait_live("alice", Duration::from_secs(15)));
     let base = format!("https://localhost:{}", envoy.tls.port());
+    let pictured = wait_for(Duration::from_secs(15), || {
+        let r = boltstream_tests::http::get(server.http, "/api/v1/channels/alice");
+        let c: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        c["thumbnail"].as_str().map(str::to_string)
+    });
+    assert!(pictured.is_some(), "no thumbnail for alice's stream");
 
     let alice = Browser::start_with(&["--ignore-certificate-errors"]);
     alice.sign_in(&base, "alice", "alice password 1");
@@ -67,6 +74,12 @@ fn two_viewers_share_the_channel_page_title_count_and_chat() {
         .contains("Speedrun <any%>"),
         "the directory shows the title"
     );
+    // The card's picture loaded, through the edge.
+    let card = wait_for(Duration::from_secs(10), || {
+        let w = alice.eval("var i = document.querySelector('.thumb img'); return i && i.complete ? i.naturalWidth : 0");
+        (w.as_u64().unwrap_or(0) > 0).then(|| w.as_u64().unwrap())
+    });
+    assert_eq!(card, Some(640), "the directory card's thumbnail");
     std::fs::create_dir_all(out_dir()).unwrap();
     alice.screenshot(&out_dir().join("directory.png"));
     alice.goto(&format!("{base}/alice"));
@@ -84,6 +97,26 @@ fn two_viewers_share_the_channel_page_title_count_and_chat() {
             (b.eval("return !document.getElementById('chat-form').hidden") == true).then_some(())
         });
         assert!(ready.is_some(), "{who}: the chat never opened for writing");
+    }
+    // Both have the picture as the player's poster, and it loads.
+    for (who, b) in [("alice", &alice), ("bob", &bob)] {
+        let poster =
+            b.eval("return document.getElementById('player').getAttribute('poster') || ''");
+        let poster = poster.as_str().unwrap_or("").to_string();
+        assert!(
+            poster.starts_with("/thumb/alice/"),
+            "{who}: poster {poster:?}"
+        );
+        b.eval(&format!(
+            "window.posterCheck = new Image(); window.posterCheck.src = {}; return true;",
+            serde_json::Value::from(poster)
+        ));
+        let loaded = wait_for(Duration::from_secs(10), || {
+            let w =
+                b.eval("return window.posterCheck.complete ? window.posterCheck.naturalWidth : 0");
+            (w.as_u64().unwrap_or(0) > 0).then_some(())
+        });
+        assert!(loaded.is_some(), "{who}: the poster never loaded");
     }
     // Both play, both count: the count reaches 2 on both pages.
     for (who, b) in [("alice", &alice), ("bob", &bob)] {

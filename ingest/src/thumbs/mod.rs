@@ -225,15 +225,19 @@ impl Gallery {
 /// One decoding thread: takes keyframes until the sender is dropped.
 fn decode_loop(jobs: &Mutex<mpsc::Receiver<Job>>, gallery: &Gallery) {
     lower_priority();
+    let mut thumbnailer = picture::Thumbnailer::default();
     loop {
         let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
             Ok(job) => job,
             Err(_) => return,
         };
-        let made = std::panic::catch_unwind(|| {
-            picture::annex_b(&job.config, &job.frame).and_then(|au| picture::thumbnail(&au))
-        })
-        .unwrap_or(Err(picture::PictureError::NoPicture));
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            picture::annex_b(&job.config, &job.frame).and_then(|au| thumbnailer.picture(&au))
+        }))
+        .unwrap_or_else(|_| {
+            thumbnailer = picture::Thumbnailer::default();
+            Err(picture::PictureError::NoPicture)
+        });
         gallery.keep(&job, made);
     }
 }

@@ -82,7 +82,10 @@ pub fn decide_request(
         Route::LivePlaylist { .. }
         | Route::LiveSegment { .. }
         | Route::MediaKey { .. }
-        | Route::Thumbnail { .. } => {
+        | Route::Thumbnail { .. }
+        | Route::VodPlaylist { .. }
+        | Route::VodSegment { .. }
+        | Route::VodThumbnail { .. } => {
             if let Some(scope) = route.token_scope() {
                 let cookies = facts.cookies();
                 let allowed = verify_cookies(
@@ -104,6 +107,10 @@ pub fn decide_request(
                 format!("{}{canonical}", config.origin_path_prefix)
             };
             let rewrite = (wanted.as_bytes() != target).then_some(wanted);
+            // The listener copy does no response work: a canonical object needs nothing from it.
+            if config.role == Role::Request && rewrite.is_none() && !strip_cookies {
+                return RequestDecision::Pass;
+            }
             RequestDecision::Live {
                 route,
                 rewrite,
@@ -275,7 +282,8 @@ mod tests {
                     Expect::Playlist(c)
                     | Expect::Segment(c)
                     | Expect::Key(c)
-                    | Expect::Thumbnail(c),
+                    | Expect::Thumbnail(c)
+                    | Expect::Vod(c),
                     RequestDecision::Live { rewrite, .. },
                 ) => rewrite.as_deref().map(str::as_bytes).unwrap_or(case.input) == c.as_bytes(),
                 (Expect::Internal | Expect::KeyBearing, RequestDecision::Refuse(403)) => true,

@@ -48,6 +48,8 @@ pub enum Effect {
         name: SegmentName,
         /// Its bytes.
         bytes: Bytes,
+        /// Its duration (a recording logs it).
+        duration_ms: u64,
     },
     /// Write the playlist file.
     WritePlaylist {
@@ -157,13 +159,10 @@ impl ChannelState {
         self.last_listed = Some(id.seq);
         let name = name.unwrap_or_else(|| self.reserve_name(segment.start_wall_ms));
         let evicted = self.window.push_named(segment, name);
-        let bytes = self
-            .window
-            .entries()
-            .last()
-            .expect("just pushed")
-            .data
-            .clone();
+        let (bytes, duration_ms) = {
+            let entry = self.window.entries().last().expect("just pushed");
+            (entry.data.clone(), entry.duration_ms)
+        };
         self.listed.insert(
             name,
             Listed {
@@ -178,7 +177,11 @@ impl ChannelState {
         }
         let mut effects = Vec::with_capacity(2);
         if !on_disk {
-            effects.push(Effect::WriteSegment { name, bytes });
+            effects.push(Effect::WriteSegment {
+                name,
+                bytes,
+                duration_ms,
+            });
         }
         effects.push(Effect::WritePlaylist {
             body: self.render(now),

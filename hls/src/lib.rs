@@ -43,3 +43,4 @@ pub mod playlist;
 pub mod sps;
 pub mod synthetic;
 pub mod ts;
+pub mod vod;

@@ -24,6 +24,10 @@ pub enum LlEffect {
         name: SegmentName,
         /// Its bytes.
         bytes: Bytes,
+        /// Its duration (a recording logs it).
+        duration_ms: u64,
+        /// The init section it needs.
+        init: Option<u64>,
     },
     /// Write an init section (`init<id>.mp4`).
     WriteInit {
@@ -190,7 +194,12 @@ impl LlChannelState {
                     bytes
                 });
                 if let Some(bytes) = whole {
-                    effects.push(LlEffect::WriteSegment { name, bytes });
+                    effects.push(LlEffect::WriteSegment {
+                        name,
+                        bytes,
+                        duration_ms: end.duration_us / 1000,
+                        init: self.init,
+                    });
                 }
                 debug_assert_eq!(
                     end.parts as usize,

@@ -89,7 +89,7 @@ fn live_channel(rt: &Runtime, dir: &std::path::Path) -> (Arc<Live>, String) {
         })
         .expect("HLS output");
     let user = Username::parse("alice").expect("valid name");
-    let mut sink = hls.open(&user, false);
+    let mut sink = hls.open(&user, &boltstream_ingest::live::PublishSpec::default());
     for (i, media) in synthetic::stream(12).into_iter().enumerate() {
         sink.push(media, 1_700_000_000_000 + i as i64)
             .expect("valid media");

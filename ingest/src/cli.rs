@@ -2,6 +2,7 @@
 //! while a server runs (SQLite in WAL mode with a busy timeout makes that safe). Errors are one line
 //! and a non-zero exit; a plain key is printed only by `user add` and `key rotate`, once.
 
+use boltstream_shared::username::Username;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -57,6 +58,9 @@ pub enum Command {
     /// The secrets playback tokens are signed with, and the edge filter's copy of them
     #[command(subcommand)]
     PlaybackSecret(PlaybackSecretCommand),
+    /// Past broadcasts: list, delete, and whether a channel keeps them
+    #[command(subcommand)]
+    Recordings(RecordingsCommand),
     /// List live streams: username, since, codecs, bitrate
     Streams {
         /// Print JSON instead of a table
@@ -112,6 +116,34 @@ pub enum KeyCommand {
         /// Print JSON ({"user", "stream_key"}) instead of text
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `boltstream recordings ...`
+#[derive(Subcommand, Debug)]
+pub enum RecordingsCommand {
+    /// A channel's finished recordings, newest first
+    List {
+        /// The channel
+        name: String,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a finished recording (its files and listing)
+    Delete {
+        /// The channel
+        name: String,
+        /// The recording's id (as listed)
+        id: u64,
+    },
+    /// Whether a channel's publishes are recorded (from its next publish on)
+    Keep {
+        /// The channel
+        name: String,
+        /// `on` or `off`
+        #[arg(value_parser = ["on", "off"])]
+        keep: String,
     },
 }
 
@@ -272,6 +304,7 @@ pub fn run_command(
         }
         Command::Streams { json } => list_streams(&open()?, *json, out)?,
         Command::Access(command) => access(&open()?, command, out)?,
+        Command::Recordings(command) => recordings(settings, &open()?, command, out)?,
         Command::PlaybackSecret(PlaybackSecretCommand::FilterConfig) => {
             let secrets: Vec<_> = (open()?.playback_secrets()?.into_iter())
                 .map(|(id, bytes)| {
@@ -309,6 +342,57 @@ pub fn run_command(
                 );
             }
             writeln!(out, "title: {}\ncategory: {}", info.title, info.category)?;
+        }
+    }
+    Ok(())
+}
+
+fn recordings(
+    settings: &Settings,
+    store: &Store,
+    command: &RecordingsCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let recordings = crate::record::Recordings::new(settings);
+    let user = |name: &str| {
+        Username::parse(name).map_err(|e| anyhow::anyhow!("invalid username {name:?}: {e}"))
+    };
+    match command {
+        RecordingsCommand::List { name, json } => {
+            let user = user(name)?;
+            let list = recordings.list(&user);
+            if *json {
+                return print_json(out, &json!({ "user": user.as_str(), "recordings": list }));
+            }
+            writeln!(out, "{:<15} {:>10} {:>8}  title", "id", "seconds", "MB")?;
+            for r in list {
+                writeln!(
+                    out,
+                    "{:<15} {:>10} {:>8}  {}",
+                    r.id,
+                    r.duration_ms / 1000,
+                    r.bytes >> 20,
+                    r.title
+                )?;
+            }
+        }
+        RecordingsCommand::Delete { name, id } => {
+            let user = user(name)?;
+            // The server may be recording it right now: its log is still open while it is live.
+            if store.live_stream(user.as_str())?.is_some() && recordings.is_open(&user, *id) {
+                anyhow::bail!(
+                    "{user}'s recording {id} is still recording; delete it once the stream ends"
+                );
+            }
+            if !recordings.delete(&user, *id) {
+                anyhow::bail!("{user} has no recording {id}");
+            }
+            writeln!(out, "recording {id} of {user} deleted")?;
+        }
+        RecordingsCommand::Keep { name, keep } => {
+            let user = user(name)?;
+            store.set_keep_recordings(user.as_str(), keep == "on")?;
+            writeln!(out, "channel {user}: recordings {keep}")?;
         }
     }
     Ok(())

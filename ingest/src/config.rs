@@ -230,6 +230,40 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub thumbnail_interval: Option<u64>,
+    /// Seconds a past broadcast is kept after it ends
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_RECORDING_RETENTION",
+        value_name = "SECS"
+    )]
+    pub recording_retention: Option<u64>,
+    /// Megabytes all recordings may hold together; the oldest go first
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_RECORDING_QUOTA_MB",
+        value_name = "MB"
+    )]
+    pub recording_quota_mb: Option<u64>,
+    /// Megabytes one channel's recordings may hold; its oldest go first, and one recording that
+    /// reaches it stops recording
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_RECORDING_CHANNEL_QUOTA_MB",
+        value_name = "MB"
+    )]
+    pub recording_channel_quota_mb: Option<u64>,
+    /// Recording stops (the live stream goes on) when the data directory's filesystem has less
+    /// free than this many megabytes
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_RECORDING_MIN_FREE_MB",
+        value_name = "MB"
+    )]
+    pub recording_min_free_mb: Option<u64>,
     /// Segments listed in a live playlist
     #[arg(long, global = true, env = "BOLTSTREAM_HLS_WINDOW", value_name = "N")]
     pub hls_window: Option<usize>,
@@ -369,6 +403,14 @@ pub mod defaults {
     pub const HLS_PART_TARGET_MS: u64 = 333;
     /// `thumbnail_interval`, seconds: a directory that looks live without a decode per viewer.
     pub const THUMBNAIL_INTERVAL: u64 = 30;
+    /// `recording_retention`, seconds: 30 days.
+    pub const RECORDING_RETENTION: u64 = 30 * 24 * 3600;
+    /// `recording_quota_mb`: 50 GB.
+    pub const RECORDING_QUOTA_MB: u64 = 50_000;
+    /// `recording_channel_quota_mb`: 10 GB, about 9 hours at 2.5 Mb/s.
+    pub const RECORDING_CHANNEL_QUOTA_MB: u64 = 10_000;
+    /// `recording_min_free_mb`: 2 GB, minutes of live output for hundreds of streams.
+    pub const RECORDING_MIN_FREE_MB: u64 = 2_048;
     /// `hls_key_rotation`: a fresh key about every 20 s at the default target duration.
     pub const HLS_KEY_ROTATION: u32 = 10;
     /// `hls_window`, segments.
@@ -432,6 +474,13 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
         ("hls_part_target_ms", HLS_PART_TARGET_MS.to_string()),
         ("hls_key_rotation", HLS_KEY_ROTATION.to_string()),
         ("thumbnail_interval", THUMBNAIL_INTERVAL.to_string()),
+        ("recording_retention", RECORDING_RETENTION.to_string()),
+        ("recording_quota_mb", RECORDING_QUOTA_MB.to_string()),
+        (
+            "recording_channel_quota_mb",
+            RECORDING_CHANNEL_QUOTA_MB.to_string(),
+        ),
+        ("recording_min_free_mb", RECORDING_MIN_FREE_MB.to_string()),
         ("hls_window", HLS_WINDOW.to_string()),
         ("hls_window_in_memory", HLS_WINDOW_IN_MEMORY.to_string()),
         ("hls_disk_cache_mb", HLS_DISK_CACHE_MB.to_string()),
@@ -534,6 +583,14 @@ pub struct Settings {
     pub hls_key_rotation: u32,
     /// Between a channel's thumbnails; zero for none.
     pub thumbnail_interval: Duration,
+    /// How long a past broadcast is kept after it ends.
+    pub recording_retention: Duration,
+    /// Megabytes all recordings may hold.
+    pub recording_quota_mb: u64,
+    /// Megabytes one channel's recordings may hold.
+    pub recording_channel_quota_mb: u64,
+    /// Free megabytes under which recording stops.
+    pub recording_min_free_mb: u64,
     /// Live playlist window.
     pub hls_window: usize,
     /// Window segments served from memory (else from disk once written).
@@ -584,7 +641,8 @@ impl Settings {
             http_body_timeout, http_write_timeout, chat_ping_interval, login_failures_per_account, signups_per_address,
             signups_per_minute, password_hashes_at_once, rtmp_app, handshake_timeout, idle_timeout,
             max_rtmp_connections, max_connections_per_ip, max_http_connections, workers, auth_failures_per_minute,
-            hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, thumbnail_interval, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
+            hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, thumbnail_interval, recording_retention, recording_quota_mb,
+            recording_channel_quota_mb, recording_min_free_mb, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
             public_rtmp_url);
 
@@ -725,6 +783,15 @@ impl Settings {
             hls_format: hls_format.unwrap_or(defaults::HLS_FORMAT),
             hls_part_target: Duration::from_millis(part_target),
             hls_key_rotation: key_rotation,
+            recording_retention: positive(
+                "recording_retention",
+                recording_retention,
+                defaults::RECORDING_RETENTION,
+            )?,
+            recording_quota_mb: recording_quota_mb.unwrap_or(defaults::RECORDING_QUOTA_MB),
+            recording_channel_quota_mb: recording_channel_quota_mb
+                .unwrap_or(defaults::RECORDING_CHANNEL_QUOTA_MB),
+            recording_min_free_mb: recording_min_free_mb.unwrap_or(defaults::RECORDING_MIN_FREE_MB),
             thumbnail_interval: match thumbnail_interval.unwrap_or(defaults::THUMBNAIL_INTERVAL) {
                 s @ (0 | 5..=3600) => Duration::from_secs(s),
                 _ => {

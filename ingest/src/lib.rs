@@ -12,6 +12,7 @@
 //! - [`channel_info`]: a channel's title and category, and the one check they pass.
 //! - [`chat`]: each channel's chat room over WebSocket.
 //! - [`thumbs`]: live thumbnails, decoded from keyframes off the media path.
+//! - [`record`]: past broadcasts: every public publish kept as video on demand.
 //! - [`ops`]: operator actions (ban, stop, rotate a key …) for the CLI, the pages and the API.
 //! - [`viewers`]: concurrent viewers per channel, from players' heartbeats.
 //! - [`cli`]: the operator commands on the same database.
@@ -31,6 +32,7 @@ pub mod live;
 pub mod ops;
 pub mod origin;
 pub mod playback;
+pub mod record;
 pub mod respond;
 pub mod rtmp;
 pub mod server;

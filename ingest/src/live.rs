@@ -27,10 +27,21 @@ pub trait MediaSink: Send {
     }
 }
 
+/// What a publish's outputs are told as it starts, from the channel's settings at that moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishSpec {
+    /// Encrypted, under `/private/`; never pictured or recorded in the clear.
+    pub private: bool,
+    /// The streamer keeps recordings.
+    pub record: bool,
+    /// The channel's title as the publish starts (a recording keeps it).
+    pub title: String,
+}
+
 /// Creates a sink for each accepted publish.
 pub trait SinkFactory: Send + Sync {
     /// A new sink for `user`'s publish.
-    fn open(&self, user: &Username, private: bool) -> Box<dyn MediaSink>;
+    fn open(&self, user: &Username, spec: &PublishSpec) -> Box<dyn MediaSink>;
 }
 
 /// A sink that drops everything: for servers without HLS output (tests of the RTMP side alone).
@@ -44,7 +55,7 @@ impl MediaSink for DiscardSink {
 }
 
 impl SinkFactory for DiscardSink {
-    fn open(&self, _user: &Username, _private: bool) -> Box<dyn MediaSink> {
+    fn open(&self, _user: &Username, _spec: &PublishSpec) -> Box<dyn MediaSink> {
         Box::new(DiscardSink)
     }
 }

@@ -163,6 +163,38 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                 None => not_found(),
             }
         }
+        Route::VodPlaylist { user, id } => match hls.vod_playlist(user, *id).await {
+            // A finished recording's playlist never changes: its id is its validator.
+            Some(body) => media_response(
+                req,
+                SegmentBody::Bytes(body),
+                &format!("\"vod-{id}\""),
+                *id as i64,
+            ),
+            None => respond::text(StatusCode::NOT_FOUND, "no such recording\n"),
+        },
+        Route::VodSegment {
+            user,
+            id,
+            name,
+            kind,
+        } => {
+            let file = format!("{name}.{}", kind.extension());
+            match hls.vod_file(user, *id, file).await {
+                Some((body, modified_ms)) => {
+                    media_response(req, body, &format!("\"{name}\""), modified_ms)
+                }
+                None => respond::text(StatusCode::NOT_FOUND, "no such recording or file\n"),
+            }
+        }
+        Route::VodThumbnail { user, id } => {
+            match hls.vod_file(user, *id, crate::record::THUMB.into()).await {
+                Some((body, modified_ms)) => {
+                    media_response(req, body, &format!("\"thumb-{id}\""), modified_ms)
+                }
+                None => respond::text(StatusCode::NOT_FOUND, "no such picture\n"),
+            }
+        }
         Route::MediaKey { user, id } => match hls.media_key(user, *id) {
             Some(key) => {
                 let mut r = Response::new(respond::full(Bytes::copy_from_slice(&key)));

@@ -69,10 +69,10 @@ impl RunningServer {
             settings: Arc::clone(&settings),
             store: Arc::clone(&store),
             registry: Arc::clone(&registry),
-            sinks: Arc::new(Thumbnailing::new(
-                Arc::new(Arc::clone(&hls)),
-                Arc::clone(&thumbs),
-            )),
+            sinks: Arc::new(
+                Thumbnailing::new(Arc::new(Arc::clone(&hls)), Arc::clone(&thumbs))
+                    .keeping_for(Arc::clone(&hls.recordings)),
+            ),
             throttle: crate::limits::Throttle::new(settings.auth_failures_per_minute),
             shutdown: shutdown.clone(),
             admission: rtmp_admission(&settings),

@@ -24,6 +24,8 @@ pub enum Expect {
     Key(&'static str),
     /// A channel's live thumbnail, canonically at this path.
     Thumbnail(&'static str),
+    /// A past broadcast's playlist or media file, canonically at this path.
+    Vod(&'static str),
     /// `/internal/...`.
     Internal,
     /// Holds a stream key.
@@ -173,6 +175,46 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     case("/thumb/alice/x/17.jpg", Expect::Other),
     case("/thumb/a/17.jpg", Expect::Other),
     case("/thumb/alice/../bob/17.jpg", Expect::Rejected),
+    case(
+        "/vod/alice/1700000000000/index.m3u8",
+        Expect::Vod("/vod/alice/1700000000000/index.m3u8"),
+    ),
+    case(
+        "/VOD/Alice//17/INDEX.M3U8",
+        Expect::Vod("/vod/alice/17/index.m3u8"),
+    ),
+    case(
+        "/vod/alice/17/1700000000123.ts",
+        Expect::Vod("/vod/alice/17/1700000000123.ts"),
+    ),
+    case(
+        "/vod/alice/17/1700000000123.M4S",
+        Expect::Vod("/vod/alice/17/1700000000123.m4s"),
+    ),
+    case(
+        "/vod/alice/17/init99.mp4",
+        Expect::Vod("/vod/alice/17/init99.mp4"),
+    ),
+    case(
+        "/vod/alice/17/INIT99.MP4?x=y",
+        Expect::Vod("/vod/alice/17/init99.mp4"),
+    ),
+    case("/vod/alice/17/segments.log", Expect::Other),
+    case("/vod/alice/17/meta.json", Expect::Other),
+    case(
+        "/vod/alice/17/THUMB.JPG",
+        Expect::Vod("/vod/alice/17/thumb.jpg"),
+    ),
+    case("/vod/alice/17/thumb.png", Expect::Other),
+    case("/vod/alice/17/1.2.m4s", Expect::Other),
+    case("/vod/alice/17/init.mp4", Expect::Other),
+    case("/vod/alice/17/initx.mp4", Expect::Other),
+    case("/vod/alice/x7/1.ts", Expect::Other),
+    case("/vod/alice/17", Expect::Other),
+    case("/vod/alice/17/a/1.ts", Expect::Other),
+    case("/vod/alice/17/../../../etc/passwd", Expect::Rejected),
+    case("/vod/alice/17/..%2f..%2fboltstream.db", Expect::Rejected),
+    case("/vod/alice/17/%2e%2e/1.ts", Expect::Rejected),
     case("/private/alice/key/.key", Expect::Other),
     case("/private/alice/key/12345678901234567890.key", Expect::Other),
     case("/private/alice/KEY/1.key", Expect::Other),
@@ -281,6 +323,8 @@ const KEY: Option<&str> = Some("application/octet-stream");
 const BLOCKING_CC: Option<&str> = Some("public, max-age=60");
 const THUMB_CC: Option<&str> = Some("public, max-age=60");
 const JPEG: Option<&str> = Some("image/jpeg");
+const VOD_PL_CC: Option<&str> = Some("public, max-age=300");
+const VOD_SEG_CC: Option<&str> = Some("public, max-age=86400, immutable");
 
 /// The header-policy table.
 pub const POLICY_CASES: &[PolicyCase] = &[
@@ -337,6 +381,14 @@ pub const POLICY_CASES: &[PolicyCase] = &[
     policy("/thumb/alice/17.jpg", 200, THUMB_CC, JPEG, true),
     policy("/thumb/alice/17.jpg", 304, THUMB_CC, JPEG, true),
     policy("/thumb/alice/17.jpg", 404, NO_STORE, None, true),
+    policy("/vod/alice/17/index.m3u8", 200, VOD_PL_CC, M3U8, true),
+    policy("/vod/alice/17/index.m3u8", 404, NO_STORE, None, true),
+    policy("/vod/alice/17/18.ts", 200, VOD_SEG_CC, TS, true),
+    policy("/vod/alice/17/18.m4s", 200, VOD_SEG_CC, MP4, true),
+    policy("/vod/alice/17/init3.mp4", 304, VOD_SEG_CC, MP4, true),
+    policy("/vod/alice/17/18.m4s", 404, NO_STORE, None, true),
+    policy("/vod/alice/17/thumb.jpg", 200, VOD_SEG_CC, JPEG, true),
+    policy("/vod/alice/17/thumb.jpg", 404, NO_STORE, None, true),
     policy("/", 200, None, None, false),
     policy("/api/v1/channels", 200, None, None, false),
     policy("/internal/health", 200, None, None, false),

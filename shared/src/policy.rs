@@ -29,6 +29,13 @@ pub const KEY_CONTENT_TYPE: &str = "application/octet-stream";
 /// A thumbnail's URL names one picture, but a channel that turns private or ends should not stay
 /// pictured at the edge for long: a minute, about two thumbnail intervals at most.
 pub const THUMBNAIL_CACHE_CONTROL: &str = "public, max-age=60";
+/// A past broadcast's playlist is served only once finished, so it never changes; it may go
+/// (the streamer deletes it, retention expires it), and five minutes bounds how long an edge
+/// keeps offering a deleted one.
+pub const VOD_PLAYLIST_CACHE_CONTROL: &str = "public, max-age=300";
+/// A past broadcast's media never changes under its name; a day bounds how long an edge keeps a
+/// deleted recording's files.
+pub const VOD_SEGMENT_CACHE_CONTROL: &str = "public, max-age=86400, immutable";
 /// Media type of a thumbnail.
 pub const THUMBNAIL_CONTENT_TYPE: &str = "image/jpeg";
 /// HLS players on other origins (hls.js) fetch with XHR/fetch, so live media is shared with all.
@@ -94,6 +101,10 @@ impl Policy {
             Route::MediaKey { .. } => Some(KEY_CACHE_CONTROL),
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
             Route::Thumbnail { .. } if success => Some(THUMBNAIL_CACHE_CONTROL),
+            Route::VodPlaylist { .. } if success => Some(VOD_PLAYLIST_CACHE_CONTROL),
+            Route::VodSegment { .. } | Route::VodThumbnail { .. } if success => {
+                Some(VOD_SEGMENT_CACHE_CONTROL)
+            }
             Route::LivePlaylist { directives, .. } if success && status != 206 => {
                 // Only `_HLS_msn` makes a request blocking; `_HLS_skip` alone asks for the
                 // current playlist (as a delta), which goes stale as fast as the full one.
@@ -103,9 +114,12 @@ impl Policy {
                     Some(&self.playlist_cache_control)
                 }
             }
-            Route::LiveSegment { .. } | Route::LivePlaylist { .. } | Route::Thumbnail { .. } => {
-                Some(ERROR_CACHE_CONTROL)
-            }
+            Route::LiveSegment { .. }
+            | Route::LivePlaylist { .. }
+            | Route::Thumbnail { .. }
+            | Route::VodPlaylist { .. }
+            | Route::VodSegment { .. }
+            | Route::VodThumbnail { .. } => Some(ERROR_CACHE_CONTROL),
             _ => None,
         }
     }
@@ -116,14 +130,18 @@ impl Policy {
             return None;
         }
         match route {
-            Route::LivePlaylist { .. } => Some(PLAYLIST_CONTENT_TYPE),
+            Route::LivePlaylist { .. } | Route::VodPlaylist { .. } => Some(PLAYLIST_CONTENT_TYPE),
             Route::LiveSegment {
                 kind: MediaKind::Ts,
                 ..
+            }
+            | Route::VodSegment {
+                kind: MediaKind::Ts,
+                ..
             } => Some(SEGMENT_CONTENT_TYPE),
-            Route::LiveSegment { .. } => Some(CMAF_CONTENT_TYPE),
+            Route::LiveSegment { .. } | Route::VodSegment { .. } => Some(CMAF_CONTENT_TYPE),
             Route::MediaKey { .. } => Some(KEY_CONTENT_TYPE),
-            Route::Thumbnail { .. } => Some(THUMBNAIL_CONTENT_TYPE),
+            Route::Thumbnail { .. } | Route::VodThumbnail { .. } => Some(THUMBNAIL_CONTENT_TYPE),
             _ => None,
         }
     }

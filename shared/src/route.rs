@@ -62,6 +62,33 @@ pub enum Route {
         /// The picture's id, as the API names it.
         id: u64,
     },
+    /// A past broadcast's VOD playlist (`/vod/<user>/<id>/index.m3u8`), served once the recording
+    /// is finished, so it never changes.
+    VodPlaylist {
+        /// The channel.
+        user: Username,
+        /// The recording's id: the Unix ms its publish began (the channel page shows the date).
+        id: u64,
+    },
+    /// A past broadcast's media file: `<n>.ts`, `<n>.m4s` or `init<n>.mp4`.
+    VodSegment {
+        /// The channel.
+        user: Username,
+        /// The recording's id.
+        id: u64,
+        /// The file name without extension (`<n>` or `init<n>`).
+        name: String,
+        /// Which kind of file.
+        kind: MediaKind,
+    },
+    /// A past broadcast's picture (`/vod/<user>/<id>/thumb.jpg`): the last live thumbnail made of
+    /// its publish.
+    VodThumbnail {
+        /// The channel.
+        user: Username,
+        /// The recording's id.
+        id: u64,
+    },
     /// Operator-only paths (`/internal/...`): health, metrics. Never served through an edge.
     Internal,
     /// A path segment or query value holds a well-formed stream key. Never answered with content.
@@ -105,7 +132,8 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
-    fn extension(self) -> &'static str {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
         match self {
             MediaKind::Ts => "ts",
             MediaKind::Fmp4 => "m4s",
@@ -232,6 +260,14 @@ impl Route {
             )),
             Route::MediaKey { user, id } => Some(format!("/private/{user}/key/{id}.key")),
             Route::Thumbnail { user, id } => Some(format!("/thumb/{user}/{id}.jpg")),
+            Route::VodPlaylist { user, id } => Some(format!("/vod/{user}/{id}/index.m3u8")),
+            Route::VodThumbnail { user, id } => Some(format!("/vod/{user}/{id}/thumb.jpg")),
+            Route::VodSegment {
+                user,
+                id,
+                name,
+                kind,
+            } => Some(format!("/vod/{user}/{id}/{name}.{}", kind.extension())),
             _ => None,
         }
     }
@@ -245,6 +281,9 @@ impl Route {
                 | Route::LiveSegment { .. }
                 | Route::MediaKey { .. }
                 | Route::Thumbnail { .. }
+                | Route::VodPlaylist { .. }
+                | Route::VodSegment { .. }
+                | Route::VodThumbnail { .. }
         )
     }
 
@@ -281,6 +320,9 @@ impl Route {
             Route::LiveSegment { .. } => "live_segment",
             Route::MediaKey { .. } => "media_key",
             Route::Thumbnail { .. } => "thumbnail",
+            Route::VodPlaylist { .. } => "vod_playlist",
+            Route::VodSegment { .. } => "vod_segment",
+            Route::VodThumbnail { .. } => "vod_thumbnail",
             Route::Internal => "internal",
             Route::KeyBearing => "key_bearing",
             Route::Rejected(_) => "rejected",
@@ -383,6 +425,41 @@ pub fn classify(target: &[u8]) -> Route {
     }
 }
 
+/// `<user>/<id>/<file>` under `/vod/`: only names a recording holds (whole segments, init
+/// sections, the playlist), so no other file of its directory can be asked for.
+fn classify_vod(segments: &[&str]) -> Route {
+    let [user, id, file] = segments else {
+        return Route::Other;
+    };
+    let (Ok(user), Some(id)) = (Username::parse(user), decimal_id(id, "")) else {
+        return Route::Other;
+    };
+    if file.eq_ignore_ascii_case("index.m3u8") {
+        return Route::VodPlaylist { user, id };
+    }
+    if file.eq_ignore_ascii_case("thumb.jpg") {
+        return Route::VodThumbnail { user, id };
+    }
+    let found = [(".ts", MediaKind::Ts), (".m4s", MediaKind::Fmp4)]
+        .into_iter()
+        .find_map(|(ext, kind)| decimal_id(file, ext).map(|n| (format!("{n}"), kind)))
+        .or_else(|| {
+            let init = strip_suffix_ignore_case(file, ".mp4")?;
+            let n = decimal_id(init.get(4..)?, "")
+                .filter(|_| init[..4].eq_ignore_ascii_case("init"))?;
+            Some((format!("init{n}"), MediaKind::Init))
+        });
+    match found {
+        Some((name, kind)) => Route::VodSegment {
+            user,
+            id,
+            name,
+            kind,
+        },
+        None => Route::Other,
+    }
+}
+
 /// The number in a file name `<digits><extension>` (at most 19 digits, so it fits a `u64`).
 fn decimal_id(file: &str, extension: &str) -> Option<u64> {
     strip_suffix_ignore_case(file, extension)
@@ -441,6 +518,9 @@ fn classify_segments(segments: &[&str]) -> Route {
     };
     if first.eq_ignore_ascii_case("internal") {
         return Route::Internal;
+    }
+    if first.eq_ignore_ascii_case("vod") {
+        return classify_vod(&segments[1..]);
     }
     if first.eq_ignore_ascii_case("thumb") {
         return match segments[1..] {
@@ -598,9 +678,13 @@ mod tests {
                 (Expect::Playlist(c), Route::LivePlaylist { .. })
                 | (Expect::Segment(c), Route::LiveSegment { .. })
                 | (Expect::Key(c), Route::MediaKey { .. })
-                | (Expect::Thumbnail(c), Route::Thumbnail { .. }) => {
-                    route.canonical_path().as_deref() == Some(*c)
-                }
+                | (Expect::Thumbnail(c), Route::Thumbnail { .. })
+                | (
+                    Expect::Vod(c),
+                    Route::VodPlaylist { .. }
+                    | Route::VodSegment { .. }
+                    | Route::VodThumbnail { .. },
+                ) => route.canonical_path().as_deref() == Some(*c),
                 (Expect::Internal, Route::Internal)
                 | (Expect::KeyBearing, Route::KeyBearing)
                 | (Expect::Rejected, Route::Rejected(_))

@@ -37,6 +37,7 @@ pub const RESERVED: &[&str] = &[
     "support",
     "system",
     "thumb",
+    "vod",
     "www",
 ];
 

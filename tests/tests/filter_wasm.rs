@@ -60,7 +60,8 @@ fn route_table_matches_native_decisions() {
                 Expect::Playlist(canonical)
                 | Expect::Segment(canonical)
                 | Expect::Key(canonical)
-                | Expect::Thumbnail(canonical),
+                | Expect::Thumbnail(canonical)
+                | Expect::Vod(canonical),
             ) => {
                 assert_eq!(outcome.local_status, None, "{shown}");
                 assert_eq!(

@@ -51,7 +51,7 @@ fn a_segment_is_its_parts_concatenated_and_every_listed_part_is_fetchable() {
     let (effects, outputs) = publish(&mut s, 5, T0);
     let written: Vec<(SegmentName, Bytes)> = (effects.iter())
         .filter_map(|e| match e {
-            LlEffect::WriteSegment { name, bytes } => Some((*name, bytes.clone())),
+            LlEffect::WriteSegment { name, bytes, .. } => Some((*name, bytes.clone())),
             _ => None,
         })
         .collect();
@@ -358,7 +358,7 @@ fn encrypted_parts_and_segments_each_decrypt_alone() {
         .collect();
     let written: Vec<(SegmentName, Bytes)> = (effects.iter())
         .filter_map(|e| match e {
-            LlEffect::WriteSegment { name, bytes } => Some((*name, bytes.clone())),
+            LlEffect::WriteSegment { name, bytes, .. } => Some((*name, bytes.clone())),
             _ => None,
         })
         .collect();

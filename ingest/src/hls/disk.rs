@@ -27,6 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::clock::now_ms;
+use boltstream_hls::vod::LogLine;
+pub use recording::{RecordLimits, RecordStart, SegmentMeta};
 
 /// Jobs queued beyond this are dropped (and logged): a stalled disk must not grow memory or slow a
 /// publisher.
@@ -134,6 +136,16 @@ enum Job {
         user: Username,
         file: DiskFile,
         body: Bytes,
+        /// Set for segments, which a recording keeps.
+        meta: Option<SegmentMeta>,
+    },
+    RecordStart {
+        user: Username,
+        start: RecordStart,
+    },
+    RecordEnd {
+        user: Username,
+        ended_ms: i64,
     },
     Append {
         user: Username,
@@ -215,6 +227,33 @@ impl Disk {
             user: user.clone(),
             file,
             body,
+            meta: None,
+        });
+    }
+
+    /// Writes a segment file whole; the channel's recording, if one runs, keeps it.
+    pub fn write_segment(&self, user: &Username, file: DiskFile, body: Bytes, meta: SegmentMeta) {
+        self.queue(Job::Write {
+            user: user.clone(),
+            file,
+            body,
+            meta: Some(meta),
+        });
+    }
+
+    /// Starts recording `user`'s segments from the next one written.
+    pub fn record_start(&self, user: &Username, start: RecordStart) {
+        self.queue(Job::RecordStart {
+            user: user.clone(),
+            start,
+        });
+    }
+
+    /// Ends `user`'s recording after the segments queued so far.
+    pub fn record_end(&self, user: &Username, ended_ms: i64) {
+        self.queue(Job::RecordEnd {
+            user: user.clone(),
+            ended_ms,
         });
     }
 
@@ -330,7 +369,8 @@ impl Disk {
     }
 }
 
-fn read_file(path: &Path) -> Option<SegmentRead> {
+/// A media file, whole or (when large) open to be sent in chunks. Blocking.
+pub fn read_file(path: &Path) -> Option<SegmentRead> {
     use std::io::Read;
     let mut file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
@@ -437,6 +477,7 @@ enum InProgress {
 #[derive(Default)]
 struct State {
     open: HashMap<Username, (SegmentId, InProgress)>,
+    recorders: recording::Recorders,
 }
 
 /// What one batch reports: events, per channel whether its writes worked, and the flushes to
@@ -530,7 +571,12 @@ fn report(failing: &mut HashSet<Username>, outcome: Outcome, events: &EventSende
 
 fn run(root: &Path, state: &mut State, job: Job, out: &mut Outcome) {
     match job {
-        Job::Write { user, file, body } => {
+        Job::Write {
+            user,
+            file,
+            body,
+            meta,
+        } => {
             let dir = root.join(user.as_str());
             let name = file.file_name();
             let result = write_atomically(&dir, &name, &body);
@@ -539,6 +585,22 @@ fn run(root: &Path, state: &mut State, job: Job, out: &mut Outcome) {
                     user: user.clone(),
                     name,
                 });
+            }
+            if let (Some(meta), Ok(())) = (meta, &result) {
+                let line = match file {
+                    DiskFile::Ts(n) => Some((n, false)),
+                    DiskFile::Fmp4(n) => Some((n, true)),
+                    _ => None,
+                }
+                .map(|(n, cmaf)| LogLine::Segment {
+                    name: n.0,
+                    cmaf,
+                    duration_ms: meta.duration_ms,
+                    bytes: body.len() as u64,
+                });
+                if let Some(line) = line {
+                    recording::segment(&mut state.recorders, &user, &dir, &name, line, meta);
+                }
             }
             let result = result.map_err(|e| format!("{}: {e}", dir.join(&name).display()));
             out.health.push((user, result));
@@ -558,6 +620,8 @@ fn run(root: &Path, state: &mut State, job: Job, out: &mut Outcome) {
             state.open.remove(&user);
             let _ = std::fs::remove_dir_all(root.join(user.as_str()));
         }
+        Job::RecordStart { user, start } => recording::start(&mut state.recorders, user, start),
+        Job::RecordEnd { user, ended_ms } => recording::end(&mut state.recorders, &user, ended_ms),
         Job::Flush(done) => out.flushed.push(done),
         Job::Stop => {}
     }
@@ -623,6 +687,27 @@ fn finish_job(
             None => Ok(()),
         };
         out.health.push((user.clone(), health));
+    }
+    if done == Some(true) {
+        let line = LogLine::Segment {
+            name: name.0,
+            cmaf: false,
+            duration_ms: segment.duration_ms,
+            // The tail was moved into the file: its size is the segment's.
+            bytes: std::fs::metadata(dir.join(name.file_name())).map_or(0, |m| m.len()),
+        };
+        let meta = SegmentMeta {
+            duration_ms: segment.duration_ms,
+            init: None,
+        };
+        recording::segment(
+            &mut state.recorders,
+            &user,
+            &dir,
+            &name.file_name(),
+            line,
+            meta,
+        );
     }
     out.events.push(match done {
         Some(on_disk) => DiskEvent::Finished {
@@ -748,5 +833,6 @@ fn create_exclusive(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+pub mod recording;
 #[cfg(test)]
 mod tests;

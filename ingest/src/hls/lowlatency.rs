@@ -19,7 +19,7 @@ use boltstream_shared::username::Username;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::disk::DiskFile;
+use super::disk::{DiskFile, SegmentMeta};
 use super::output::{Channel, HlsOutput};
 use crate::clock::now_ms;
 use crate::live::{Media, MediaError, MediaSink};
@@ -199,8 +199,15 @@ impl HlsOutput {
         let user = &channel.user;
         for effect in effects {
             match effect {
-                LlEffect::WriteSegment { name, bytes } => {
-                    self.disk.write(user, DiskFile::Fmp4(name), bytes)
+                LlEffect::WriteSegment {
+                    name,
+                    bytes,
+                    duration_ms,
+                    init,
+                } => {
+                    let meta = SegmentMeta { duration_ms, init };
+                    self.disk
+                        .write_segment(user, DiskFile::Fmp4(name), bytes, meta)
                 }
                 LlEffect::WriteInit { id, bytes } => {
                     self.disk.write(user, DiskFile::Init(id), bytes)

@@ -23,13 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::disk::{Disk, DiskEvent, DiskFile, SegmentRead};
+use super::disk::{Disk, DiskEvent, DiskFile, SegmentMeta, SegmentRead};
 use super::keys::KeyRing;
 use super::lowlatency::{LlChannel, LlSink};
 use crate::clock::now_ms;
 use crate::config::HlsFormat;
 use crate::config::Settings;
-use crate::live::{Media, MediaError, MediaSink, SinkFactory};
+use crate::live::{Media, MediaError, MediaSink, PublishSpec, SinkFactory};
+use crate::record::Recordings;
 use boltstream_hls::llchannel::LlChannelState;
 use boltstream_hls::llhls::LlConfig;
 
@@ -93,6 +94,8 @@ pub struct HlsOutput {
     pub(super) disk: Arc<Disk>,
     /// Disk events applied so far: with [`Disk::events_sent`], tells when all are.
     events_applied: AtomicU64,
+    /// Past broadcasts, recorded from the segments this output writes.
+    pub recordings: Arc<Recordings>,
 }
 
 impl HlsOutput {
@@ -123,10 +126,16 @@ impl HlsOutput {
             channels: Mutex::new(HashMap::new()),
             disk,
             events_applied: AtomicU64::new(0),
+            recordings: Recordings::new(settings),
         });
+        output.recordings.recover(now_ms());
         // Not on the tracker: it runs until the disk stops (see `stop`), after connections ended.
         tokio::spawn(apply_disk_events(Arc::clone(&output), events));
-        tracker.spawn(janitor(Arc::clone(&output), shutdown));
+        tracker.spawn(janitor(Arc::clone(&output), shutdown.clone()));
+        tracker.spawn(crate::record::janitor(
+            Arc::clone(&output.recordings),
+            shutdown,
+        ));
         Ok(output)
     }
 
@@ -181,6 +190,43 @@ impl HlsOutput {
     /// True once the channel has something to play, in whichever format.
     pub fn is_playable(&self, user: &Username) -> bool {
         self.playlist(user).is_some() || self.ll_playable(user)
+    }
+
+    /// A finished recording's VOD playlist.
+    pub async fn vod_playlist(&self, user: &Username, id: u64) -> Option<Bytes> {
+        let (recordings, user) = (Arc::clone(&self.recordings), user.clone());
+        let text = tokio::task::spawn_blocking(move || recordings.playlist(&user, id))
+            .await
+            .ok()??;
+        Some(Bytes::from(text))
+    }
+
+    /// A finished recording's file `file` (one its log names, or its picture).
+    pub async fn vod_file(
+        &self,
+        user: &Username,
+        id: u64,
+        file: String,
+    ) -> Option<(SegmentBody, i64)> {
+        let (recordings, user) = (Arc::clone(&self.recordings), user.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let path = if file == crate::record::THUMB {
+                recordings.thumbnail(&user, id)?
+            } else {
+                recordings.file(&user, id, &file)?
+            };
+            super::disk::read_file(&path)
+        })
+        .await
+        .ok()??;
+        Some(match read {
+            SegmentRead::Bytes { body, modified_ms } => (SegmentBody::Bytes(body), modified_ms),
+            SegmentRead::File {
+                file,
+                len,
+                modified_ms,
+            } => (SegmentBody::File { file, len }, modified_ms),
+        })
     }
 
     /// A segment of a channel: from memory while the window holds it, else from disk. `name` is
@@ -253,8 +299,16 @@ impl HlsOutput {
     fn carry_out(&self, channel: &Channel, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::WriteSegment { name, bytes } => {
-                    self.disk.write(&channel.user, DiskFile::Ts(name), bytes)
+                Effect::WriteSegment {
+                    name,
+                    bytes,
+                    duration_ms,
+                } => {
+                    let meta = SegmentMeta {
+                        duration_ms,
+                        init: None,
+                    };
+                    (self.disk).write_segment(&channel.user, DiskFile::Ts(name), bytes, meta)
                 }
                 Effect::WritePlaylist { body } => {
                     self.disk.write(&channel.user, DiskFile::Playlist, body)
@@ -523,8 +577,9 @@ impl MediaSink for HlsSink {
     }
 }
 
-impl SinkFactory for Arc<HlsOutput> {
-    fn open(&self, user: &Username, private: bool) -> Box<dyn MediaSink> {
+impl HlsOutput {
+    /// The packaging sink of a publish of `user`.
+    fn open_sink(self: &Arc<Self>, user: &Username, private: bool) -> Box<dyn MediaSink> {
         let (channel, generation) = self.open_channel(user, private);
         if channel.ll.is_some() {
             return Box::new(LlSink::new(Arc::clone(self), channel, generation));
@@ -544,5 +599,47 @@ impl SinkFactory for Arc<HlsOutput> {
             recent_bytes: VecDeque::with_capacity(self.config.window),
             recent_total: 0,
         })
+    }
+}
+
+impl SinkFactory for Arc<HlsOutput> {
+    fn open(&self, user: &Username, spec: &PublishSpec) -> Box<dyn MediaSink> {
+        let sink = self.open_sink(user, spec.private);
+        if !spec.record || spec.private {
+            return sink;
+        }
+        let began_ms = now_ms();
+        let start = self.recordings.begin(user, &spec.title, began_ms);
+        self.disk.record_start(user, start);
+        Box::new(RecordedSink {
+            inner: sink,
+            output: Arc::clone(self),
+            user: user.clone(),
+            id: u64::try_from(began_ms).unwrap_or(0),
+        })
+    }
+}
+
+/// A recorded publish's sink: the recording ends after the publish's last segment is written.
+struct RecordedSink {
+    inner: Box<dyn MediaSink>,
+    output: Arc<HlsOutput>,
+    user: Username,
+    id: u64,
+}
+
+impl MediaSink for RecordedSink {
+    fn push(&mut self, media: Media, wall_ms: i64) -> Result<(), MediaError> {
+        self.inner.push(media, wall_ms)
+    }
+
+    fn finish(&mut self, wall_ms: i64) {
+        self.inner.finish(wall_ms);
+        self.output.disk.record_end(&self.user, wall_ms);
+        self.output.recordings.ended(&self.user, self.id);
+    }
+
+    fn cut_due_in_ms(&self) -> Option<i64> {
+        self.inner.cut_due_in_ms()
     }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boltstream_shared::route::{classify, Route};
+use boltstream_shared::username::Username;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -63,6 +64,8 @@ pub struct HttpContext {
     pub hls: Arc<HlsOutput>,
     /// Live thumbnails.
     pub thumbs: Arc<Thumbnails>,
+    /// The database (whether a channel's past broadcasts are public).
+    store: Arc<Store>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
     /// What private channels' playback tokens are checked with.
@@ -80,11 +83,14 @@ pub struct HttpContext {
 
 /// Route kinds counted in `/internal/metrics`: labels only, never paths, so no key can reach a
 /// metric.
-pub const ROUTE_LABELS: [&str; 8] = [
+pub const ROUTE_LABELS: [&str; 11] = [
     "live_playlist",
     "live_segment",
     "media_key",
     "thumbnail",
+    "vod_playlist",
+    "vod_segment",
+    "vod_thumbnail",
     "internal",
     "key_bearing",
     "rejected",
@@ -126,7 +132,7 @@ impl HttpContext {
             viewers: Arc::clone(&viewers),
             guard: crate::web::guard::AccountGuard::new(&settings),
             settings: Arc::clone(&settings),
-            store,
+            store: Arc::clone(&store),
             registry: Arc::clone(&registry),
             hls: Arc::clone(&hls),
             thumbs: Arc::clone(&thumbs),
@@ -149,6 +155,7 @@ impl HttpContext {
             registry,
             hls,
             thumbs,
+            store,
             shutdown,
             playback,
         }
@@ -222,9 +229,21 @@ impl HttpContext {
                 Route::LivePlaylist { .. }
                 | Route::LiveSegment { .. }
                 | Route::MediaKey { .. }
-                | Route::Thumbnail { .. },
+                | Route::Thumbnail { .. }
+                | Route::VodPlaylist { .. }
+                | Route::VodSegment { .. }
+                | Route::VodThumbnail { .. },
                 Side::Public,
             ) => {
+                if let Route::VodPlaylist { user, .. }
+                | Route::VodSegment { user, .. }
+                | Route::VodThumbnail { user, .. } = route
+                {
+                    if !self.is_public(user).await {
+                        // A channel made private takes its past broadcasts with it.
+                        return respond::text(StatusCode::NOT_FOUND, "no such recording\n");
+                    }
+                }
                 origin::serve(
                     &self.hls,
                     &self.thumbs,
@@ -243,6 +262,17 @@ impl HttpContext {
                 respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
             }
         }
+    }
+
+    /// Whether `user`'s channel is public now (a store error says no).
+    async fn is_public(&self, user: &Username) -> bool {
+        let (store, name) = (Arc::clone(&self.store), user.to_string());
+        tokio::task::spawn_blocking(move || store.is_private(&name))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            == Some(false)
     }
 
     fn internal(&self, path: &str) -> Resp {

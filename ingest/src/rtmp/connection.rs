@@ -19,7 +19,7 @@ use super::socket::RtmpSocket;
 use super::RtmpContext;
 use crate::clock::now_ms;
 use crate::limits::Verdict;
-use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata};
+use crate::live::{Counters, LiveStream, Media, MediaSink, Metadata, PublishSpec};
 use crate::store::{PublishDecision, PublishId, PublishRefusal};
 
 const READ_BUFFER: usize = 64 * 1024;
@@ -553,17 +553,20 @@ impl Connection {
         });
         self.ctx.registry.insert(Arc::clone(&stream));
         // Read as the publish starts: a private channel's publish is encrypted from its first
-        // segment. A store error is taken as private — never the less safe guess.
-        let private = {
+        // segment. A store error is taken as private and unrecorded — never the less safe guess.
+        let spec = {
             let (store, name) = (Arc::clone(&self.ctx.store), user.to_string());
-            tokio::task::spawn_blocking(move || store.is_private(&name))
+            tokio::task::spawn_blocking(move || store.publish_spec(&name))
                 .await
                 .ok()
                 .and_then(Result::ok)
                 .flatten()
-                .unwrap_or(true)
+                .unwrap_or(PublishSpec {
+                    private: true,
+                    ..PublishSpec::default()
+                })
         };
-        let sink = self.ctx.sinks.open(&user, private);
+        let sink = self.ctx.sinks.open(&user, &spec);
         self.publishing = Some(Publishing {
             stream,
             sink,

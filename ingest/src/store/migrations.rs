@@ -87,6 +87,9 @@ const STEPS: &[&str] = &[
         until_ms    INTEGER,
         PRIMARY KEY (channel_id, user_id)
      );",
+    // 7: the streamer's choice to keep recordings of their publishes (on unless they turn it off;
+    // the operator's retention and quotas bound what is kept).
+    "ALTER TABLE streams ADD COLUMN keep_recordings INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The newest schema version this binary knows.

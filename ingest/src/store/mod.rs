@@ -11,6 +11,7 @@ mod chat;
 pub use chat::{ChatMessage, Mute, KEPT_PER_CHANNEL};
 mod migrations;
 mod privacy;
+mod recording;
 pub use privacy::{
     Access, ShareLink, Viewer, MAX_ALLOWED_VIEWERS, MAX_SHARE_LINKS, MAX_SHARE_LINK_MS,
 };

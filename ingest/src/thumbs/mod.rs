@@ -56,6 +56,8 @@ struct Job {
     wall_ms: i64,
     config: AvcConfig,
     frame: Bytes,
+    /// The publish's recording directory: its newest picture is kept there as the recording's.
+    keep_in: Option<std::path::PathBuf>,
 }
 
 /// The gallery the decoding threads fill and the HTTP side reads.
@@ -210,6 +212,9 @@ impl Gallery {
                     id: u64::try_from(job.wall_ms).unwrap_or(0).max(newest),
                     jpeg: Bytes::from(p.jpeg),
                 };
+                if let Some(dir) = &job.keep_in {
+                    keep_for_recording(dir, &shot.jpeg);
+                }
                 slot.previous = slot.current.replace(shot);
             }
             Err(e) => {
@@ -219,6 +224,21 @@ impl Gallery {
                 }
             }
         }
+    }
+}
+
+/// Writes the picture as a recording's (replacing the last); the recording may already have
+/// ended for lack of room, in which case its directory is gone and stays gone.
+fn keep_for_recording(dir: &std::path::Path, jpeg: &[u8]) {
+    if !dir.is_dir() {
+        return;
+    }
+    let tmp = dir.join(".thumb.jpg.tmp");
+    let written = std::fs::write(&tmp, jpeg)
+        .and_then(|()| std::fs::rename(&tmp, dir.join(crate::record::THUMB)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!(dir = %dir.display(), error = %e, "cannot keep a recording's picture");
     }
 }
 
@@ -279,6 +299,7 @@ mod tests {
             wall_ms,
             config: AvcConfig::parse(&record).unwrap(),
             frame: Bytes::from(frame),
+            keep_in: None,
         }
     }
 

@@ -10,28 +10,44 @@ use boltstream_hls::flv::{self, VideoTag};
 use boltstream_shared::username::Username;
 
 use super::{Job, Thumbnails};
-use crate::live::{Media, MediaError, MediaSink, SinkFactory};
+use crate::live::{Media, MediaError, MediaSink, PublishSpec, SinkFactory};
+use crate::record::Recordings;
 
 /// Wraps a [`SinkFactory`] so public publishes are pictured.
 pub struct Thumbnailing {
     inner: Arc<dyn SinkFactory>,
     thumbs: Arc<Thumbnails>,
+    recordings: Option<Arc<Recordings>>,
 }
 
 impl Thumbnailing {
     /// Sinks from `inner`, with keyframes offered to `thumbs`.
     pub fn new(inner: Arc<dyn SinkFactory>, thumbs: Arc<Thumbnails>) -> Self {
-        Self { inner, thumbs }
+        Self {
+            inner,
+            thumbs,
+            recordings: None,
+        }
+    }
+
+    /// And the newest picture of a recorded publish kept as its recording's.
+    pub fn keeping_for(mut self, recordings: Arc<Recordings>) -> Self {
+        self.recordings = Some(recordings);
+        self
     }
 }
 
 impl SinkFactory for Thumbnailing {
-    fn open(&self, user: &Username, private: bool) -> Box<dyn MediaSink> {
-        let sink = self.inner.open(user, private);
-        if private || !self.thumbs.enabled() {
+    fn open(&self, user: &Username, spec: &PublishSpec) -> Box<dyn MediaSink> {
+        let sink = self.inner.open(user, spec);
+        if spec.private || !self.thumbs.enabled() {
             return sink;
         }
         let publish = self.thumbs.begin(user);
+        // The inner factory has begun the publish's recording, if it records.
+        let keep_in = (self.recordings.as_ref())
+            .filter(|_| spec.record)
+            .and_then(|r| r.active_dir(user));
         Box::new(TappedSink {
             inner: sink,
             thumbs: Arc::clone(&self.thumbs),
@@ -39,6 +55,7 @@ impl SinkFactory for Thumbnailing {
             publish,
             config: None,
             next_ms: i64::MIN,
+            keep_in,
         })
     }
 }
@@ -52,6 +69,8 @@ struct TappedSink {
     config: Option<AvcConfig>,
     /// Wall-clock ms from which the next keyframe is offered.
     next_ms: i64,
+    /// The publish's recording directory.
+    keep_in: Option<std::path::PathBuf>,
 }
 
 impl TappedSink {
@@ -77,6 +96,7 @@ impl TappedSink {
                     wall_ms,
                     config,
                     frame: data,
+                    keep_in: self.keep_in.clone(),
                 };
                 if self.thumbs.offer(job) {
                     self.next_ms = wall_ms.saturating_add(self.thumbs.interval_ms);
@@ -128,7 +148,7 @@ mod tests {
     }
 
     impl SinkFactory for Counted {
-        fn open(&self, _user: &Username, _private: bool) -> Box<dyn MediaSink> {
+        fn open(&self, _user: &Username, _spec: &PublishSpec) -> Box<dyn MediaSink> {
             Box::new(self.clone())
         }
     }
@@ -154,7 +174,7 @@ mod tests {
         let counted = Counted::default();
         let factory = Thumbnailing::new(Arc::new(counted.clone()), Arc::clone(&thumbs));
         let alice = Username::parse("alice").unwrap();
-        let mut sink = factory.open(&alice, false);
+        let mut sink = factory.open(&alice, &PublishSpec::default());
         let [config, key, inter] = tags();
         let mut pushed = 0;
         // A keyframe before any configuration cannot be decoded: not offered.
@@ -199,8 +219,8 @@ mod tests {
         let (thumbs, jobs) = (Arc::new(thumbs), jobs.unwrap());
         let factory = Thumbnailing::new(Arc::new(Counted::default()), Arc::clone(&thumbs));
         let [config, key, _] = tags();
-        let mut bob = factory.open(&Username::parse("bob").unwrap(), false);
-        let mut carol = factory.open(&Username::parse("carol").unwrap(), false);
+        let mut bob = factory.open(&Username::parse("bob").unwrap(), &PublishSpec::default());
+        let mut carol = factory.open(&Username::parse("carol").unwrap(), &PublishSpec::default());
         bob.push(config.clone(), 0).unwrap();
         carol.push(config, 0).unwrap();
         bob.push(key.clone(), 0).unwrap(); // fills the queue
@@ -216,7 +236,13 @@ mod tests {
         let (thumbs, jobs) = Thumbnails::with_queue(Duration::from_secs(30), 8);
         let (thumbs, jobs) = (Arc::new(thumbs), jobs.unwrap());
         let factory = Thumbnailing::new(Arc::new(Counted::default()), Arc::clone(&thumbs));
-        let mut sink = factory.open(&Username::parse("alice").unwrap(), true);
+        let mut sink = factory.open(
+            &Username::parse("alice").unwrap(),
+            &PublishSpec {
+                private: true,
+                ..PublishSpec::default()
+            },
+        );
         for media in tags() {
             sink.push(media, 0).unwrap();
         }

@@ -402,7 +402,7 @@ pub fn visible_live(
 }
 
 /// Reads a small JSON body as `T`, or the error response to send.
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
     req: Request,
     expected: &str,
 ) -> Result<T, Resp> {

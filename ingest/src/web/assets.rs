@@ -8,6 +8,27 @@ pub const HLS_JS_SHA256: &str = include_str!("../../assets/hls.min.js.sha256");
 /// hls.js's licence, served next to it.
 pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
 
+/// A past broadcast's player: the VOD playlist through hls.js (or natively on Safari). Being a
+/// finished playlist, hls.js offers the whole timeline to seek in.
+pub const VOD_JS: &str = r#"(function () {
+  var root = document.querySelector('[data-vod]');
+  if (!root) return;
+  var src = root.getAttribute('data-vod');
+  var video = document.getElementById('player');
+  window.boltstreamErrors = [];
+  if (window.Hls && Hls.isSupported()) {
+    var hls = new Hls();
+    hls.on(Hls.Events.ERROR, function (_, d) { window.boltstreamErrors.push(d.details + (d.fatal ? ' (fatal)' : '')); });
+    window.boltstreamHls = hls;
+    hls.loadSource(src);
+    hls.attachMedia(video);
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    video.src = src;
+  }
+  var p = video.play(); if (p && p.catch) p.catch(function () {});
+})();
+"#;
+
 /// The channel page's script: attaches hls.js (or native HLS on Safari), keeps the live state
 /// current by polling the channel API, and shows how far behind live the viewer is — the wall
 /// clock minus the EXT-X-PROGRAM-DATE-TIME at the playhead, which the origin stamps from each

@@ -21,6 +21,7 @@ pub mod context;
 pub mod extract;
 pub mod guard;
 pub mod pages;
+pub mod recordings;
 pub mod reply;
 pub mod session;
 pub mod views;
@@ -68,6 +69,10 @@ pub fn router(ctx: Arc<WebContext>) -> Router {
             }),
         )
         .route(
+            "/static/vod.js",
+            get(|| async { asset(assets::VOD_JS.as_bytes(), "text/javascript; charset=utf-8") }),
+        )
+        .route(
             "/static/style.css",
             get(|| async { asset(assets::STYLE_CSS.as_bytes(), "text/css; charset=utf-8") }),
         )
@@ -76,7 +81,8 @@ pub fn router(ctx: Arc<WebContext>) -> Router {
             get(|| async { respond::text(StatusCode::NOT_FOUND, "not found\n") }),
         )
         .merge(pages::routes())
-        .nest("/api/v1", api::routes())
+        .merge(recordings::page_routes())
+        .nest("/api/v1", api::routes().merge(recordings::api_routes()))
         .with_state(ctx)
 }
 

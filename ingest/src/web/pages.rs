@@ -142,7 +142,12 @@ async fn channel(
         Some(info) => {
             let poster = super::api::thumbnail_url(&ctx, username.as_str());
             let live = row.live_since_ms.is_some();
-            views::channel(username.as_str(), live, &info, false, poster.as_deref())
+            let past =
+                (super::recordings::public_list(&ctx, username.as_str()).await).unwrap_or_default();
+            maud::html! {
+                (views::channel(username.as_str(), live, &info, false, poster.as_deref()))
+                (views::past_broadcasts(username.as_str(), &past))
+            }
         }
         None => views::channel(
             username.as_str(),
@@ -504,6 +509,10 @@ async fn dashboard_with(
         Ok(found) => found,
         Err(e) => return server_error(Some(s), &e),
     };
+    let past = match super::recordings::for_dashboard(ctx, &s.user.username).await {
+        Ok(past) => past,
+        Err(e) => return server_error(Some(s), &e),
+    };
     let rtmp_url = rtmp_url(ctx, headers);
     let view = views::Dashboard {
         session: s,
@@ -514,6 +523,7 @@ async fn dashboard_with(
         rtmp_url: &rtmp_url,
         info: &info,
         access: &access,
+        past: &past,
     };
     page(
         StatusCode::OK,
@@ -609,6 +619,14 @@ async fn dashboard_action(
             return dashboard_notice(ctx, shell, &s, notice).await;
         }
         "password" => return change_password(ctx, shell, signed_token, &s, &form).await,
+        "keep-recordings" | "delete-recording" => {
+            let notice = super::recordings::dashboard_action(ctx, &name, action, &form).await;
+            let notice = match notice {
+                Ok(notice) => notice,
+                Err(e) => return server_error(Some(&s), &e),
+            };
+            return dashboard_notice(ctx, shell, &s, notice).await;
+        }
         "visibility" | "allow" | "disallow" | "share" | "revoke-share" => {
             let notice = match access_action(&store, &name, action, &form).await {
                 Ok(notice) => notice,

@@ -8,8 +8,10 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::channel_info::{ChannelInfo, MAX_CATEGORY_CHARS, MAX_TITLE_CHARS};
 use crate::clock::now_ms;
+use crate::record::RecordingInfo;
 use crate::store::{ApiTokenRow, LiveRow, SessionUser, UserRow};
 use boltstream_hls::date::format_date_time;
+use boltstream_shared::username::Username;
 
 /// The page frame: header with the navigation for `user`, then `body`.
 pub fn layout(title: &str, user: Option<&SessionUser>, body: Markup) -> Markup {
@@ -177,6 +179,64 @@ pub fn channel(
     }
 }
 
+/// `1h 02m 03s` / `2m 03s`.
+fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, s) => format!("{h}h {m:02}m {s:02}s"),
+    }
+}
+
+/// A channel's past broadcasts, newest first, each linking to its player.
+pub fn past_broadcasts(name: &str, recordings: &[RecordingInfo]) -> Markup {
+    html! {
+        @if !recordings.is_empty() {
+            section #past .mt {
+                h2 { "Past broadcasts" }
+                div.grid {
+                    @for r in recordings {
+                        a.card.past href={ "/" (name) "/past/" (r.id) } data-id=(r.id) {
+                            div.thumb {
+                                "▶"
+                                @if r.thumbnail {
+                                    img src={ "/vod/" (name) "/" (r.id) "/thumb.jpg" } alt="" loading="lazy";
+                                }
+                            }
+                            @if !r.title.is_empty() { div.title { (r.title) } }
+                            div.muted.small {
+                                (format_date_time(r.id as i64).get(..16).unwrap_or_default().replace('T', " "))
+                                " · " span.duration { (duration(r.duration_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The player of one past broadcast: hls.js (or native HLS) on its VOD playlist, seekable.
+pub fn past_broadcast(channel: &Username, r: &RecordingInfo, playlist: &str) -> Markup {
+    html! {
+        div data-vod=(playlist) {
+            div.row {
+                h1 { a href={ "/" (channel) } { (channel) } }
+                span.badge { "PAST BROADCAST" }
+                span.muted.small {
+                    (format_date_time(r.id as i64).get(..16).unwrap_or_default().replace('T', " "))
+                    " · " (duration(r.duration_ms))
+                }
+            }
+            @if !r.title.is_empty() { div.row { span.title #title { (r.title) } } }
+            @let poster = r.thumbnail.then(|| format!("/vod/{channel}/{}/thumb.jpg", r.id));
+            div.player { video #player controls playsinline muted poster=[poster] {} }
+        }
+        script src="/static/hls.min.js" {}
+        script src="/static/vod.js" {}
+    }
+}
+
 /// The sign-up or log-in form.
 pub struct AuthForm<'a> {
     /// Page title.
@@ -228,6 +288,16 @@ pub struct Dashboard<'a> {
     pub info: &'a ChannelInfo,
     /// Who may watch their channel.
     pub access: &'a WhoWatches,
+    /// Whether their publishes are recorded, and what is kept.
+    pub past: &'a PastBroadcasts,
+}
+
+/// A streamer's recordings, as the dashboard shows them.
+pub struct PastBroadcasts {
+    /// Their publishes are recorded.
+    pub keep: bool,
+    /// Finished recordings, newest first.
+    pub recordings: Vec<RecordingInfo>,
 }
 
 /// Who may watch a channel, as its dashboard shows it.
@@ -261,6 +331,7 @@ pub fn dashboard(d: &Dashboard<'_>) -> Markup {
             }
         }
         (who_watches(d.access, csrf))
+        (past_broadcasts_card(d.session.user.username.as_str(), d.past, csrf))
         div.card.mt {
             h2 { "Streaming setup" }
             label { "Server" }
@@ -295,6 +366,37 @@ pub fn dashboard(d: &Dashboard<'_>) -> Markup {
                 label { "New password" }
                 input type="password" name="new" autocomplete="new-password" minlength="8" required;
                 button type="submit" { "Change password" }
+            }
+        }
+    }
+}
+
+fn past_broadcasts_card(name: &str, p: &PastBroadcasts, csrf: &str) -> Markup {
+    html! {
+        div.card.mt #recordings {
+            h2 { "Past broadcasts" }
+            p.muted.small {
+                @if p.keep { "Your public streams are recorded and kept for viewers to watch later." }
+                @else { "Your streams are not recorded." }
+            }
+            form method="post" action="/dashboard/keep-recordings" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="keep" value=(if p.keep { "0" } else { "1" });
+                button.secondary type="submit" { @if p.keep { "Stop recording" } @else { "Record my streams" } }
+            }
+            @for r in &p.recordings {
+                div.row data-recording=(r.id) {
+                    a href={ "/" (name) "/past/" (r.id) } {
+                        (format_date_time(r.id as i64).get(..16).unwrap_or_default().replace('T', " "))
+                    }
+                    span.muted.small { (duration(r.duration_ms)) " · " (r.bytes >> 20) " MB" }
+                    @if !r.title.is_empty() { span.small { (r.title) } }
+                    form method="post" action="/dashboard/delete-recording" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="id" value=(r.id);
+                        button.danger type="submit" { "Delete" }
+                    }
+                }
             }
         }
     }

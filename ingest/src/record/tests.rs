@@ -1,0 +1,154 @@
+use super::*;
+
+const MB: u64 = 1 << 20;
+
+fn recordings(root: &Path, retention_ms: i64, total: u64, channel: u64) -> Recordings {
+    Recordings {
+        root: root.to_path_buf(),
+        retention_ms,
+        total_quota: total,
+        channel_quota: channel,
+        min_free: 0,
+        active: Mutex::default(),
+    }
+}
+
+fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+/// A recording as the writer leaves it: files, description and log.
+fn make(r: &Recordings, who: &str, id: u64, segments: &[(u64, u64)], ended: bool) {
+    let dir = r.dir(&user(who), id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let meta = serde_json::json!({ "title": format!("{who} <b>{id}</b>"), "started_ms": id });
+    std::fs::write(dir.join(META), meta.to_string()).unwrap();
+    let mut log = LogLine::Init(1).format();
+    std::fs::write(dir.join("init1.mp4"), b"init").unwrap();
+    for &(name, bytes) in segments {
+        std::fs::write(dir.join(format!("{name}.m4s")), vec![0u8; 16]).unwrap();
+        log.push_str(
+            &LogLine::Segment {
+                name,
+                cmaf: true,
+                duration_ms: 2000,
+                bytes,
+            }
+            .format(),
+        );
+    }
+    if ended {
+        log.push_str(&LogLine::End(id as i64 + 2000 * segments.len() as i64).format());
+    }
+    std::fs::write(dir.join(LOG), log).unwrap();
+}
+
+#[test]
+fn finished_recordings_are_listed_played_and_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recordings(tmp.path(), i64::MAX, u64::MAX, u64::MAX);
+    make(&r, "alice", 1_000, &[(1_001, 10), (1_003, 20)], true);
+    make(&r, "alice", 5_000, &[(5_001, 10)], true);
+    make(&r, "alice", 9_000, &[], true); // nothing recorded: not listed
+    let listed = r.list(&user("alice"));
+    assert_eq!(
+        listed.iter().map(|l| l.id).collect::<Vec<_>>(),
+        [5_000, 1_000]
+    );
+    assert_eq!((listed[1].duration_ms, listed[1].bytes), (4000, 30));
+    assert_eq!(listed[1].title, "alice <b>1000</b>");
+    let playlist = r.playlist(&user("alice"), 1_000).unwrap();
+    assert!(
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.ends_with("#EXT-X-ENDLIST\n")
+    );
+
+    // Only files the log names are served.
+    assert!(r.file(&user("alice"), 1_000, "1001.m4s").is_some());
+    assert!(r.file(&user("alice"), 1_000, "init1.mp4").is_some());
+    for other in [
+        "segments.log",
+        "meta.json",
+        "5001.m4s",
+        "../5000/5001.m4s",
+        "1002.m4s",
+    ] {
+        assert!(r.file(&user("alice"), 1_000, other).is_none(), "{other}");
+    }
+    assert!(r.list(&user("bob")).is_empty());
+
+    assert!(r.delete(&user("alice"), 1_000));
+    assert!(!r.delete(&user("alice"), 1_000));
+    assert!(!r.dir(&user("alice"), 1_000).exists());
+    assert_eq!(r.list(&user("alice")).len(), 1);
+}
+
+#[test]
+fn a_recording_in_progress_is_neither_listed_served_nor_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recordings(tmp.path(), 0, 0, 0);
+    let start = r.begin(&user("alice"), "t", 7_000);
+    assert_eq!(start.dir, r.dir(&user("alice"), 7_000));
+    make(&r, "alice", 7_000, &[(7_001, 10)], false);
+    assert!(r.list(&user("alice")).is_empty());
+    assert!(r.playlist(&user("alice"), 7_000).is_none());
+    assert!(!r.delete(&user("alice"), 7_000));
+    assert!(
+        r.enforce(i64::MAX).is_empty(),
+        "quotas never take the one recording"
+    );
+    r.ended(&user("alice"), 7_000);
+    assert_eq!(r.list(&user("alice")).len(), 1);
+}
+
+#[test]
+fn recovery_ends_open_logs_at_their_last_whole_line_and_drops_unlisted_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recordings(tmp.path(), i64::MAX, u64::MAX, u64::MAX);
+    make(&r, "alice", 1_000, &[(1_001, 10)], false);
+    let dir = r.dir(&user("alice"), 1_000);
+    // A segment linked before the crash, its line cut short.
+    std::fs::write(dir.join("1003.m4s"), b"half").unwrap();
+    let mut log = std::fs::read(dir.join(LOG)).unwrap();
+    log.extend_from_slice(b"seg 1003 m4s 20");
+    std::fs::write(dir.join(LOG), log).unwrap();
+    // A recording that never got its log.
+    std::fs::create_dir_all(r.dir(&user("alice"), 2_000)).unwrap();
+    make(&r, "bob", 3_000, &[(3_001, 10)], true);
+
+    assert_eq!(r.recover(50_000), 1);
+    assert!(!dir.join("1003.m4s").exists());
+    assert!(dir.join("1001.m4s").exists() && dir.join("init1.mp4").exists());
+    assert!(!r.dir(&user("alice"), 2_000).exists());
+    let log = String::from_utf8(std::fs::read(dir.join(LOG)).unwrap()).unwrap();
+    assert!(
+        log.ends_with("seg 1001 m4s 2000 10\nend 50000\n"),
+        "{log:?}"
+    );
+    let listed = r.list(&user("alice"));
+    assert_eq!((listed.len(), listed[0].ended_ms), (1, 50_000));
+    assert_eq!(r.recover(60_000), 0, "nothing left to end");
+}
+
+#[test]
+fn retention_then_channel_then_total_quota_take_the_oldest_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recordings(tmp.path(), 100_000, 5 * MB, 3 * MB);
+    make(&r, "alice", 1_000, &[(1, MB)], true); // expired at 200_000
+    make(&r, "alice", 150_000, &[(2, MB)], true);
+    make(&r, "alice", 160_000, &[(3, 2 * MB)], true);
+    make(&r, "alice", 170_000, &[(4, MB)], true); // alice: 4 MB unexpired > 3 MB
+    make(&r, "bob", 155_000, &[(5, MB)], true);
+    make(&r, "bob", 165_000, &[(6, 2 * MB)], true);
+    let mut gone = r.enforce(200_000);
+    gone.sort_by_key(|(_, id)| *id);
+    let names: Vec<(&str, u64)> = gone.iter().map(|(u, id)| (u.as_str(), *id)).collect();
+    // Retention: alice 1000. Alice's quota: her oldest left (150000). Then 3 MB + 3 MB = 6 MB
+    // of all is over 5 MB: the oldest of all left, bob's 155000.
+    assert_eq!(
+        names,
+        [("alice", 1_000), ("alice", 150_000), ("bob", 155_000)]
+    );
+    assert_eq!(r.list(&user("alice")).len(), 2);
+    assert_eq!(r.list(&user("bob")).len(), 1);
+    assert!(r.enforce(200_000).is_empty());
+}

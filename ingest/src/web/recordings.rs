@@ -1,0 +1,197 @@
+//! Past broadcasts on the website and in the API: the channel's list (public channels only — a
+//! channel made private takes its recordings with it), a page that plays one, and the streamer's
+//! choices: keep recordings or not, delete one.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::routing::{delete, get, put};
+use axum::Router;
+use boltstream_shared::route::Route;
+use boltstream_shared::username::Username;
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::api::json_body;
+use super::context::{blocking, WebContext};
+use super::extract::{ApiChanger, Viewer};
+use super::reply::{json, json_error, page, store_error};
+use std::collections::HashMap;
+
+use super::views::PastBroadcasts;
+use crate::record::RecordingInfo;
+use crate::respond::Resp;
+use crate::store::StoreError;
+
+/// `/api/v1/...` routes for recordings.
+pub fn api_routes() -> Router<Arc<WebContext>> {
+    Router::new()
+        .route("/channels/{name}/recordings", get(list))
+        .route("/me/recordings/{id}", delete(remove))
+        .route("/me/recording", put(set_keep))
+}
+
+/// The page routes.
+pub fn page_routes() -> Router<Arc<WebContext>> {
+    Router::new().route("/{name}/past/{id}", get(watch))
+}
+
+/// A public channel's finished recordings, newest first; `None` for no such channel, or one that
+/// is private now.
+pub async fn public_list(ctx: &WebContext, name: &str) -> Option<Vec<RecordingInfo>> {
+    let user = Username::parse(name).ok()?;
+    let (store, recordings) = (Arc::clone(&ctx.store), Arc::clone(&ctx.hls.recordings));
+    blocking(move || {
+        let private = store.is_private(user.as_str()).ok()??;
+        (!private).then(|| recordings.list(&user))
+    })
+    .await
+}
+
+/// The URL of a recording's playlist.
+pub fn playlist_url(user: &Username, id: u64) -> String {
+    let route = Route::VodPlaylist {
+        user: user.clone(),
+        id,
+    };
+    route.canonical_path().unwrap_or_default()
+}
+
+/// `GET /api/v1/channels/{name}/recordings`.
+async fn list(State(ctx): State<Arc<WebContext>>, Path(name): Path<String>) -> Resp {
+    let Some(found) = public_list(&ctx, &name).await else {
+        return json_error(StatusCode::NOT_FOUND, "no such channel");
+    };
+    let user = Username::parse(&name).expect("listed, so valid");
+    let items: Vec<_> = (found.iter())
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "title": r.title,
+                "started_ms": r.id,
+                "ended_ms": r.ended_ms,
+                "duration_s": r.duration_ms as f64 / 1000.0,
+                "bytes": r.bytes,
+                "playlist": playlist_url(&user, r.id),
+                "page": format!("/{user}/past/{}", r.id),
+                "thumbnail": r.thumbnail.then(|| format!("/vod/{user}/{}/thumb.jpg", r.id)),
+            })
+        })
+        .collect();
+    json(StatusCode::OK, json!({ "recordings": items }))
+}
+
+/// `DELETE /api/v1/me/recordings/{id}`: the caller's recording, files and listing.
+async fn remove(
+    State(ctx): State<Arc<WebContext>>,
+    Path(id): Path<u64>,
+    ApiChanger(caller): ApiChanger,
+) -> Resp {
+    let Ok(user) = Username::parse(&caller.username) else {
+        return json_error(StatusCode::NOT_FOUND, "no such recording");
+    };
+    let recordings = Arc::clone(&ctx.hls.recordings);
+    if blocking(move || recordings.delete(&user, id)).await {
+        json(StatusCode::OK, json!({ "ok": true }))
+    } else {
+        json_error(
+            StatusCode::NOT_FOUND,
+            "no such recording (or it is still recording)",
+        )
+    }
+}
+
+/// `PUT /api/v1/me/recording` `{"keep": bool}`: whether the caller's next publishes are recorded.
+async fn set_keep(
+    State(ctx): State<Arc<WebContext>>,
+    ApiChanger(caller): ApiChanger,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        keep: bool,
+    }
+    let body: Body = match json_body(req, "expected {\"keep\": bool}").await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let store = Arc::clone(&ctx.store);
+    let name = caller.username.clone();
+    match blocking(move || store.set_keep_recordings(&name, body.keep)).await {
+        Ok(()) => json(StatusCode::OK, json!({ "keep": body.keep })),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// The dashboard's "Past broadcasts" card: the choice and every finished recording (the
+/// streamer's own, listed even while the channel is private).
+pub async fn for_dashboard(ctx: &WebContext, name: &str) -> Result<PastBroadcasts, StoreError> {
+    let (store, recordings, name) = (
+        Arc::clone(&ctx.store),
+        Arc::clone(&ctx.hls.recordings),
+        name.to_string(),
+    );
+    blocking(move || {
+        let keep = store.keeps_recordings(&name)?.unwrap_or(false);
+        let recordings = Username::parse(&name)
+            .map(|u| recordings.list(&u))
+            .unwrap_or_default();
+        Ok(PastBroadcasts { keep, recordings })
+    })
+    .await
+}
+
+/// The dashboard's recording forms, carried out; the answer is the notice shown.
+pub async fn dashboard_action(
+    ctx: &WebContext,
+    name: &str,
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Result<&'static str, StoreError> {
+    let (store, recordings) = (Arc::clone(&ctx.store), Arc::clone(&ctx.hls.recordings));
+    let name = name.to_string();
+    if action == "keep-recordings" {
+        let keep = form.get("keep").is_some_and(|v| v == "1");
+        blocking(move || store.set_keep_recordings(&name, keep)).await?;
+        return Ok(if keep {
+            "Your streams are recorded from your next stream on."
+        } else {
+            "Your streams are no longer recorded (what is kept stays until you delete it)."
+        });
+    }
+    let id: Option<u64> = form.get("id").and_then(|v| v.parse().ok());
+    let deleted = match (id, Username::parse(&name)) {
+        (Some(id), Ok(user)) => blocking(move || recordings.delete(&user, id)).await,
+        _ => false,
+    };
+    Ok(if deleted {
+        "Recording deleted."
+    } else {
+        "No such recording (or it is still recording)."
+    })
+}
+
+/// `/{name}/past/{id}`: a player for one recording.
+async fn watch(
+    State(ctx): State<Arc<WebContext>>,
+    viewer: Viewer,
+    Path((name, id)): Path<(String, u64)>,
+) -> Resp {
+    let found = public_list(&ctx, &name).await.unwrap_or_default();
+    let user = viewer.user();
+    match (found.iter().find(|r| r.id == id), Username::parse(&name)) {
+        (Some(r), Ok(channel)) => page(
+            StatusCode::OK,
+            &format!("{name}: past broadcast"),
+            user,
+            super::views::past_broadcast(&channel, r, &playlist_url(&channel, r.id)),
+        ),
+        _ => super::reply::error_page(
+            StatusCode::NOT_FOUND,
+            user,
+            "No such broadcast",
+            "This past broadcast does not exist, or was deleted.",
+        ),
+    }
+}

@@ -1,0 +1,415 @@
+//! Past broadcasts with real ffmpeg publishing to the real ingest: every test clip becomes a VOD
+//! that ffprobe reads with the clip's duration and ffmpeg decodes with no error; a recording
+//! survives the server's SIGKILL; retention and quotas take the oldest first; the free-space floor
+//! stops recording, not the live stream; deleting removes files and listing; crafted URLs reach
+//! nothing else on disk.
+
+use std::time::Duration;
+
+use boltstream_tests::http::{get, request};
+use boltstream_tests::media::{run, Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::wait_for;
+
+/// Room enough on any test machine's disk; the floor is tested on its own.
+const FLOOR: &[&str] = &["--recording-min-free-mb", "64"];
+
+fn recordings(server: &Server, user: &str) -> Vec<serde_json::Value> {
+    let r = get(server.http, &format!("/api/v1/channels/{user}/recordings"));
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    body["recordings"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits for `n` finished recordings of `user`.
+fn wait_recordings(server: &Server, user: &str, n: usize) -> Vec<serde_json::Value> {
+    wait_for(Duration::from_secs(30), || {
+        let list = recordings(server, user);
+        (list.len() >= n).then_some(list)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{user}: {n} recordings never listed: {:?}",
+            recordings(server, user)
+        )
+    })
+}
+
+fn duration_of(url: &str) -> f64 {
+    let (ok, out, err) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            url,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "ffprobe {url}: {err}");
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no duration for {url}: {out}"))
+}
+
+/// ffmpeg decodes every frame with no error.
+fn decodes_cleanly(url: &str) {
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &["-v", "error", "-xerror", "-i", url, "-f", "null", "-"],
+        Duration::from_secs(120),
+    );
+    assert!(
+        ok && err.trim().is_empty(),
+        "{url} does not decode cleanly: {err}"
+    );
+}
+
+fn publish_whole(server: &Server, user: &str, clip: Clip) -> Publisher {
+    let key = server.add_user(user);
+    Publisher::start(clip, &server.publish_url(&key), false)
+}
+
+#[test]
+fn every_clip_becomes_a_vod_of_its_duration_that_decodes_cleanly() {
+    for format in ["cmaf", "ts"] {
+        let server = Server::start(&[&["--hls-format", format][..], FLOOR].concat());
+        let clips = [
+            ("av", Clip::AudioVideo, 2.0),
+            ("video", Clip::VideoOnly, 2.0),
+            ("audio", Clip::AudioOnly, 2.0),
+            ("longgop", Clip::LongGop, 4.0),
+            ("short", Clip::Short, 2.0),
+            ("highrate", Clip::HighRate, 2.0),
+        ];
+        let mut publishers: Vec<(String, Clip, f64, Publisher)> = clips
+            .iter()
+            .map(|(name, clip, segment)| {
+                let user = format!("{format}_{name}");
+                let p = publish_whole(&server, &user, *clip);
+                (user, *clip, *segment, p)
+            })
+            .collect();
+        for (user, clip, segment, publisher) in &mut publishers {
+            assert!(
+                publisher.wait(Duration::from_secs(40)).is_some(),
+                "{user}: ffmpeg never ended"
+            );
+            let list = wait_recordings(&server, user, 1);
+            assert_eq!(list.len(), 1, "{user}: {list:?}");
+            let playlist = list[0]["playlist"].as_str().unwrap().to_string();
+            let body = get(server.http, &playlist);
+            assert_eq!(body.status, 200, "{user}");
+            let text = body.text();
+            assert!(
+                text.contains("#EXT-X-PLAYLIST-TYPE:VOD") && text.ends_with("#EXT-X-ENDLIST\n"),
+                "{text}"
+            );
+            assert_eq!(
+                body.header("cache-control"),
+                Some("public, max-age=300"),
+                "{user}"
+            );
+            let url = format!("http://{}{playlist}", server.http);
+            let want = duration_of(&clip.path().to_string_lossy());
+            let got = duration_of(&url);
+            assert!(
+                (got - want).abs() <= *segment + 0.1,
+                "{format} {user}: VOD {got:.2} s, clip {want:.2} s (± one {segment} s segment)"
+            );
+            let listed = list[0]["duration_s"].as_f64().unwrap();
+            assert!(
+                (listed - got).abs() < 0.5,
+                "{user}: listed {listed}, ffprobe {got}"
+            );
+            decodes_cleanly(&url);
+        }
+    }
+}
+
+#[test]
+fn a_recording_survives_sigkill_ended_at_its_last_whole_segment() {
+    let mut server = Server::start(&[&["--hls-format", "cmaf"][..], FLOOR].concat());
+    let key = server.add_user("alice");
+    let mut publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    assert!(server.wait_live("alice", Duration::from_secs(15)));
+    std::thread::sleep(Duration::from_secs(9));
+    server.signal("KILL");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    publisher.kill();
+    server.restart();
+    let list = wait_recordings(&server, "alice", 1);
+    let playlist = list[0]["playlist"].as_str().unwrap();
+    let url = format!("http://{}{playlist}", server.http);
+    let got = duration_of(&url);
+    assert!((4.0..=12.0).contains(&got), "{got} s recorded of about 9");
+    decodes_cleanly(&url);
+    // Every file the playlist names exists whole: fetched, and decoded above.
+    let text = get(server.http, playlist).text();
+    for line in text.lines().filter(|l| l.ends_with(".m4s")) {
+        let file = playlist.replace("index.m3u8", line);
+        assert_eq!(get(server.http, &file).status, 200, "{file}");
+    }
+    assert!(
+        server
+            .log()
+            .contains("recordings a stop cut short are kept"),
+        "recovery said nothing"
+    );
+}
+
+#[test]
+fn quota_takes_the_oldest_and_retention_takes_what_expired() {
+    let mut server = Server::start(&[&["--hls-format", "cmaf"][..], FLOOR].concat());
+    for n in 0..3 {
+        let mut p = publish_whole(&server, &format!("user{n}"), Clip::AudioVideo);
+        assert!(p.wait(Duration::from_secs(40)).is_some());
+        wait_recordings(&server, &format!("user{n}"), 1);
+    }
+    let sizes: Vec<u64> = (0..3)
+        .map(|n| {
+            recordings(&server, &format!("user{n}"))[0]["bytes"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    // Room for the two newest, not all three.
+    let quota_mb = (sizes[1] + sizes[2]).div_ceil(1 << 20);
+    assert!(total > quota_mb << 20, "sizes {sizes:?}");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    server.restart_with(&[FLOOR, &["--recording-quota-mb", &quota_mb.to_string()][..]].concat());
+    let gone = wait_for(Duration::from_secs(30), || {
+        recordings(&server, "user0").is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "the oldest recording was not deleted");
+    assert_eq!(recordings(&server, "user1").len(), 1);
+    assert_eq!(recordings(&server, "user2").len(), 1);
+    assert!(!server
+        .data()
+        .join("recordings/user0")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
+
+    // Retention: anything that ended more than 5 s ago goes.
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    server.restart_with(&[FLOOR, &["--recording-retention", "5"][..]].concat());
+    let expired = wait_for(Duration::from_secs(30), || {
+        (recordings(&server, "user1").is_empty() && recordings(&server, "user2").is_empty())
+            .then_some(())
+    });
+    assert!(expired.is_some(), "expired recordings were kept");
+}
+
+#[test]
+fn the_free_space_floor_stops_recording_not_the_live_stream() {
+    // A floor above what the disk has: recording stops at the first segment, live goes on.
+    let server = Server::start(&[
+        "--hls-format",
+        "cmaf",
+        "--recording-min-free-mb",
+        "100000000",
+    ]);
+    let key = server.add_user("alice");
+    let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
+    let live = wait_for(Duration::from_secs(20), || {
+        let r = get(server.http, "/live/alice/index.m3u8");
+        (r.status == 200 && r.text().matches("#EXTINF").count() >= 3).then_some(())
+    });
+    assert!(live.is_some(), "the live stream must go on");
+    let log = server.log();
+    assert_eq!(log.matches("recording stopped").count(), 1, "{log}");
+    assert!(log.contains("recording_min_free_mb"), "{log}");
+    assert!(recordings(&server, "alice").is_empty());
+    assert!(
+        !server
+            .data()
+            .join("recordings/alice")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "an empty recording was left behind"
+    );
+}
+
+#[test]
+fn deleting_removes_files_and_listing_and_crafted_urls_reach_nothing() {
+    let server = Server::start(&[&["--hls-format", "ts"][..], FLOOR].concat());
+    let mut p = publish_whole(&server, "alice", Clip::Short);
+    assert!(p.wait(Duration::from_secs(30)).is_some());
+    let list = wait_recordings(&server, "alice", 1);
+    let id = list[0]["id"].as_u64().unwrap();
+    let dir = server.data().join(format!("recordings/alice/{id}"));
+    assert!(dir.join("segments.log").exists());
+
+    // Only what the log names is served: not the log, not the description, nothing beside.
+    for path in [
+        format!("/vod/alice/{id}/segments.log"),
+        format!("/vod/alice/{id}/meta.json"),
+        format!("/vod/alice/{id}/..%2f..%2fboltstream.db"),
+        format!("/vod/alice/{id}/../../boltstream.db"),
+        format!("/vod/alice/{id}/%2e%2e/%2e%2e/boltstream.db"),
+        format!("/vod/alice/{}/index.m3u8", id + 1),
+        format!("/vod/bob/{id}/index.m3u8"),
+        "/vod/alice/1/1.ts".to_string(),
+        format!("/vod/alice/{id}/99999999999999.ts"),
+    ] {
+        let r = request(server.http, "GET", path.as_bytes(), &[], b"").unwrap();
+        assert!(
+            matches!(r.status, 400 | 403 | 404),
+            "{path}: {} {:?}",
+            r.status,
+            String::from_utf8_lossy(&r.body[..r.body.len().min(80)])
+        );
+        assert!(
+            !r.text().contains("SQLite") && !r.text().contains("seg "),
+            "{path}"
+        );
+    }
+
+    // The API needs the owner (CSRF-checked with a session; here the CLI's view of it).
+    let r = request(
+        server.http,
+        "DELETE",
+        format!("/api/v1/me/recordings/{id}").as_bytes(),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    let out = server.cli(&["recordings", "list", "alice", "--json"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id.to_string()));
+    let out = server.cli(&["recordings", "delete", "alice", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.exists(), "files remain");
+    assert!(recordings(&server, "alice").is_empty());
+    assert_eq!(
+        get(server.http, &format!("/vod/alice/{id}/index.m3u8")).status,
+        404
+    );
+    let again = server.cli(&["recordings", "delete", "alice", &id.to_string()]);
+    assert!(!again.status.success());
+}
+
+#[test]
+fn a_channel_that_keeps_no_recordings_or_turns_private_shows_none() {
+    let server = Server::start(&[&["--hls-format", "ts"][..], FLOOR].concat());
+    let key = server.add_user("alice");
+    let out = server.cli(&["recordings", "keep", "alice", "off"]);
+    assert!(out.status.success());
+    let mut p = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(p.wait(Duration::from_secs(30)).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(recordings(&server, "alice").is_empty());
+    assert!(!server.data().join("recordings/alice").exists());
+
+    server.cli(&["recordings", "keep", "alice", "on"]);
+    let mut p = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(p.wait(Duration::from_secs(30)).is_some());
+    let list = wait_recordings(&server, "alice", 1);
+    let playlist = list[0]["playlist"].as_str().unwrap().to_string();
+    assert_eq!(get(server.http, &playlist).status, 200);
+    // Made private: its past broadcasts go with it, from the API and the origin.
+    let out = server.cli(&["access", "set", "alice", "private"]);
+    assert!(out.status.success());
+    assert_eq!(
+        get(server.http, "/api/v1/channels/alice/recordings").status,
+        404
+    );
+    assert_eq!(get(server.http, &playlist).status, 404);
+    server.cli(&["access", "set", "alice", "public"]);
+    assert_eq!(get(server.http, &playlist).status, 200);
+}
+
+#[test]
+fn a_vod_plays_and_seeks_in_chromium_through_the_edge_which_caches_its_segments() {
+    let server = Server::start(&[&["--hls-format", "cmaf"][..], FLOOR].concat());
+    let mut p = publish_whole(&server, "alice", Clip::AudioVideo);
+    assert!(p.wait(Duration::from_secs(40)).is_some());
+    let list = wait_recordings(&server, "alice", 1);
+    let (id, playlist) = (
+        list[0]["id"].as_u64().unwrap(),
+        list[0]["playlist"].as_str().unwrap().to_string(),
+    );
+    let envoy = boltstream_tests::envoy::Envoy::start(server.http, r#"{"playlist_max_age": 1}"#);
+
+    // Through the edge: the policy's headers, and the second fetch of a segment is the edge's.
+    let text = get(envoy.addr, &playlist).text();
+    let segment = text
+        .lines()
+        .find(|l| l.ends_with(".m4s"))
+        .expect("a segment")
+        .to_string();
+    let url = playlist.replace("index.m3u8", &segment);
+    let first = get(envoy.addr, &url);
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("cache-control"),
+        Some("public, max-age=86400, immutable")
+    );
+    let second = get(envoy.addr, &url);
+    assert_eq!(second.body, first.body);
+    assert!(
+        second.header("age").is_some(),
+        "second fetch served from the edge cache"
+    );
+
+    // The channel page lists it; its page plays it in Chromium and seeks to the middle.
+    let channel = get(envoy.addr, "/alice").text();
+    assert!(channel.contains(&format!("/alice/past/{id}")), "{channel}");
+    // With the stream's last live picture, as a JPEG.
+    let thumb = list[0]["thumbnail"]
+        .as_str()
+        .expect("a recording's picture")
+        .to_string();
+    assert!(
+        channel.contains(&format!("<img src=\"{thumb}\"")),
+        "{channel}"
+    );
+    let picture = get(envoy.addr, &thumb);
+    assert_eq!(
+        (picture.status, picture.header("content-type")),
+        (200, Some("image/jpeg"))
+    );
+    assert_eq!(&picture.body[..2], &[0xff, 0xd8]);
+    let browser = boltstream_tests::browser::Browser::start();
+    browser.goto(&format!("http://{}/alice/past/{id}", envoy.addr));
+    std::fs::create_dir_all(boltstream_tests::out_dir()).unwrap();
+    let duration = wait_for(Duration::from_secs(30), || {
+        let d = browser.eval("var v = document.getElementById('player'); return v && v.duration > 0 && isFinite(v.duration) ? v.duration : 0");
+        d.as_f64().filter(|d| *d > 0.0)
+    })
+    .expect("the VOD's duration is known");
+    assert!((8.0..=12.0).contains(&duration), "duration {duration}");
+    let middle = duration / 2.0;
+    browser.eval(&format!(
+        "document.getElementById('player').currentTime = {middle}; return true;"
+    ));
+    let played = wait_for(Duration::from_secs(30), || {
+        let t = browser
+            .eval("var v = document.getElementById('player'); return v.paused ? 0 : v.currentTime")
+            .as_f64()?;
+        (t > middle + 1.0).then_some(t)
+    });
+    let errors = browser.eval("return window.boltstreamErrors || []");
+    assert!(
+        played.is_some(),
+        "never played past the middle after seeking: {errors}"
+    );
+    assert_eq!(
+        errors.as_array().map(Vec::len),
+        Some(0),
+        "hls.js errors: {errors}"
+    );
+    browser.screenshot(&boltstream_tests::out_dir().join("past-broadcast.png"));
+    browser.goto(&format!("http://{}/alice", envoy.addr));
+    browser.eval("document.getElementById('past').scrollIntoView(); return true;");
+    browser.screenshot(&boltstream_tests::out_dir().join("channel-past-broadcasts.png"));
+}

@@ -413,3 +413,104 @@ fn a_vod_plays_and_seeks_in_chromium_through_the_edge_which_caches_its_segments(
     browser.eval("document.getElementById('past').scrollIntoView(); return true;");
     browser.screenshot(&boltstream_tests::out_dir().join("channel-past-broadcasts.png"));
 }
+
+/// alice signed in: her session cookie and the CSRF token her dashboard carries.
+fn signed_in(server: &Server, user: &str) -> (String, String) {
+    use boltstream_tests::http::{csrf_field, log_in_from, set_cookie_value};
+    let password = format!("{user} password 1");
+    let out = server.cli_with_stdin(&["user", "password", user], &format!("{password}\n"));
+    assert!(out.status.success());
+    let local = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let r = log_in_from(
+        local,
+        server.http,
+        user,
+        &password.replace(' ', "+"),
+        None,
+        &[],
+    )
+    .unwrap();
+    let cookie = format!("bs_session={}", set_cookie_value(&r, "bs_session").unwrap());
+    let dash = request(
+        server.http,
+        "GET",
+        b"/dashboard",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    let csrf = csrf_field(&dash.text()).expect("a CSRF token").to_string();
+    (cookie, csrf)
+}
+
+#[test]
+fn the_streamer_deletes_from_the_api_and_the_dashboard_and_chooses_to_record() {
+    let server = Server::start(&[&["--hls-format", "ts"][..], FLOOR].concat());
+    let key = server.add_user("alice");
+    for n in 1..=2 {
+        let mut p = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+        assert!(p.wait(Duration::from_secs(30)).is_some());
+        wait_recordings(&server, "alice", n);
+    }
+    let ids: Vec<u64> = (recordings(&server, "alice").iter())
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    let (cookie, csrf) = signed_in(&server, "alice");
+    let dash = request(
+        server.http,
+        "GET",
+        b"/dashboard",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    for id in &ids {
+        assert!(dash.text().contains(&format!("data-recording=\"{id}\"")));
+    }
+    // The API: a cookie alone may not (CSRF); with the token it deletes.
+    let path = format!("/api/v1/me/recordings/{}", ids[0]);
+    let r = request(
+        server.http,
+        "DELETE",
+        path.as_bytes(),
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = request(server.http, "DELETE", path.as_bytes(), &headers, b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(server.http, "DELETE", path.as_bytes(), &headers, b"").unwrap();
+    assert_eq!(r.status, 404);
+    // The dashboard's form.
+    let form = format!("csrf={csrf}&id={}", ids[1]);
+    let r = request(
+        server.http,
+        "POST",
+        b"/dashboard/delete-recording",
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        form.as_bytes(),
+    )
+    .unwrap();
+    assert!(r.text().contains("Recording deleted."), "{}", r.text());
+    assert!(recordings(&server, "alice").is_empty());
+    assert!(!server
+        .data()
+        .join("recordings/alice")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
+    // Recording off through the API, then nothing is kept of the next publish.
+    let body = br#"{"keep": false}"#;
+    let mut put = headers.to_vec();
+    put.push(("content-type", "application/json"));
+    let r = request(server.http, "PUT", b"/api/v1/me/recording", &put, body).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut p = Publisher::start(Clip::Short, &server.publish_url(&key), false);
+    assert!(p.wait(Duration::from_secs(30)).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(recordings(&server, "alice").is_empty());
+}

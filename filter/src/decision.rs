@@ -79,13 +79,8 @@ pub fn decide_request(
                 RequestDecision::Pass
             }
         }
-        Route::LivePlaylist { .. }
-        | Route::LiveSegment { .. }
-        | Route::MediaKey { .. }
-        | Route::Thumbnail { .. }
-        | Route::VodPlaylist { .. }
-        | Route::VodSegment { .. }
-        | Route::VodThumbnail { .. } => {
+        // The live media routes (`Route::is_live`): every other kind is matched above.
+        route => {
             if let Some(scope) = route.token_scope() {
                 let cookies = facts.cookies();
                 let allowed = verify_cookies(

@@ -163,6 +163,25 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                 None => not_found(),
             }
         }
+        Route::VodPlaylist { .. } | Route::VodSegment { .. } | Route::VodThumbnail { .. } => {
+            past_broadcast(hls, route, req).await
+        }
+        Route::MediaKey { user, id } => match hls.media_key(user, *id) {
+            Some(key) => {
+                let mut r = Response::new(respond::full(Bytes::copy_from_slice(&key)));
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(key.len()));
+                r
+            }
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+/// A past broadcast's playlist, media file or picture, from its recording on disk.
+async fn past_broadcast<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
+    match route {
         Route::VodPlaylist { user, id } => match hls.vod_playlist(user, *id).await {
             // A finished recording's playlist never changes: its id is its validator.
             Some(body) => media_response(
@@ -195,16 +214,7 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                 None => respond::text(StatusCode::NOT_FOUND, "no such picture\n"),
             }
         }
-        Route::MediaKey { user, id } => match hls.media_key(user, *id) {
-            Some(key) => {
-                let mut r = Response::new(respond::full(Bytes::copy_from_slice(&key)));
-                r.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(key.len()));
-                r
-            }
-            None => not_found(),
-        },
-        _ => not_found(),
+        _ => respond::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 

@@ -193,6 +193,43 @@ impl Server {
         child.wait_with_output().unwrap()
     }
 
+    /// Gives `user` the password `"<user> password 1"` and signs in from loopback; returns the
+    /// session cookie (`bs_session=…`).
+    pub fn session(&self, user: &str) -> String {
+        use crate::http::{log_in_from, set_cookie_value};
+        let password = format!("{user} password 1");
+        let out = self.cli_with_stdin(&["user", "password", user], &format!("{password}\n"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let local = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let r = log_in_from(
+            local,
+            self.http,
+            user,
+            &password.replace(' ', "+"),
+            None,
+            &[],
+        )
+        .expect("log in");
+        let token = set_cookie_value(&r, "bs_session").expect("signed in");
+        format!("bs_session={token}")
+    }
+
+    /// [`Self::session`] and the CSRF token the user's dashboard carries.
+    pub fn session_and_csrf(&self, user: &str) -> (String, String) {
+        let cookie = self.session(user);
+        let dash =
+            crate::http::request(self.http, "GET", b"/dashboard", &[("cookie", &cookie)], b"")
+                .expect("dashboard");
+        let csrf = crate::http::csrf_field(&dash.text())
+            .expect("a CSRF token")
+            .to_string();
+        (cookie, csrf)
+    }
+
     /// Adds a user and returns its stream key.
     pub fn add_user(&self, name: &str) -> String {
         let out = self.cli(&["user", "add", name, "--json"]);

@@ -3,15 +3,12 @@
 //! only with the key the origin served. (The edge's half of the check is the filter's, tested on
 //! the shared token table in `filter_wasm.rs`.)
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use boltstream_tests::http::{get, log_in_from, request, set_cookie_value, Response};
+use boltstream_tests::http::{get, request, set_cookie_value, Response};
 use boltstream_tests::media::{run, Clip, Publisher};
 use boltstream_tests::server::{collect_files, Server};
 use boltstream_tests::{out_dir, wait_for};
-
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn cli_ok(server: &Server, args: &[&str]) -> String {
     let out = server.cli(args);
@@ -21,23 +18,6 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn session(server: &Server, user: &str) -> String {
-    let password = format!("{user} password 1");
-    let out = server.cli_with_stdin(&["user", "password", user], &format!("{password}\n"));
-    assert!(out.status.success());
-    let r = log_in_from(
-        LOCAL,
-        server.http,
-        user,
-        &password.replace(' ', "+"),
-        None,
-        &[],
-    )
-    .unwrap();
-    let token = set_cookie_value(&r, "bs_session").expect("signed in");
-    format!("bs_session={token}")
 }
 
 fn playback(server: &Server, cookie: Option<&str>, body: &str) -> Response {
@@ -81,8 +61,8 @@ fn a_private_stream_is_encrypted_and_only_token_holders_get_its_playlist_and_key
     assert!(server.wait_live("alice", Duration::from_secs(15)));
 
     // Nobody who may not watch learns the stream exists.
-    let bob = session(&server, "bob");
-    let carol = session(&server, "carol");
+    let bob = server.session("bob");
+    let carol = server.session("carol");
     assert!(!get(server.http, "/api/v1/channels")
         .text()
         .contains("alice"));
@@ -309,7 +289,7 @@ fn visibility_viewers_and_share_links_through_the_api_refuse_bad_input() {
     let server = Server::start(&[]);
     server.add_user("alice");
     server.add_user("bob");
-    let alice = session(&server, "alice");
+    let alice = server.session("alice");
     let dashboard = get_with(&server, "/dashboard", &alice).text();
     let csrf = boltstream_tests::http::csrf_field(&dashboard)
         .expect("the dashboard has a form")
@@ -465,7 +445,7 @@ fn visibility_viewers_and_share_links_through_the_api_refuse_bad_input() {
         "revoked"
     );
     // Bob cannot touch alice's links.
-    let bob = session(&server, "bob");
+    let bob = server.session("bob");
     let bob_csrf =
         boltstream_tests::http::csrf_field(&get_with(&server, "/dashboard", &bob).text())
             .unwrap()
@@ -540,7 +520,7 @@ fn the_dashboard_makes_a_channel_private_allows_viewers_and_shares_links() {
     let server = Server::start(&[]);
     server.add_user("alice");
     server.add_user("bob");
-    let alice = session(&server, "alice");
+    let alice = server.session("alice");
     let page = get_with(&server, "/dashboard", &alice).text();
     assert!(
         page.contains("Who can watch") && page.contains("Make private"),

@@ -414,35 +414,6 @@ fn a_vod_plays_and_seeks_in_chromium_through_the_edge_which_caches_its_segments(
     browser.screenshot(&boltstream_tests::out_dir().join("channel-past-broadcasts.png"));
 }
 
-/// alice signed in: her session cookie and the CSRF token her dashboard carries.
-fn signed_in(server: &Server, user: &str) -> (String, String) {
-    use boltstream_tests::http::{csrf_field, log_in_from, set_cookie_value};
-    let password = format!("{user} password 1");
-    let out = server.cli_with_stdin(&["user", "password", user], &format!("{password}\n"));
-    assert!(out.status.success());
-    let local = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    let r = log_in_from(
-        local,
-        server.http,
-        user,
-        &password.replace(' ', "+"),
-        None,
-        &[],
-    )
-    .unwrap();
-    let cookie = format!("bs_session={}", set_cookie_value(&r, "bs_session").unwrap());
-    let dash = request(
-        server.http,
-        "GET",
-        b"/dashboard",
-        &[("cookie", &cookie)],
-        b"",
-    )
-    .unwrap();
-    let csrf = csrf_field(&dash.text()).expect("a CSRF token").to_string();
-    (cookie, csrf)
-}
-
 #[test]
 fn the_streamer_deletes_from_the_api_and_the_dashboard_and_chooses_to_record() {
     let server = Server::start(&[&["--hls-format", "ts"][..], FLOOR].concat());
@@ -455,7 +426,7 @@ fn the_streamer_deletes_from_the_api_and_the_dashboard_and_chooses_to_record() {
     let ids: Vec<u64> = (recordings(&server, "alice").iter())
         .map(|r| r["id"].as_u64().unwrap())
         .collect();
-    let (cookie, csrf) = signed_in(&server, "alice");
+    let (cookie, csrf) = server.session_and_csrf("alice");
     let dash = request(
         server.http,
         "GET",

@@ -2,17 +2,14 @@
 //! through the shipped Envoy with the filter, read back by ffprobe; a stream whose keyframes cannot
 //! be decoded keeps its placeholder; a private stream is never pictured.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use boltstream_tests::envoy::Envoy;
-use boltstream_tests::http::{get, log_in_from, request, set_cookie_value, Response};
+use boltstream_tests::http::{get, request, Response};
 use boltstream_tests::media::{run, Clip, Publisher};
 use boltstream_tests::rtmp::{flv, RawPublisher};
 use boltstream_tests::server::Server;
 use boltstream_tests::{out_dir, wait_for};
-
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn metric(server: &Server, line_start: &str) -> u64 {
     let metrics = get(server.internal, "/internal/metrics").text();
@@ -191,25 +188,6 @@ fn undecodable_keyframes_keep_the_placeholder_and_log_once() {
     );
 }
 
-fn session(server: &Server, user: &str) -> String {
-    let password = format!("{user} password 1");
-    let out = server.cli_with_stdin(&["user", "password", user], &format!("{password}\n"));
-    assert!(out.status.success());
-    let r = log_in_from(
-        LOCAL,
-        server.http,
-        user,
-        &password.replace(' ', "+"),
-        None,
-        &[],
-    )
-    .unwrap();
-    format!(
-        "bs_session={}",
-        set_cookie_value(&r, "bs_session").expect("signed in")
-    )
-}
-
 fn playback(server: &Server, user: &str, cookie: &str) -> Response {
     request(
         server.http,
@@ -231,7 +209,7 @@ fn a_private_stream_is_never_pictured() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let cookie = session(&server, "bob");
+    let cookie = server.session("bob");
     let _publisher = Publisher::start(Clip::AudioVideo, &server.publish_url(&key), true);
     let playable = wait_for(Duration::from_secs(20), || {
         let r = playback(&server, "bob", &cookie);

@@ -5,10 +5,11 @@
 //!
 //! - [`text`]: what a message may be, the send rate, and the client's frames — pure rules.
 //! - [`room`]: the rooms and their fan-out.
-//! - [`socket`]: one connection: the upgrade and its loop, with every per-connection bound.
+//!
+//! The WebSocket connections themselves (the upgrade, each connection's loop and bounds) are a
+//! page of the website: `web/chat.rs`.
 
 pub mod room;
-pub mod socket;
 pub mod text;
 
 pub use room::ChatHub;

@@ -689,25 +689,7 @@ fn finish_job(
         out.health.push((user.clone(), health));
     }
     if done == Some(true) {
-        let line = LogLine::Segment {
-            name: name.0,
-            cmaf: false,
-            duration_ms: segment.duration_ms,
-            // The tail was moved into the file: its size is the segment's.
-            bytes: std::fs::metadata(dir.join(name.file_name())).map_or(0, |m| m.len()),
-        };
-        let meta = SegmentMeta {
-            duration_ms: segment.duration_ms,
-            init: None,
-        };
-        recording::segment(
-            &mut state.recorders,
-            &user,
-            &dir,
-            &name.file_name(),
-            line,
-            meta,
-        );
+        recording::finished_ts(&mut state.recorders, &user, &dir, name, segment.duration_ms);
     }
     out.events.push(match done {
         Some(on_disk) => DiskEvent::Finished {

@@ -53,6 +53,18 @@ pub enum SegmentBody {
     },
 }
 
+/// A file the disk read, as the origin sends it, with its modification time (Unix ms).
+fn served(read: SegmentRead) -> (SegmentBody, i64) {
+    match read {
+        SegmentRead::Bytes { body, modified_ms } => (SegmentBody::Bytes(body), modified_ms),
+        SegmentRead::File {
+            file,
+            len,
+            modified_ms,
+        } => (SegmentBody::File { file, len }, modified_ms),
+    }
+}
+
 /// One channel.
 pub(super) struct Channel {
     pub(super) user: Username,
@@ -219,14 +231,7 @@ impl HlsOutput {
         })
         .await
         .ok()??;
-        Some(match read {
-            SegmentRead::Bytes { body, modified_ms } => (SegmentBody::Bytes(body), modified_ms),
-            SegmentRead::File {
-                file,
-                len,
-                modified_ms,
-            } => (SegmentBody::File { file, len }, modified_ms),
-        })
+        Some(served(read))
     }
 
     /// A segment of a channel: from memory while the window holds it, else from disk. `name` is
@@ -237,14 +242,7 @@ impl HlsOutput {
         {
             return Some((SegmentBody::Bytes(body), modified_ms));
         }
-        Some(match self.disk.read(user, name).await? {
-            SegmentRead::Bytes { body, modified_ms } => (SegmentBody::Bytes(body), modified_ms),
-            SegmentRead::File {
-                file,
-                len,
-                modified_ms,
-            } => (SegmentBody::File { file, len }, modified_ms),
-        })
+        Some(served(self.disk.read(user, name).await?))
     }
 
     /// Bytes of segments in the disk's read cache (a metric for operators).

@@ -225,16 +225,15 @@ impl HttpContext {
             (_, Side::Internal) | (Route::Internal | Route::Other, Side::Public) => {
                 respond::text(StatusCode::NOT_FOUND, "not found\n")
             }
-            (
-                Route::LivePlaylist { .. }
-                | Route::LiveSegment { .. }
-                | Route::MediaKey { .. }
-                | Route::Thumbnail { .. }
-                | Route::VodPlaylist { .. }
-                | Route::VodSegment { .. }
-                | Route::VodThumbnail { .. },
-                Side::Public,
-            ) => {
+            (Route::KeyBearing, Side::Public) => respond::text(
+                StatusCode::FORBIDDEN,
+                "forbidden: this path carries a stream key; keys are never used in URLs\n",
+            ),
+            (Route::Rejected(_), Side::Public) => {
+                respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
+            }
+            // The live media routes (`Route::is_live`).
+            (_, Side::Public) => {
                 if let Route::VodPlaylist { user, .. }
                 | Route::VodSegment { user, .. }
                 | Route::VodThumbnail { user, .. } = route
@@ -253,13 +252,6 @@ impl HttpContext {
                     &req,
                 )
                 .await
-            }
-            (Route::KeyBearing, Side::Public) => respond::text(
-                StatusCode::FORBIDDEN,
-                "forbidden: this path carries a stream key; keys are never used in URLs\n",
-            ),
-            (Route::Rejected(_), Side::Public) => {
-                respond::text(StatusCode::BAD_REQUEST, "bad request path\n")
             }
         }
     }

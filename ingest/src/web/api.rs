@@ -114,7 +114,7 @@ pub fn routes() -> Router<Arc<WebContext>> {
         .route("/channels/{name}", get(one_channel))
         .route("/channels/{name}/heartbeat", post(heartbeat))
         .route("/channels/{name}/playback", post(playback))
-        .route("/channels/{name}/chat", get(crate::chat::socket::chat))
+        .route("/channels/{name}/chat", get(super::chat::chat))
         .route("/me/visibility", put(set_visibility))
         .route("/me/viewers", get(allowed_viewers))
         .route(

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod assets;
 pub mod body;
+pub mod chat;
 pub mod context;
 pub mod extract;
 pub mod guard;

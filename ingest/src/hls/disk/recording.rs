@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use boltstream_hls::channel::SegmentName;
 use boltstream_hls::vod::LogLine;
 use boltstream_shared::username::Username;
 use bytes::Bytes;
@@ -125,6 +126,32 @@ pub(super) fn segment(
             end(recorders, user, crate::clock::now_ms());
         }
     }
+}
+
+/// Keeps an MPEG-TS segment written while it was made (now complete as `<name>.ts` in `live_dir`).
+pub(super) fn finished_ts(
+    recorders: &mut Recorders,
+    user: &Username,
+    live_dir: &Path,
+    name: SegmentName,
+    duration_ms: u64,
+) {
+    if !recorders.contains_key(user) {
+        return;
+    }
+    let file = name.file_name();
+    let line = LogLine::Segment {
+        name: name.0,
+        cmaf: false,
+        duration_ms,
+        // The tail was moved into the file: its size is the segment's.
+        bytes: std::fs::metadata(live_dir.join(&file)).map_or(0, |m| m.len()),
+    };
+    let meta = SegmentMeta {
+        duration_ms,
+        init: None,
+    };
+    segment(recorders, user, live_dir, &file, line, meta);
 }
 
 /// Ends `user`'s recording, if one runs: the log's last line says when.

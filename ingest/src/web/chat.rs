@@ -15,13 +15,13 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info};
 
-use super::room::Room;
-use super::text::{check, ClientFrame, MAX_TIMEOUT_S};
+use super::context::{blocking, WebContext};
+use super::extract::Viewer;
+use super::reply::json_error;
+use crate::chat::room::Room;
+use crate::chat::text::{check, ClientFrame, MAX_TIMEOUT_S};
 use crate::clock::now_ms;
 use crate::store::{Access, Mute, Viewer as StoreViewer};
-use crate::web::context::{blocking, WebContext};
-use crate::web::extract::Viewer;
-use crate::web::reply::json_error;
 
 /// The largest frame (and message) a client may send; a larger one closes the connection.
 pub const MAX_FRAME_BYTES: usize = 4096;
@@ -88,7 +88,7 @@ pub async fn chat(
         Ok(Access::Unknown) => {
             return json_error(StatusCode::NOT_FOUND, "no such channel").into_response()
         }
-        Err(e) => return crate::web::reply::store_error(&e).into_response(),
+        Err(e) => return super::reply::store_error(&e).into_response(),
     };
     let room = ctx.chat.join(&channel);
     // Buffers sized for chat's small frames: tungstenite's defaults (128 KiB each way) made a

@@ -66,6 +66,13 @@ impl Server {
         server
     }
 
+    /// Starts a server on the data directory `data` (the caller's to clean up: a mounted
+    /// filesystem, for instance), with `extra` flags.
+    pub fn start_in(data: &Path, extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(data.to_path_buf(), extra, None, TEST_LOG.to_string())
+    }
+
     /// Starts the binary and waits for its ready file.
     fn spawn(
         data: PathBuf,

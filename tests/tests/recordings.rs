@@ -485,3 +485,92 @@ fn the_streamer_deletes_from_the_api_and_the_dashboard_and_chooses_to_record() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(recordings(&server, "alice").is_empty());
 }
+
+/// Unmounts a test tmpfs even when the test fails.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The data directory on a 40 MB tmpfs: live output and recordings share it, as on a real disk.
+/// Recordings fill it until its free space nears the floor; then recording stops and the live
+/// output keeps the room it needs.
+#[test]
+fn a_filling_disk_stops_recording_before_the_live_output_suffers() {
+    let dir = tempfile::Builder::new()
+        .prefix("boltstream-full-")
+        .tempdir()
+        .unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: this process may not mount a tmpfs (not root); the floor itself is tested by the_free_space_floor_stops_recording_not_the_live_stream");
+        return;
+    }
+    let _unmount = Unmount(dir.path().to_path_buf());
+    let server = Server::start_in(
+        dir.path(),
+        &["--hls-format", "cmaf", "--recording-min-free-mb", "16"],
+    );
+    let users = ["alice", "bob", "carol"];
+    let publishers: Vec<Publisher> = (users.iter())
+        .map(|u| {
+            Publisher::start(
+                Clip::AudioVideo,
+                &server.publish_url(&server.add_user(u)),
+                true,
+            )
+        })
+        .collect();
+    let stopped = wait_for(Duration::from_secs(90), || {
+        (server.log().matches("recording stopped").count() == users.len()).then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "recordings never stopped: {}",
+        server.log()
+    );
+    // The live output goes on: every playlist still advances, and no live write failed.
+    let newest = |u: &str| {
+        let r = get(server.http, &format!("/live/{u}/index.m3u8"));
+        (
+            r.text()
+                .lines()
+                .rev()
+                .find(|l| l.ends_with(".m4s"))
+                .map(str::to_string),
+            r.status,
+        )
+    };
+    let before: Vec<_> = users.iter().map(|u| newest(u)).collect();
+    std::thread::sleep(Duration::from_secs(5));
+    for (u, was) in users.iter().zip(before) {
+        let now = newest(u);
+        assert_eq!(now.1, 200, "{u}");
+        assert_ne!(now.0, was.0, "{u}'s live playlist stopped advancing");
+    }
+    let log = server.log();
+    assert!(
+        !log.contains("cannot write HLS files"),
+        "the live output suffered: {log}"
+    );
+    assert!(log.contains("recording_min_free_mb"), "{log}");
+    drop(publishers);
+    // What was recorded before the stop is a whole, playable recording.
+    for u in users {
+        let list = wait_recordings(&server, u, 1);
+        let url = format!(
+            "http://{}{}",
+            server.http,
+            list[0]["playlist"].as_str().unwrap()
+        );
+        assert!(duration_of(&url) >= 2.0, "{u}");
+        decodes_cleanly(&url);
+    }
+}

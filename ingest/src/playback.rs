@@ -49,6 +49,21 @@ impl PlaybackSecrets {
         Some((token::sign(newest, &token::scope(user), expires), expires))
     }
 
+    /// A fresh token for `user`'s channel as the `Set-Cookie` value the player's browser keeps
+    /// (HttpOnly, SameSite=Strict, scoped to the channel's `/private/<user>/` prefix, living as
+    /// long as the token), with the token's expiry; `None` without a signing secret.
+    pub fn cookie(&self, user: &str, now_s: u64, secure: bool) -> Option<(HeaderValue, u64)> {
+        let (token, expires) = self.sign(user, now_s)?;
+        let cookie = cookie::Cookie::build((token::COOKIE, token))
+            .path(token::scope(user))
+            .max_age(time::Duration::seconds(TOKEN_TTL_S as i64))
+            .http_only(true)
+            .same_site(cookie::SameSite::Strict)
+            .secure(secure)
+            .build();
+        Some((HeaderValue::from_str(&cookie.to_string()).ok()?, expires))
+    }
+
     /// Checks the playback cookies of a request for `scope`.
     pub fn verify(&self, headers: &HeaderMap, scope: &str, now_s: u64) -> Result<(), TokenError> {
         let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());

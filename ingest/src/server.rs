@@ -44,12 +44,7 @@ impl RunningServer {
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
-        let playback = {
-            let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || crate::playback::PlaybackSecrets::load(&store))
-                .await?
-                .context("cannot read the playback-token secrets")?
-        };
+        let playback = load_playback(&store).await?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = Arc::new(Registry::default());
@@ -69,6 +64,7 @@ impl RunningServer {
             settings: Arc::clone(&settings),
             store: Arc::clone(&store),
             registry: Arc::clone(&registry),
+            // Packaging, and in front of it the thumbnails' keyframe tap.
             sinks: Arc::new(
                 Thumbnailing::new(Arc::new(Arc::clone(&hls)), Arc::clone(&thumbs))
                     .keeping_for(Arc::clone(&hls.recordings)),
@@ -94,11 +90,6 @@ impl RunningServer {
             shutdown.clone(),
             rtmp_addr.port(),
         ));
-        tracker.spawn(crate::playback::refresher(
-            playback,
-            Arc::clone(&store),
-            shutdown.clone(),
-        ));
         for (listener, side) in [
             (http_listener, http::Side::Public),
             (internal_listener, http::Side::Internal),
@@ -107,17 +98,7 @@ impl RunningServer {
             tracker.spawn(http::listen(listener, ctx, tracker.clone(), side));
         }
         let (s, r) = (&store, &registry);
-        tracker.spawn(drop_watch(
-            Arc::clone(s),
-            Arc::clone(r),
-            Arc::clone(&hls),
-            shutdown.clone(),
-        ));
-        tracker.spawn(stats_reporter(
-            Arc::clone(s),
-            Arc::clone(r),
-            shutdown.clone(),
-        ));
+        spawn_duties(&tracker, s, r, &hls, playback, &shutdown);
 
         info!(rtmp = %rtmp_addr, http = %http_addr, internal = %internal_addr, data = %settings.data.display(), app = %settings.rtmp_app, "boltstream serving");
         Ok(Self {
@@ -192,6 +173,43 @@ impl RunningServer {
         info!("boltstream stopped");
         Ok(())
     }
+}
+
+/// The playback-token secrets, from the store.
+async fn load_playback(
+    store: &Arc<Store>,
+) -> anyhow::Result<Arc<crate::playback::PlaybackSecrets>> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || crate::playback::PlaybackSecrets::load(&store))
+        .await?
+        .context("cannot read the playback-token secrets")
+}
+
+/// The background duties: the playback secrets' refresh, the drop watch and the stats.
+fn spawn_duties(
+    tracker: &TaskTracker,
+    store: &Arc<Store>,
+    registry: &Arc<Registry>,
+    hls: &Arc<HlsOutput>,
+    playback: Arc<crate::playback::PlaybackSecrets>,
+    shutdown: &CancellationToken,
+) {
+    tracker.spawn(crate::playback::refresher(
+        playback,
+        Arc::clone(store),
+        shutdown.clone(),
+    ));
+    tracker.spawn(drop_watch(
+        Arc::clone(store),
+        Arc::clone(registry),
+        Arc::clone(hls),
+        shutdown.clone(),
+    ));
+    tracker.spawn(stats_reporter(
+        Arc::clone(store),
+        Arc::clone(registry),
+        shutdown.clone(),
+    ));
 }
 
 /// Opens the database (creating the data directory) and takes offline what a crash left live.

@@ -454,24 +454,7 @@ async fn playback(
         Err(resp) => return resp,
     };
     let share = body.share.filter(|c| c.len() <= 128);
-    let store = Arc::clone(&ctx.store);
-    let channel = user.to_string();
-    type Found = (crate::store::Access, ChannelInfo, Option<LiveRow>);
-    let found = blocking(move || -> Result<Option<Found>, StoreError> {
-        let who = crate::store::Viewer {
-            user: caller.as_deref(),
-            share_code: share.as_deref(),
-        };
-        let access = store.access(&channel, who)?;
-        let banned = store.user(&channel)?.is_none_or(|row| row.banned);
-        if !access.may_watch() || banned {
-            return Ok(None);
-        }
-        let info = store.channel_info(&channel)?.unwrap_or_default();
-        Ok(Some((access, info, store.live_stream(&channel)?)))
-    })
-    .await;
-    let (access, info, live) = match found {
+    let (access, info, live) = match watchable(&ctx, &user, caller, share).await {
         Ok(Some(found)) => found,
         Ok(None) => return json_error(StatusCode::NOT_FOUND, "no such channel"),
         Err(e) => return store_error(&e),
@@ -486,28 +469,45 @@ async fn playback(
         return json(StatusCode::OK, body);
     }
     let now = crate::playback::now_s();
-    let Some((token, expires)) = ctx.playback.sign(user.as_str(), now) else {
+    let secure = ctx.settings.secure_cookies;
+    let Some((cookie, expires)) = ctx.playback.cookie(user.as_str(), now, secure) else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "no signing secret");
     };
-    let cookie = cookie::Cookie::build((boltstream_shared::token::COOKIE, token))
-        .path(boltstream_shared::token::scope(user.as_str()))
-        .max_age(time::Duration::seconds(crate::playback::TOKEN_TTL_S as i64))
-        .http_only(true)
-        .same_site(cookie::SameSite::Strict)
-        .secure(ctx.settings.secure_cookies)
-        .build();
     body["private"] = json!(true);
     body["playlist"] = json!(format!("/private/{user}/index.m3u8"));
     body["expires_s"] = json!(expires);
     let mut resp = json(StatusCode::OK, body);
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&cookie.to_string()) {
-        resp.headers_mut().insert(hyper::header::SET_COOKIE, v);
-    }
+    resp.headers_mut().insert(hyper::header::SET_COOKIE, cookie);
     resp.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("private, no-store"),
     );
     resp
+}
+
+/// What the playback call needs of a channel `caller` (or a share link's holder) may watch;
+/// `None` when they may not, or it is banned or unknown (answered alike).
+async fn watchable(
+    ctx: &WebContext,
+    user: &Username,
+    caller: Option<String>,
+    share: Option<String>,
+) -> Result<Option<(crate::store::Access, ChannelInfo, Option<LiveRow>)>, StoreError> {
+    let (store, channel) = (Arc::clone(&ctx.store), user.to_string());
+    blocking(move || {
+        let who = crate::store::Viewer {
+            user: caller.as_deref(),
+            share_code: share.as_deref(),
+        };
+        let access = store.access(&channel, who)?;
+        let banned = store.user(&channel)?.is_none_or(|row| row.banned);
+        if !access.may_watch() || banned {
+            return Ok(None);
+        }
+        let info = store.channel_info(&channel)?.unwrap_or_default();
+        Ok(Some((access, info, store.live_stream(&channel)?)))
+    })
+    .await
 }
 
 /// `PUT /api/v1/me/visibility` with `{"private": bool}`. Who gets tokens changes at once; a

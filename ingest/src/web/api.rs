@@ -202,41 +202,14 @@ async fn heartbeat(
     ClientAddr(client): ClientAddr,
     req: Request,
 ) -> Resp {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        viewer: String,
-        share: Option<String>,
-    }
     let Ok(user) = Username::parse(&name) else {
         return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
     let caller = (super::session::from_cookie(&ctx.store, req.headers()).await)
         .map(|(_, s)| s.user.username);
-    // JSON only: another site's page cannot send that without a CORS preflight this API never
-    // answers, so it cannot make its visitors' browsers count on a channel they do not watch.
-    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
-    }
-    let mut share = None;
-    let id = match read_body(req).await {
-        Ok(body) => serde_json::from_slice::<Body>(&body).ok().and_then(|b| {
-            share = b.share.filter(|c| c.len() <= 128);
-            ViewerId::parse(&b.viewer)
-        }),
-        Err(BodyError::TooLarge) => {
-            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
-        }
-        Err(_) => None,
-    };
-    let Some(id) = id else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"viewer\": 32 hexadecimal characters}",
-        );
+    let (id, share) = match heartbeat_body(req).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
     if ctx.registry.get(&user).is_none() {
         return json_error(StatusCode::NOT_FOUND, "the channel is not live");
@@ -267,6 +240,46 @@ async fn heartbeat(
             "next_s": HEARTBEAT_S,
         }),
     )
+}
+
+/// A heartbeat's viewer id and share code. JSON only: another site's page cannot send that
+/// without a CORS preflight this API never answers, so it cannot make its visitors' browsers
+/// count on a channel they do not watch.
+async fn heartbeat_body(req: Request) -> Result<(ViewerId, Option<String>), Resp> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        viewer: String,
+        share: Option<String>,
+    }
+    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send application/json",
+        ));
+    }
+    let body = match read_body(req).await {
+        Ok(body) => serde_json::from_slice::<Body>(&body).ok(),
+        Err(BodyError::TooLarge) => {
+            return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"))
+        }
+        Err(_) => None,
+    };
+    body.and_then(|b| {
+        Some((
+            ViewerId::parse(&b.viewer)?,
+            b.share.filter(|c| c.len() <= 128),
+        ))
+    })
+    .ok_or_else(|| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"viewer\": 32 hexadecimal characters}",
+        )
+    })
 }
 
 async fn me(caller: ApiCaller) -> Resp {

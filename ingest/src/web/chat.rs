@@ -303,34 +303,7 @@ impl Connection {
         let store = Arc::clone(&self.ctx.store);
         match frame {
             ClientFrame::Hello { .. } => {}
-            ClientFrame::Send { body } => {
-                let body = match check(&body) {
-                    Ok(body) => body,
-                    Err(e) => return self.notice(&e.to_string()).await,
-                };
-                let now = now_ms();
-                if !self.room.may_send(&me.name, now) {
-                    return self.notice("slow down: one message a second").await;
-                }
-                let name = me.name.clone();
-                let stored = blocking(move || match store.chat_mute(&channel, &name, now)? {
-                    Some(mute) => Ok(Err(mute)),
-                    None => Ok(Ok(store.add_chat_message(&channel, &name, &body, now)?)),
-                })
-                .await;
-                match stored {
-                    Ok(Ok(message)) => {
-                        let mut frame = serde_json::to_value(&message).unwrap_or_default();
-                        frame["type"] = json!("message");
-                        self.room.broadcast(frame.to_string());
-                    }
-                    Ok(Err(Mute::Banned)) => self.notice("you are banned from this chat").await,
-                    Ok(Err(Mute::Until(_))) => self.notice("you are timed out").await,
-                    Err(crate::store::StoreError::Locked) | Err(_) => {
-                        self.notice("the server is busy; try again").await
-                    }
-                }
-            }
+            ClientFrame::Send { body } => self.post(&me.name, &body).await,
             _ if !me.moderator => self.notice("only the streamer and admins moderate").await,
             ClientFrame::Delete { id } => {
                 if blocking(move || store.delete_chat_message(&channel, id))
@@ -359,6 +332,38 @@ impl Connection {
                     self.room
                         .broadcast(json!({ "type": "unmuted", "user": shown }).to_string());
                 }
+            }
+        }
+    }
+
+    /// A message from `name`: checked, rate-limited, stored (unless they are muted), then fanned
+    /// out.
+    async fn post(&mut self, name: &str, body: &str) {
+        let body = match check(body) {
+            Ok(body) => body,
+            Err(e) => return self.notice(&e.to_string()).await,
+        };
+        let now = now_ms();
+        if !self.room.may_send(name, now) {
+            return self.notice("slow down: one message a second").await;
+        }
+        let (store, channel) = (Arc::clone(&self.ctx.store), self.room.channel.to_string());
+        let name = name.to_string();
+        let stored = blocking(move || match store.chat_mute(&channel, &name, now)? {
+            Some(mute) => Ok(Err(mute)),
+            None => Ok(Ok(store.add_chat_message(&channel, &name, &body, now)?)),
+        })
+        .await;
+        match stored {
+            Ok(Ok(message)) => {
+                let mut frame = serde_json::to_value(&message).unwrap_or_default();
+                frame["type"] = json!("message");
+                self.room.broadcast(frame.to_string());
+            }
+            Ok(Err(Mute::Banned)) => self.notice("you are banned from this chat").await,
+            Ok(Err(Mute::Until(_))) => self.notice("you are timed out").await,
+            Err(crate::store::StoreError::Locked) | Err(_) => {
+                self.notice("the server is busy; try again").await
             }
         }
     }

@@ -252,14 +252,8 @@ async fn heartbeat_body(req: Request) -> Result<(ViewerId, Option<String>), Resp
         viewer: String,
         share: Option<String>,
     }
-    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(json_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send application/json",
-        ));
+    if let Some(refusal) = not_json(&req) {
+        return Err(refusal);
     }
     let body = match read_body(req).await {
         Ok(body) => serde_json::from_slice::<Body>(&body).ok(),
@@ -415,18 +409,20 @@ pub fn visible_live(
 }
 
 /// Reads a small JSON body as `T`, or the error response to send.
+/// The 415 for a request that does not say it carries JSON.
+fn not_json(req: &Request) -> Option<Resp> {
+    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    (!is_json).then(|| json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json"))
+}
+
 pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
     req: Request,
     expected: &str,
 ) -> Result<T, Resp> {
-    let is_json = (req.headers().get(hyper::header::CONTENT_TYPE))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(json_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send application/json",
-        ));
+    if let Some(refusal) = not_json(&req) {
+        return Err(refusal);
     }
     match read_body(req).await {
         Ok(body) => {

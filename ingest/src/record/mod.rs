@@ -26,8 +26,32 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::hls::disk::recording::{LOG, META};
-use crate::hls::disk::{RecordLimits, RecordStart};
+
+/// The log's file name in a recording's directory (written by the disk writer,
+/// `hls/disk/recording.rs`, which takes these definitions from here).
+pub const LOG: &str = "segments.log";
+/// The recording's description (title, start), written when it starts.
+pub const META: &str = "meta.json";
+
+/// Bounds of one recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Stop when the filesystem has less free than this.
+    pub min_free_bytes: u64,
+    /// Stop when the recording's segments reach this.
+    pub max_bytes: u64,
+}
+
+/// A recording to begin.
+#[derive(Clone, Debug)]
+pub struct RecordStart {
+    /// Its directory (created by the writer).
+    pub dir: PathBuf,
+    /// `meta.json`'s bytes.
+    pub meta: Bytes,
+    /// Its bounds.
+    pub limits: RecordLimits,
+}
 
 /// A recording's picture.
 pub const THUMB: &str = "thumb.jpg";

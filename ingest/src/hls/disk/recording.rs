@@ -15,33 +15,9 @@ use std::path::{Path, PathBuf};
 use boltstream_hls::channel::SegmentName;
 use boltstream_hls::vod::LogLine;
 use boltstream_shared::username::Username;
-use bytes::Bytes;
 use tracing::{info, warn};
 
-/// The log's file name in a recording's directory.
-pub const LOG: &str = "segments.log";
-/// The recording's description (title, start), written when it starts.
-pub const META: &str = "meta.json";
-
-/// Bounds of one recording.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordLimits {
-    /// Stop when the filesystem has less free than this.
-    pub min_free_bytes: u64,
-    /// Stop when the recording's segments reach this.
-    pub max_bytes: u64,
-}
-
-/// A recording to begin.
-#[derive(Clone, Debug)]
-pub struct RecordStart {
-    /// Its directory (created by the writer).
-    pub dir: PathBuf,
-    /// `meta.json`'s bytes.
-    pub meta: Bytes,
-    /// Its bounds.
-    pub limits: RecordLimits,
-}
+pub use crate::record::{RecordLimits, RecordStart, LOG, META};
 
 /// What a segment write tells the recording of its channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

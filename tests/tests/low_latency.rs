@@ -311,13 +311,15 @@ fn a_live_cmaf_stream_follows_the_low_latency_server_rules() {
 /// The blocking-reload rules, on the running stream.
 fn blocking_rules(server: &Server) {
     // 400: `_HLS_part` without `_HLS_msn`; an `_HLS_msn` more than two ahead; a part further
-    // ahead than the Advance Part Limit (three seconds of parts).
+    // ahead than the Advance Part Limit (three seconds of parts). The part is asked of the segment
+    // after the newest: a part index past a *complete* segment's end means the next segment's
+    // part 0 (§6.2.5.2), so asking it of the newest would race that segment's end.
     let (_, ll) = playlist(server, "");
     let last = ll.segments.last().unwrap().clone();
     for query in [
         "?_HLS_part=1".to_string(),
         format!("?_HLS_msn={}", last.msn + 3),
-        format!("?_HLS_msn={}&_HLS_part={}", last.msn, last.parts.len() + 40),
+        format!("?_HLS_msn={}&_HLS_part=40", last.msn + 1),
     ] {
         let (r, _) = playlist(server, &query);
         assert_eq!(r.status, 400, "{query}: {}", r.text());

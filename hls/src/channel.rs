@@ -50,6 +50,8 @@ pub enum Effect {
         bytes: Bytes,
         /// Its duration (a recording logs it).
         duration_ms: u64,
+        /// Its key, when encrypted (a recording logs it).
+        key: Option<crate::encrypt::KeyTag>,
     },
     /// Write the playlist file.
     WritePlaylist {
@@ -159,9 +161,9 @@ impl ChannelState {
         self.last_listed = Some(id.seq);
         let name = name.unwrap_or_else(|| self.reserve_name(segment.start_wall_ms));
         let evicted = self.window.push_named(segment, name);
-        let (bytes, duration_ms) = {
+        let (bytes, duration_ms, key) = {
             let entry = self.window.entries().last().expect("just pushed");
-            (entry.data.clone(), entry.duration_ms)
+            (entry.data.clone(), entry.duration_ms, entry.key)
         };
         self.listed.insert(
             name,
@@ -181,6 +183,7 @@ impl ChannelState {
                 name,
                 bytes,
                 duration_ms,
+                key,
             });
         }
         effects.push(Effect::WritePlaylist {

@@ -33,13 +33,10 @@ impl KeyTag {
     /// upper-case hex, as RFC 8216's hexadecimal-sequence is (and so no secret scanner reads a
     /// mixed-case run in it as a stream key).
     pub fn line(&self) -> String {
-        let mut hex = String::with_capacity(32);
-        for b in self.iv {
-            hex.push_str(&format!("{b:02X}"));
-        }
         format!(
-            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/{}.key\",IV=0X{hex}\n",
-            self.id
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"key/{}.key\",IV=0X{}\n",
+            self.id,
+            hex(&self.iv)
         )
     }
 }
@@ -166,11 +163,79 @@ pub fn encrypt(key: &[u8; 16], iv: &[u8; 16], plain: &[u8]) -> Vec<u8> {
     Encryptor::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(plain)
 }
 
+/// A media key wrapped (RFC 3394 AES key wrap) under a key-encryption key: what a recording keeps
+/// of each key on disk, so its files alone — copied, backed up, served by a misconfigured web
+/// server — never decrypt; the key-encryption key lives elsewhere (the ingest keeps it in its
+/// database). Deleting the recording deletes its keys with it.
+pub type WrappedKey = [u8; 24];
+
+/// `key` wrapped under `kek`.
+pub fn wrap_key(kek: &[u8; 16], key: &[u8; 16]) -> WrappedKey {
+    let mut out = [0u8; 24];
+    aes_kw::KekAes128::from(*kek)
+        .wrap(key, &mut out)
+        .expect("a 16-byte key wraps into 24 bytes");
+    out
+}
+
+/// The key `wrapped` holds, if it was wrapped under `kek` (the wrap's integrity check fails for
+/// another key-encryption key or altered bytes).
+pub fn unwrap_key(kek: &[u8; 16], wrapped: &WrappedKey) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    aes_kw::KekAes128::from(*kek)
+        .unwrap(wrapped, &mut out)
+        .ok()
+        .map(|()| out)
+}
+
+/// Upper-case hex, as playlists spell IVs.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push_str(&format!("{b:02X}"));
+    }
+    out
+}
+
+/// The bytes of `N * 2` hex digits (either case); `None` for anything else.
+pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != N * 2 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; N];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use aes::cipher::BlockDecryptMut;
 
     use super::*;
+
+    #[test]
+    fn a_wrapped_key_unwraps_only_under_its_kek() {
+        let (kek, other, key) = ([1u8; 16], [2u8; 16], [0xabu8; 16]);
+        let wrapped = wrap_key(&kek, &key);
+        assert_eq!(unwrap_key(&kek, &wrapped), Some(key));
+        assert_eq!(unwrap_key(&other, &wrapped), None);
+        let mut altered = wrapped;
+        altered[5] ^= 1;
+        assert_eq!(unwrap_key(&kek, &altered), None);
+        assert!(
+            !hex(&wrapped).contains(&hex(&key)),
+            "the key is not in the clear"
+        );
+        assert_eq!(from_hex::<24>(&hex(&wrapped)), Some(wrapped));
+        assert_eq!(from_hex::<2>("0aFf"), Some([0x0a, 0xff]));
+        for bad in ["0a0", "0g00", "", "0a0a0a"] {
+            assert_eq!(from_hex::<2>(bad), None, "{bad}");
+        }
+    }
 
     type Decryptor = cbc::Decryptor<aes::Aes128>;
 

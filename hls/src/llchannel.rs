@@ -28,6 +28,8 @@ pub enum LlEffect {
         duration_ms: u64,
         /// The init section it needs.
         init: Option<u64>,
+        /// Its key, when encrypted (a recording logs it).
+        key: Option<crate::encrypt::KeyTag>,
     },
     /// Write an init section (`init<id>.mp4`).
     WriteInit {
@@ -171,6 +173,7 @@ impl LlChannelState {
                 };
                 let next = self.reserve_name(now_ms);
                 let cipher = self.open_cipher.take();
+                let key = cipher.as_ref().map(|(k, _)| k.tag);
                 // The segment is its parts in one buffer; the parts then become views into it,
                 // so a complete segment is held once, not twice. Encrypted, it is its own
                 // ciphertext (see `crate::encrypt`).
@@ -199,6 +202,7 @@ impl LlChannelState {
                         bytes,
                         duration_ms: end.duration_us / 1000,
                         init: self.init,
+                        key,
                     });
                 }
                 debug_assert_eq!(

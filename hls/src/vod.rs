@@ -4,14 +4,28 @@
 //! The log is append-only text, one line per fact, each written only after what it names is
 //! complete on disk: a line a crash cut short has no newline and is ignored, so a recording read
 //! after a crash ends at its last complete segment and never lists a half-written one.
+//!
+//! A private channel's recording keeps its segments as the live output encrypted them; the log
+//! holds each media key wrapped under a key-encryption key it never sees (`key` lines, before the
+//! first segment under that key) and each segment's key id and IV, so its playlist names them
+//! exactly as the live one did.
 
 use std::fmt::Write as _;
+
+use crate::encrypt::{from_hex, hex, KeyTag, WrappedKey};
 
 /// One line of a recording's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogLine {
     /// The init section (`init<id>.mp4`) of the CMAF segments that follow.
     Init(u64),
+    /// A media key of the segments that follow, wrapped (see [`crate::encrypt::wrap_key`]).
+    Key {
+        /// Its id, as segments name it.
+        id: u64,
+        /// The key, wrapped.
+        wrapped: WrappedKey,
+    },
     /// A segment file, `<name>.ts` or `<name>.m4s`, of `duration_ms`, `bytes` long.
     Segment {
         /// The file name's number.
@@ -22,6 +36,8 @@ pub enum LogLine {
         duration_ms: u64,
         /// Its size.
         bytes: u64,
+        /// Its key and IV, when encrypted.
+        key: Option<KeyTag>,
     },
     /// The publish ended (Unix ms). Absent after a crash; the recording then ends at its last
     /// segment just the same.
@@ -33,15 +49,20 @@ impl LogLine {
     pub fn format(&self) -> String {
         match self {
             LogLine::Init(id) => format!("init {id}\n"),
+            LogLine::Key { id, wrapped } => format!("key {id} {}\n", hex(wrapped)),
             LogLine::Segment {
                 name,
                 cmaf,
                 duration_ms,
                 bytes,
-            } => format!(
-                "seg {name} {} {duration_ms} {bytes}\n",
-                if *cmaf { "m4s" } else { "ts" }
-            ),
+                key,
+            } => {
+                let key = key.map_or(String::new(), |k| format!(" {} {}", k.id, hex(&k.iv)));
+                format!(
+                    "seg {name} {} {duration_ms} {bytes}{key}\n",
+                    if *cmaf { "m4s" } else { "ts" }
+                )
+            }
             LogLine::End(ms) => format!("end {ms}\n"),
         }
     }
@@ -56,6 +77,10 @@ impl LogLine {
         };
         let parsed = match words.next()? {
             "init" => LogLine::Init(number(words.next())?),
+            "key" => LogLine::Key {
+                id: number(words.next())?,
+                wrapped: from_hex(words.next()?)?,
+            },
             "seg" => {
                 let name = number(words.next())?;
                 let cmaf = match words.next()? {
@@ -63,11 +88,21 @@ impl LogLine {
                     "ts" => false,
                     _ => return None,
                 };
+                let duration_ms = number(words.next())?;
+                let bytes = number(words.next())?;
+                let key = match words.next() {
+                    None => None,
+                    Some(id) => Some(KeyTag {
+                        id: number(Some(id))?,
+                        iv: from_hex(words.next()?)?,
+                    }),
+                };
                 LogLine::Segment {
                     name,
                     cmaf,
-                    duration_ms: number(words.next())?,
-                    bytes: number(words.next())?,
+                    duration_ms,
+                    bytes,
+                    key,
                 }
             }
             "end" => LogLine::End(i64::try_from(number(words.next())?).ok()?),
@@ -90,6 +125,8 @@ pub struct VodSegment {
     pub bytes: u64,
     /// The init section before it (CMAF only).
     pub init: Option<u64>,
+    /// Its key and IV, when encrypted.
+    pub key: Option<KeyTag>,
 }
 
 impl VodSegment {
@@ -106,12 +143,15 @@ pub struct Recording {
     pub segments: Vec<VodSegment>,
     /// When the publish ended, if the server saw it end.
     pub ended_ms: Option<i64>,
+    /// The media keys its segments use, wrapped, by id.
+    pub keys: Vec<(u64, WrappedKey)>,
 }
 
 impl Recording {
     /// Reads a log. Only whole lines count: a last line without its newline (a crash cut it)
-    /// and lines that do not parse are skipped; a CMAF segment before any init line is skipped
-    /// (it could not be played).
+    /// and lines that do not parse are skipped; a CMAF segment before any init line, and an
+    /// encrypted segment whose key has no line before it, are skipped (they could not be
+    /// played).
     pub fn parse(log: &[u8]) -> Self {
         let mut recording = Recording::default();
         let complete = match log.iter().rposition(|&b| b == b'\n') {
@@ -125,13 +165,20 @@ impl Recording {
             };
             match line {
                 LogLine::Init(id) => init = Some(id),
+                LogLine::Key { id, wrapped } => {
+                    if recording.key(id).is_none() {
+                        recording.keys.push((id, wrapped));
+                    }
+                }
                 LogLine::Segment {
                     name,
                     cmaf,
                     duration_ms,
                     bytes,
+                    key,
                 } => {
-                    if cmaf && init.is_none() {
+                    let keyless = key.is_some_and(|k| recording.key(k.id).is_none());
+                    if (cmaf && init.is_none()) || keyless {
                         continue;
                     }
                     recording.segments.push(VodSegment {
@@ -140,12 +187,18 @@ impl Recording {
                         duration_ms,
                         bytes,
                         init: if cmaf { init } else { None },
+                        key,
                     });
                 }
                 LogLine::End(ms) => recording.ended_ms = Some(ms),
             }
         }
         recording
+    }
+
+    /// Media key `id`, wrapped, if its line was read.
+    pub fn key(&self, id: u64) -> Option<&WrappedKey> {
+        self.keys.iter().find(|(k, _)| *k == id).map(|(_, w)| w)
     }
 
     /// Total duration.
@@ -185,6 +238,10 @@ impl Recording {
                     segment.init.unwrap_or(0)
                 );
             }
+            if let Some(key) = segment.key {
+                // Every segment's own IV, as the live playlist gave it (RFC 8216 §4.3.2.4).
+                out.push_str(&key.line());
+            }
             let _ = writeln!(
                 out,
                 "#EXTINF:{}.{:03},\n{}",
@@ -208,6 +265,62 @@ mod tests {
             cmaf,
             duration_ms,
             bytes: 1000,
+            key: None,
+        }
+    }
+
+    /// An encrypted recording: each segment's key and IV are in its playlist as the live one gave
+    /// them, the wrapped keys only in the log; a segment whose key line is missing is not listed.
+    #[test]
+    fn an_encrypted_recording_names_each_segments_key_and_iv() {
+        let wrapped = [7u8; 24];
+        let tag = |id, iv| KeyTag { id, iv: [iv; 16] };
+        let encrypted = |name, key| LogLine::Segment {
+            name,
+            cmaf: false,
+            duration_ms: 2000,
+            bytes: 1008,
+            key: Some(key),
+        };
+        let lines = [
+            LogLine::Key { id: 5, wrapped },
+            encrypted(10, tag(5, 0xa1)),
+            encrypted(12, tag(5, 0xa2)),
+            encrypted(14, tag(6, 0xa3)), // key 6 was never logged
+            LogLine::Key { id: 6, wrapped },
+            encrypted(16, tag(6, 0xa4)),
+        ];
+        let log: String = lines.iter().map(LogLine::format).collect();
+        assert!(
+            log.starts_with(&format!("key 5 {}\n", "07".repeat(24))),
+            "{log}"
+        );
+        assert!(log.contains(&format!("seg 10 ts 2000 1008 5 {}\n", "A1".repeat(16))));
+        let r = Recording::parse(log.as_bytes());
+        assert_eq!(r.key(5), Some(&wrapped));
+        let names: Vec<u64> = r.segments.iter().map(|s| s.name).collect();
+        assert_eq!(names, [10, 12, 16]);
+        let playlist = r.playlist().unwrap();
+        assert!(
+            playlist.contains(&format!(
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"key/5.key\",IV=0X{}\n#EXTINF:2.000,\n12.ts\n",
+                "A2".repeat(16)
+            )),
+            "{playlist}"
+        );
+        assert_eq!(playlist.matches("#EXT-X-KEY").count(), 3);
+        assert!(!playlist.contains("0707"), "no wrapped key in the playlist");
+        // A torn or altered key line is no key.
+        for bad in [
+            "key 5 0707\n",
+            "key x 07\n",
+            &format!("key 5 {}\n", "zz".repeat(24)),
+        ] {
+            let log = format!("{bad}{}", encrypted(10, tag(5, 1)).format());
+            assert!(
+                Recording::parse(log.as_bytes()).segments.is_empty(),
+                "{bad}"
+            );
         }
     }
 

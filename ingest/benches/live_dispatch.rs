@@ -85,7 +85,12 @@ fn live_channel(rt: &Runtime, dir: &std::path::Path) -> (Arc<Live>, String) {
     });
     let hls = rt
         .block_on(async {
-            HlsOutput::start(&settings, CancellationToken::new(), &TaskTracker::new())
+            HlsOutput::start(
+                &settings,
+                [7; 16],
+                CancellationToken::new(),
+                &TaskTracker::new(),
+            )
         })
         .expect("HLS output");
     let user = Username::parse("alice").expect("valid name");

@@ -353,7 +353,7 @@ fn recordings(
     command: &RecordingsCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let recordings = crate::record::Recordings::new(settings);
+    let recordings = crate::record::Recordings::new(settings, None);
     let user = |name: &str| {
         Username::parse(name).map_err(|e| anyhow::anyhow!("invalid username {name:?}: {e}"))
     };

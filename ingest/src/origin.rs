@@ -67,16 +67,23 @@ pub async fn serve<B>(
     response
 }
 
-/// Why a live route is not answered with content, if it is not: a channel's media is served only
-/// under the prefix its current publish has (`/live/` in the clear, `/private/` encrypted), and a
-/// private channel's playlists and keys only with a valid playback token — the same check the edge
-/// makes, made again here so an origin reached without the edge is as strict.
+/// Why a live route is not answered with content, if it is not: a private channel's playlists
+/// and keys (live or past) only with a valid playback token — the same check the edge makes, made
+/// again here so an origin reached without the edge is as strict — and a channel's live media only
+/// under the prefix its current publish has (`/live/` in the clear, `/private/` encrypted).
 fn refusal<B>(
     hls: &HlsOutput,
     playback: &PlaybackSecrets,
     route: &Route,
     req: &Request<B>,
 ) -> Option<Resp> {
+    // The token first, whatever the channel's state: a 403 for every request without one, so
+    // nobody learns from the status whether a private stream is live or a recording exists.
+    if let Some(scope) = route.token_scope() {
+        if playback.verify(req.headers(), &scope, now_s()).is_err() {
+            return Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n"));
+        }
+    }
     let (user, access) = match route {
         Route::LivePlaylist { user, access, .. } | Route::LiveSegment { user, access, .. } => {
             (user, *access)
@@ -84,13 +91,6 @@ fn refusal<B>(
         Route::MediaKey { user, .. } => (user, Access::Private),
         _ => return None,
     };
-    // The token first, whatever the channel's state: a 403 for every request without one, so
-    // nobody learns from the status whether a private stream is live.
-    if let Some(scope) = route.token_scope() {
-        if playback.verify(req.headers(), &scope, now_s()).is_err() {
-            return Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n"));
-        }
-    }
     if hls.served_under(user) != Some(access) {
         // A private stream's media is not under `/live/`, a public one's not under `/private/`, a
         // withdrawn one's nowhere: each answered as if it did not exist.
@@ -163,26 +163,31 @@ async fn answer<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
                 None => not_found(),
             }
         }
-        Route::VodPlaylist { .. } | Route::VodSegment { .. } | Route::VodThumbnail { .. } => {
-            past_broadcast(hls, route, req).await
-        }
+        Route::VodPlaylist { .. }
+        | Route::VodSegment { .. }
+        | Route::VodKey { .. }
+        | Route::VodThumbnail { .. } => past_broadcast(hls, route, req).await,
         Route::MediaKey { user, id } => match hls.media_key(user, *id) {
-            Some(key) => {
-                let mut r = Response::new(respond::full(Bytes::copy_from_slice(&key)));
-                r.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(key.len()));
-                r
-            }
+            Some(key) => key_response(key),
             None => not_found(),
         },
         _ => not_found(),
     }
 }
 
-/// A past broadcast's playlist, media file or picture, from its recording on disk.
+/// An AES-128 key's body.
+fn key_response(key: [u8; 16]) -> Resp {
+    let mut r = Response::new(respond::full(Bytes::copy_from_slice(&key)));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(key.len()));
+    r
+}
+
+/// A past broadcast's playlist, media file, key or picture, from its recording on disk.
 async fn past_broadcast<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> Resp {
     match route {
-        Route::VodPlaylist { user, id } => match hls.vod_playlist(user, *id).await {
+        Route::VodPlaylist { user, access, id } => match hls.vod_playlist(user, *access, *id).await
+        {
             // A finished recording's playlist never changes: its id is its validator.
             Some(body) => media_response(
                 req,
@@ -194,20 +199,26 @@ async fn past_broadcast<B>(hls: &HlsOutput, route: &Route, req: &Request<B>) -> 
         },
         Route::VodSegment {
             user,
+            access,
             id,
             name,
             kind,
         } => {
             let file = format!("{name}.{}", kind.extension());
-            match hls.vod_file(user, *id, file).await {
+            match hls.vod_file(user, *access, *id, file).await {
                 Some((body, modified_ms)) => {
                     media_response(req, body, &format!("\"{name}\""), modified_ms)
                 }
                 None => respond::text(StatusCode::NOT_FOUND, "no such recording or file\n"),
             }
         }
+        Route::VodKey { user, id, key } => match hls.vod_key(user, *id, *key).await {
+            Some(key) => key_response(key),
+            None => respond::text(StatusCode::NOT_FOUND, "no such recording or key\n"),
+        },
         Route::VodThumbnail { user, id } => {
-            match hls.vod_file(user, *id, crate::record::THUMB.into()).await {
+            let file = crate::record::THUMB.into();
+            match hls.vod_file(user, Access::Public, *id, file).await {
                 Some((body, modified_ms)) => {
                     media_response(req, body, &format!("\"thumb-{id}\""), modified_ms)
                 }

@@ -48,7 +48,13 @@ impl RunningServer {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = Arc::new(Registry::default());
-        let hls = HlsOutput::start(&settings, shutdown.clone(), &tracker)?;
+        let kek = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || store.recording_kek())
+                .await?
+                .context("cannot read the recordings' key-encryption key")?
+        };
+        let hls = HlsOutput::start(&settings, kek, shutdown.clone(), &tracker)?;
         let thumbs = Thumbnails::start(
             settings.thumbnail_interval,
             crate::thumbs::threads_for_this_machine(),

@@ -20,7 +20,7 @@ pub enum Expect {
     Playlist(&'static str),
     /// A live segment, canonically at this path.
     Segment(&'static str),
-    /// A private channel's media key, canonically at this path.
+    /// A private channel's media key (live or of a past broadcast), canonically at this path.
     Key(&'static str),
     /// A channel's live thumbnail, canonically at this path.
     Thumbnail(&'static str),
@@ -215,6 +215,31 @@ pub const ROUTE_CASES: &[RouteCase] = &[
     case("/vod/alice/17/../../../etc/passwd", Expect::Rejected),
     case("/vod/alice/17/..%2f..%2fboltstream.db", Expect::Rejected),
     case("/vod/alice/17/%2e%2e/1.ts", Expect::Rejected),
+    // An encrypted past broadcast lives under the channel's private prefix.
+    case(
+        "/private/alice/vod/17/index.m3u8",
+        Expect::Vod("/private/alice/vod/17/index.m3u8"),
+    ),
+    case(
+        "/private/Alice/VOD/17/1700000000123.TS",
+        Expect::Vod("/private/alice/vod/17/1700000000123.ts"),
+    ),
+    case(
+        "/private/alice/vod/17/init9.mp4",
+        Expect::Vod("/private/alice/vod/17/init9.mp4"),
+    ),
+    case(
+        "/private/alice/vod/17/key/42.key",
+        Expect::Key("/private/alice/vod/17/key/42.key"),
+    ),
+    case("/private/alice/vod/17/key/4a.key", Expect::Other),
+    case("/private/alice/vod/17/thumb.jpg", Expect::Other),
+    case("/private/alice/vod/17/segments.log", Expect::Other),
+    case("/private/alice/vod/17", Expect::Other),
+    case("/private/alice/vod", Expect::Other),
+    case("/private/alice/vod/x/1.ts", Expect::Other),
+    case("/vod/alice/17/key/42.key", Expect::Other),
+    case("/private/alice/vod/17/../../key/1.key", Expect::Rejected),
     case("/private/alice/key/.key", Expect::Other),
     case("/private/alice/key/12345678901234567890.key", Expect::Other),
     case("/private/alice/KEY/1.key", Expect::Other),
@@ -389,6 +414,23 @@ pub const POLICY_CASES: &[PolicyCase] = &[
     policy("/vod/alice/17/18.m4s", 404, NO_STORE, None, true),
     policy("/vod/alice/17/thumb.jpg", 200, VOD_SEG_CC, JPEG, true),
     policy("/vod/alice/17/thumb.jpg", 404, NO_STORE, None, true),
+    policy(
+        "/private/alice/vod/17/index.m3u8",
+        200,
+        VOD_PL_CC,
+        M3U8,
+        true,
+    ),
+    policy(
+        "/private/alice/vod/17/index.m3u8",
+        403,
+        NO_STORE,
+        None,
+        true,
+    ),
+    policy("/private/alice/vod/17/18.ts", 200, VOD_SEG_CC, TS, true),
+    policy("/private/alice/vod/17/key/9.key", 200, KEY_CC, KEY, false),
+    policy("/private/alice/vod/17/key/9.key", 404, KEY_CC, None, false),
     policy("/", 200, None, None, false),
     policy("/api/v1/channels", 200, None, None, false),
     policy("/internal/health", 200, None, None, false),
@@ -454,7 +496,43 @@ pub fn token_cases() -> alloc::vec::Vec<TokenCase> {
             Some(format!("theme=dark; {COOKIE}={good}; sid=x").into_bytes()),
             true,
         ),
+        (
+            "valid for a past broadcast",
+            "/private/alice/vod/17/index.m3u8",
+            cookie(&good),
+            true
+        ),
+        (
+            "valid for a past broadcast's key",
+            "/private/alice/vod/17/key/7.key",
+            cookie(&good),
+            true
+        ),
         ("missing", "/private/alice/index.m3u8", None, false),
+        (
+            "missing for a past broadcast",
+            "/private/alice/vod/17/index.m3u8",
+            None,
+            false
+        ),
+        (
+            "missing for a past broadcast's key",
+            "/private/alice/vod/17/key/7.key",
+            None,
+            false
+        ),
+        (
+            "another channel's, for a past broadcast's key",
+            "/private/alice/vod/17/key/7.key",
+            cookie(&sign(&current, "/private/bob/", now + 300)),
+            false,
+        ),
+        (
+            "a past broadcast's segment without a token",
+            "/private/alice/vod/17/18.ts",
+            None,
+            true
+        ),
         (
             "missing for the key",
             "/private/alice/key/7.key",

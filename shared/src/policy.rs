@@ -98,7 +98,7 @@ impl Policy {
     pub fn cache_control(&self, route: &Route, status: u16) -> Option<&str> {
         let success = matches!(status, 200 | 206 | 304);
         match route {
-            Route::MediaKey { .. } => Some(KEY_CACHE_CONTROL),
+            Route::MediaKey { .. } | Route::VodKey { .. } => Some(KEY_CACHE_CONTROL),
             Route::LiveSegment { .. } if success => Some(SEGMENT_CACHE_CONTROL),
             Route::Thumbnail { .. } if success => Some(THUMBNAIL_CACHE_CONTROL),
             Route::VodPlaylist { .. } if success => Some(VOD_PLAYLIST_CACHE_CONTROL),
@@ -140,7 +140,7 @@ impl Policy {
                 ..
             } => Some(SEGMENT_CONTENT_TYPE),
             Route::LiveSegment { .. } | Route::VodSegment { .. } => Some(CMAF_CONTENT_TYPE),
-            Route::MediaKey { .. } => Some(KEY_CONTENT_TYPE),
+            Route::MediaKey { .. } | Route::VodKey { .. } => Some(KEY_CONTENT_TYPE),
             Route::Thumbnail { .. } | Route::VodThumbnail { .. } => Some(THUMBNAIL_CONTENT_TYPE),
             _ => None,
         }
@@ -149,7 +149,7 @@ impl Policy {
     /// The CORS headers for a route, on every status so players can read errors too.
     pub fn cors(&self, route: &Route) -> &'static [(&'static str, &'static str)] {
         // Keys are fetched with the page's own cookie; no other origin has a reason to read one.
-        if route.is_live() && !matches!(route, Route::MediaKey { .. }) {
+        if route.is_live() && !route.is_key() {
             &CORS_HEADERS
         } else {
             &[]

@@ -62,11 +62,14 @@ pub enum Route {
         /// The picture's id, as the API names it.
         id: u64,
     },
-    /// A past broadcast's VOD playlist (`/vod/<user>/<id>/index.m3u8`), served once the recording
-    /// is finished, so it never changes.
+    /// A past broadcast's VOD playlist (`/vod/<user>/<id>/index.m3u8`, or
+    /// `/private/<user>/vod/<id>/index.m3u8` for one recorded encrypted), served once the
+    /// recording is finished, so it never changes.
     VodPlaylist {
         /// The channel.
         user: Username,
+        /// Under `/vod/` (recorded in the clear) or `/private/<user>/vod/` (encrypted).
+        access: Access,
         /// The recording's id: the Unix ms its publish began (the channel page shows the date).
         id: u64,
     },
@@ -74,6 +77,8 @@ pub enum Route {
     VodSegment {
         /// The channel.
         user: Username,
+        /// Under `/vod/` or `/private/<user>/vod/`.
+        access: Access,
         /// The recording's id.
         id: u64,
         /// The file name without extension (`<n>` or `init<n>`).
@@ -81,8 +86,18 @@ pub enum Route {
         /// Which kind of file.
         kind: MediaKind,
     },
+    /// An encrypted past broadcast's AES-128 key (`/private/<user>/vod/<id>/key/<key>.key`):
+    /// like [`Route::MediaKey`], only for a playback token's holder, never cached.
+    VodKey {
+        /// The channel.
+        user: Username,
+        /// The recording's id.
+        id: u64,
+        /// The key's id, as the playlist's EXT-X-KEY names it.
+        key: u64,
+    },
     /// A past broadcast's picture (`/vod/<user>/<id>/thumb.jpg`): the last live thumbnail made of
-    /// its publish.
+    /// its publish (public channels' only: a private publish is never pictured).
     VodThumbnail {
         /// The channel.
         user: Username,
@@ -260,14 +275,25 @@ impl Route {
             )),
             Route::MediaKey { user, id } => Some(format!("/private/{user}/key/{id}.key")),
             Route::Thumbnail { user, id } => Some(format!("/thumb/{user}/{id}.jpg")),
-            Route::VodPlaylist { user, id } => Some(format!("/vod/{user}/{id}/index.m3u8")),
+            Route::VodPlaylist { user, access, id } => {
+                Some(format!("{}/index.m3u8", vod_prefix(user, *access, *id)))
+            }
             Route::VodThumbnail { user, id } => Some(format!("/vod/{user}/{id}/thumb.jpg")),
             Route::VodSegment {
                 user,
+                access,
                 id,
                 name,
                 kind,
-            } => Some(format!("/vod/{user}/{id}/{name}.{}", kind.extension())),
+            } => Some(format!(
+                "{}/{name}.{}",
+                vod_prefix(user, *access, *id),
+                kind.extension()
+            )),
+            Route::VodKey { user, id, key } => Some(format!(
+                "{}/key/{key}.key",
+                vod_prefix(user, Access::Private, *id)
+            )),
             _ => None,
         }
     }
@@ -283,13 +309,14 @@ impl Route {
                 | Route::Thumbnail { .. }
                 | Route::VodPlaylist { .. }
                 | Route::VodSegment { .. }
+                | Route::VodKey { .. }
                 | Route::VodThumbnail { .. }
         )
     }
 
     /// The path prefix a playback token must grant for this route, when it needs one: a private
-    /// channel's playlists and keys. Its segments need none — they are ciphertext, and one cached
-    /// copy serves every viewer.
+    /// channel's playlists and keys, live or past. Its segments need none — they are ciphertext,
+    /// and one cached copy serves every viewer.
     pub fn token_scope(&self) -> Option<String> {
         match self {
             Route::LivePlaylist {
@@ -297,20 +324,36 @@ impl Route {
                 access: Access::Private,
                 ..
             }
-            | Route::MediaKey { user, .. } => Some(crate::token::scope(user.as_str())),
+            | Route::VodPlaylist {
+                user,
+                access: Access::Private,
+                ..
+            }
+            | Route::MediaKey { user, .. }
+            | Route::VodKey { user, .. } => Some(crate::token::scope(user.as_str())),
             _ => None,
         }
     }
 
-    /// True for a private channel's media segments (whose requests lose their cookies at the edge).
+    /// True for a private channel's media segments, live or past (whose requests lose their
+    /// cookies at the edge).
     pub fn is_private_media(&self) -> bool {
         matches!(
             self,
             Route::LiveSegment {
                 access: Access::Private,
                 ..
+            } | Route::VodSegment {
+                access: Access::Private,
+                ..
             }
         )
+    }
+
+    /// True for an AES-128 key, live or past: served only to a token holder, never cached, never
+    /// readable by another origin.
+    pub fn is_key(&self) -> bool {
+        matches!(self, Route::MediaKey { .. } | Route::VodKey { .. })
     }
 
     /// A short label for logs and metrics: never the path itself, which may hold a secret.
@@ -322,6 +365,7 @@ impl Route {
             Route::Thumbnail { .. } => "thumbnail",
             Route::VodPlaylist { .. } => "vod_playlist",
             Route::VodSegment { .. } => "vod_segment",
+            Route::VodKey { .. } => "vod_key",
             Route::VodThumbnail { .. } => "vod_thumbnail",
             Route::Internal => "internal",
             Route::KeyBearing => "key_bearing",
@@ -425,20 +469,44 @@ pub fn classify(target: &[u8]) -> Route {
     }
 }
 
-/// `<user>/<id>/<file>` under `/vod/`: only names a recording holds (whole segments, init
-/// sections, the playlist), so no other file of its directory can be asked for.
-fn classify_vod(segments: &[&str]) -> Route {
-    let [user, id, file] = segments else {
+/// Where a recording's files are: `/vod/<user>/<id>` in the clear, `/private/<user>/vod/<id>`
+/// encrypted — under the channel's private prefix, so the playback cookie (scoped to it) is sent
+/// and the edge's token rule covers it with no rule of its own.
+fn vod_prefix(user: &Username, access: Access, id: u64) -> String {
+    match access {
+        Access::Public => format!("/vod/{user}/{id}"),
+        Access::Private => format!("/private/{user}/vod/{id}"),
+    }
+}
+
+/// `<user>/<id>/<file>` under `/vod/` (or `<id>/<file>` under `/private/<user>/vod/`): only names
+/// a recording holds (whole segments, init sections, the playlist, and an encrypted one's keys),
+/// so no other file of its directory can be asked for.
+fn classify_vod(user: &str, access: Access, rest: &[&str]) -> Route {
+    let (Ok(user), Some((id, rest))) = (Username::parse(user), rest.split_first()) else {
         return Route::Other;
     };
-    let (Ok(user), Some(id)) = (Username::parse(user), decimal_id(id, "")) else {
+    let Some(id) = decimal_id(id, "") else {
         return Route::Other;
+    };
+    let file = match (rest, access) {
+        ([file], _) => *file,
+        (["key", file], Access::Private) => {
+            return match decimal_id(file, ".key") {
+                Some(key) => Route::VodKey { user, id, key },
+                None => Route::Other,
+            };
+        }
+        _ => return Route::Other,
     };
     if file.eq_ignore_ascii_case("index.m3u8") {
-        return Route::VodPlaylist { user, id };
+        return Route::VodPlaylist { user, access, id };
     }
     if file.eq_ignore_ascii_case("thumb.jpg") {
-        return Route::VodThumbnail { user, id };
+        return match access {
+            Access::Public => Route::VodThumbnail { user, id },
+            Access::Private => Route::Other,
+        };
     }
     let found = [(".ts", MediaKind::Ts), (".m4s", MediaKind::Fmp4)]
         .into_iter()
@@ -452,6 +520,7 @@ fn classify_vod(segments: &[&str]) -> Route {
     match found {
         Some((name, kind)) => Route::VodSegment {
             user,
+            access,
             id,
             name,
             kind,
@@ -520,7 +589,10 @@ fn classify_segments(segments: &[&str]) -> Route {
         return Route::Internal;
     }
     if first.eq_ignore_ascii_case("vod") {
-        return classify_vod(&segments[1..]);
+        return match segments[1..].split_first() {
+            Some((user, rest)) => classify_vod(user, Access::Public, rest),
+            None => Route::Other,
+        };
     }
     if first.eq_ignore_ascii_case("thumb") {
         return match segments[1..] {
@@ -548,6 +620,11 @@ fn classify_segments(segments: &[&str]) -> Route {
                 },
                 _ => Route::Other,
             }
+        }
+        [user, vod, ref rest @ ..]
+            if access == Access::Private && vod.eq_ignore_ascii_case("vod") && !rest.is_empty() =>
+        {
+            classify_vod(user, access, rest)
         }
         [user, "key", file] if access == Access::Private => {
             match (Username::parse(user), decimal_id(file, ".key")) {
@@ -677,7 +754,7 @@ mod tests {
             let ok = match (&case.expect, &route) {
                 (Expect::Playlist(c), Route::LivePlaylist { .. })
                 | (Expect::Segment(c), Route::LiveSegment { .. })
-                | (Expect::Key(c), Route::MediaKey { .. })
+                | (Expect::Key(c), Route::MediaKey { .. } | Route::VodKey { .. })
                 | (Expect::Thumbnail(c), Route::Thumbnail { .. })
                 | (
                     Expect::Vod(c),

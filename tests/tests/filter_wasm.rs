@@ -7,6 +7,7 @@ use boltstream_shared::cases::{
     token_case_decision, token_case_secrets, token_cases, Expect, POLICY_CASES, ROUTE_CASES,
     TOKEN_CASE_NOW,
 };
+use boltstream_shared::route::classify;
 use boltstream_tests::wasm_host::FilterVm;
 
 fn request(path: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -43,8 +44,11 @@ fn route_table_matches_native_decisions() {
         let native = decide_request(case.input, &config, &NoFacts);
         let shown = String::from_utf8_lossy(case.input);
         match (&native, case.expect) {
-            // A private playlist or key, asked for with no token.
-            (RequestDecision::Refuse(403), Expect::Playlist(_) | Expect::Key(_)) => {
+            // A private playlist or key (live or past), asked for with no token.
+            (
+                RequestDecision::Refuse(403),
+                Expect::Playlist(_) | Expect::Key(_) | Expect::Vod(_),
+            ) if classify(case.input).token_scope().is_some() => {
                 assert_eq!(outcome.local_status, Some(403), "{shown}");
                 assert_eq!(outcome.action, 1, "{shown}: paused, nothing upstream");
             }

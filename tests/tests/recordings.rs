@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use boltstream_tests::http::{get, request};
+use boltstream_tests::http::{get, request, set_cookie_value, Response};
 use boltstream_tests::media::{run, Clip, Publisher};
-use boltstream_tests::server::Server;
+use boltstream_tests::server::{collect_files, Server};
 use boltstream_tests::wait_for;
 
 /// Room enough on any test machine's disk; the floor is tested on its own.
@@ -572,5 +572,238 @@ fn a_filling_disk_stops_recording_before_the_live_output_suffers() {
         );
         assert!(duration_of(&url) >= 2.0, "{u}");
         decodes_cleanly(&url);
+    }
+}
+
+fn get_with(addr: std::net::SocketAddr, target: &str, cookie: &str) -> Response {
+    request(addr, "GET", target.as_bytes(), &[("cookie", cookie)], b"").unwrap()
+}
+
+/// A private channel's publish, in each format, is recorded as its live output encrypted it: the
+/// files on disk and the segments served are ciphertext, no file under the data directory holds a
+/// media key, and the VOD (playlist and keys) is served only to a playback token's holder, under
+/// `/private/<user>/vod/` — where ffmpeg, given the token, decodes it whole. Nobody who may not
+/// watch learns it exists; made public, the channel hides it; hls.js in Chromium (signed in as
+/// the streamer, through Envoy) plays and seeks in it.
+#[test]
+fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed() {
+    for format in ["ts", "cmaf"] {
+        let args = [
+            &["--hls-format", format, "--hls-key-rotation", "1"][..],
+            FLOOR,
+        ]
+        .concat();
+        let server = Server::start(&args);
+        let key = server.add_user("alice");
+        server.add_user("mallory");
+        assert!(server
+            .cli(&["access", "set", "alice", "private"])
+            .status
+            .success());
+        let clip = if format == "cmaf" {
+            Clip::AudioVideo
+        } else {
+            Clip::Short
+        };
+        let mut p = Publisher::start(clip, &server.publish_url(&key), false);
+        assert!(p.wait(Duration::from_secs(40)).is_some());
+        let alice = server.session("alice");
+        let mallory = server.session("mallory");
+        let list = |cookie: &str| {
+            let r = get_with(server.http, "/api/v1/channels/alice/recordings", cookie);
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            (
+                r.status,
+                body["recordings"].as_array().cloned().unwrap_or_default(),
+            )
+        };
+        let listed = wait_for(Duration::from_secs(30), || {
+            let (status, list) = list(&alice);
+            (status == 200 && !list.is_empty()).then_some(list)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{format}: alice never sees her recording: {:?}",
+                list(&alice)
+            )
+        });
+        assert_eq!(listed[0]["private"], true);
+        let id = listed[0]["id"].as_u64().unwrap();
+        let playlist = listed[0]["playlist"].as_str().unwrap().to_string();
+        assert_eq!(playlist, format!("/private/alice/vod/{id}/index.m3u8"));
+        assert!(
+            listed[0]["thumbnail"].is_null(),
+            "a private publish is never pictured"
+        );
+        // Nobody else learns it exists: not from the API, the channel page or the clear prefix.
+        assert_eq!(list("").0, 404, "anonymous");
+        assert_eq!(list(&mallory).0, 404, "a user not allowed");
+        assert!(!get_with(server.http, "/alice", &mallory)
+            .text()
+            .contains("/past/"));
+        assert_eq!(
+            get(server.http, &format!("/vod/alice/{id}/index.m3u8")).status,
+            404
+        );
+        assert_eq!(get(server.http, &playlist).status, 403, "no token");
+
+        // The streamer's (any allowed viewer's) playback call gives the token, offline too.
+        let r = request(
+            server.http,
+            "POST",
+            b"/api/v1/channels/alice/playback",
+            &[("content-type", "application/json"), ("cookie", &alice)],
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let token = set_cookie_value(&r, "bs_play").expect("a playback cookie");
+        let cookie = format!("bs_play={token}");
+        let text = get_with(server.http, &playlist, &cookie).text();
+        assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+        let key_uris: Vec<&str> = (text.lines())
+            .filter_map(|l| l.strip_prefix("#EXT-X-KEY:METHOD=AES-128,URI=\""))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        let segments: Vec<&str> = (text.lines())
+            .filter(|l| l.ends_with(".ts") || l.ends_with(".m4s"))
+            .collect();
+        assert_eq!(
+            key_uris.len(),
+            segments.len(),
+            "a key line per segment: {text}"
+        );
+        let mut distinct = key_uris.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() >= 2, "a key per segment here: {text}");
+        let base = playlist.trim_end_matches("index.m3u8");
+        let mut keys = Vec::new();
+        for uri in &distinct {
+            let url = format!("{base}{uri}");
+            assert_eq!(get(server.http, &url).status, 403, "no key without a token");
+            let k = get_with(server.http, &url, &cookie);
+            assert_eq!((k.status, k.body.len()), (200, 16), "{url}");
+            assert_eq!(k.header("cache-control"), Some("private, no-store"));
+            keys.push(k.body);
+        }
+        let seg = get(server.http, &format!("{base}{}", segments[0]));
+        assert_eq!(
+            seg.status, 200,
+            "segments need no token: they are ciphertext"
+        );
+        assert_eq!(seg.body.len() % 16, 0);
+        assert!(seg.body[0] != 0x47 && &seg.body[4..8] != b"moof" && &seg.body[4..8] != b"styp");
+
+        // On disk: every recorded segment is ciphertext, and no file holds a media key.
+        let mut files = Vec::new();
+        collect_files(server.data(), &mut files);
+        let recorded: Vec<_> = (files.iter())
+            .filter(|f| {
+                f.to_string_lossy()
+                    .contains(&format!("recordings/alice/{id}/"))
+            })
+            .collect();
+        assert!(recorded.iter().any(|f| f.ends_with("segments.log")));
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            for k in &keys {
+                let hex_upper: String = k.iter().map(|b| format!("{b:02X}")).collect();
+                assert!(
+                    !bytes.windows(16).any(|w| w == &k[..])
+                        && !String::from_utf8_lossy(&bytes)
+                            .to_uppercase()
+                            .contains(&hex_upper),
+                    "{} holds a media key",
+                    f.display()
+                );
+            }
+            let name = f.to_string_lossy();
+            if recorded.contains(&f) && (name.ends_with(".ts") || name.ends_with(".m4s")) {
+                assert!(
+                    bytes.len() % 16 == 0 && bytes.first() != Some(&0x47),
+                    "{name}"
+                );
+            }
+        }
+
+        // ffmpeg, given the token, reads the whole recording and decodes it with no error.
+        let url = format!("http://{}{playlist}", server.http);
+        let headers = format!("Cookie: {cookie}\r\n");
+        let (ok, out, err) = run(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-headers",
+                &headers,
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+                &url,
+            ],
+            Duration::from_secs(60),
+        );
+        assert!(ok, "{format}: ffprobe: {err}");
+        let duration: f64 = out.trim().parse().unwrap_or(0.0);
+        let expected = if format == "cmaf" { 10.0 } else { 4.0 };
+        assert!((duration - expected).abs() <= 2.1, "{format}: {duration} s");
+        let (ok, _, err) = run(
+            "ffmpeg",
+            &[
+                "-v", "error", "-xerror", "-headers", &headers, "-i", &url, "-f", "null", "-",
+            ],
+            Duration::from_secs(120),
+        );
+        assert!(
+            ok && err.trim().is_empty(),
+            "{format}: does not decode: {err}"
+        );
+
+        if format == "cmaf" {
+            // hls.js in Chromium, signed in as the streamer, through Envoy: the page gets the
+            // token, then plays and seeks.
+            let plugin = format!(r#"{{"playback_secrets": {}}}"#, server.filter_secrets());
+            let envoy = boltstream_tests::envoy::Envoy::start(server.http, &plugin);
+            let base_url = format!("http://{}", envoy.addr);
+            // The edge checks the token itself: none, or another channel's, is refused there.
+            assert_eq!(get(envoy.addr, &playlist).status, 403);
+            let key_url = format!("{base}{}", distinct[0]);
+            assert_eq!(get(envoy.addr, &key_url).status, 403);
+            let k = get_with(envoy.addr, &key_url, &cookie);
+            assert_eq!((k.status, &k.body), (200, &keys[0]));
+            let browser = boltstream_tests::browser::Browser::start();
+            browser.sign_in(&base_url, "alice", "alice password 1");
+            browser.goto(&format!("{base_url}/alice/past/{id}"));
+            let duration = wait_for(Duration::from_secs(30), || {
+                let d = browser.eval("var v = document.getElementById('player'); return v && v.duration > 0 && isFinite(v.duration) ? v.duration : 0");
+                d.as_f64().filter(|d| *d > 0.0)
+            });
+            let errors = browser.eval("return window.boltstreamErrors || []");
+            let duration = duration.unwrap_or_else(|| panic!("no duration; errors: {errors}"));
+            let middle = duration / 2.0;
+            browser.eval(&format!(
+                "document.getElementById('player').currentTime = {middle}; return true;"
+            ));
+            let played = wait_for(Duration::from_secs(30), || {
+                let t = browser
+                    .eval("var v = document.getElementById('player'); return v.paused ? 0 : v.currentTime")
+                    .as_f64()?;
+                (t > middle + 1.0).then_some(t)
+            });
+            let errors = browser.eval("return window.boltstreamErrors || []");
+            assert!(played.is_some(), "never played past the middle: {errors}");
+            assert_eq!(errors.as_array().map(Vec::len), Some(0), "errors: {errors}");
+            browser.screenshot(&boltstream_tests::out_dir().join("private-past-broadcast.png"));
+        }
+
+        // Made public, the channel hides its encrypted recordings (and serves them nowhere).
+        assert!(server
+            .cli(&["access", "set", "alice", "public"])
+            .status
+            .success());
+        assert!(recordings(&server, "alice").is_empty());
+        assert_eq!(get_with(server.http, &playlist, &cookie).status, 404);
     }
 }

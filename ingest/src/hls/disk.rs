@@ -597,6 +597,7 @@ fn run(root: &Path, state: &mut State, job: Job, out: &mut Outcome) {
                     cmaf,
                     duration_ms: meta.duration_ms,
                     bytes: body.len() as u64,
+                    key: meta.key.map(|k| k.tag),
                 });
                 if let Some(line) = line {
                     recording::segment(&mut state.recorders, &user, &dir, &name, line, meta);

@@ -204,8 +204,13 @@ impl HlsOutput {
                     bytes,
                     duration_ms,
                     init,
+                    key,
                 } => {
-                    let meta = SegmentMeta { duration_ms, init };
+                    let meta = SegmentMeta {
+                        duration_ms,
+                        init,
+                        key: channel.segment_key(key),
+                    };
                     self.disk
                         .write_segment(user, DiskFile::Fmp4(name), bytes, meta)
                 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use boltstream_hls::channel::{
     ChannelConfig, ChannelState, Effect, Playlist, SegmentId, SegmentName,
 };
+use boltstream_hls::encrypt::{KeyTag, SegmentKey};
 use boltstream_hls::packager::{Limits, Packager, Segment};
 use boltstream_shared::route::Access;
 use boltstream_shared::username::Username;
@@ -91,6 +92,14 @@ impl Channel {
     pub(super) fn keys(&self) -> std::sync::MutexGuard<'_, Option<KeyRing>> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The key a written segment was encrypted with, for its recording (the ring still holds it:
+    /// a segment is written as it is listed).
+    pub(super) fn segment_key(&self, tag: Option<KeyTag>) -> Option<SegmentKey> {
+        let tag = tag?;
+        let key = self.keys().as_ref()?.key(tag.id)?;
+        Some(SegmentKey { tag, key })
+    }
 }
 
 /// All channels' output.
@@ -115,6 +124,7 @@ impl HlsOutput {
     /// the task that applies what it reports, and the janitor.
     pub fn start(
         settings: &Settings,
+        kek: [u8; 16],
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> anyhow::Result<Arc<Self>> {
@@ -138,7 +148,7 @@ impl HlsOutput {
             channels: Mutex::new(HashMap::new()),
             disk,
             events_applied: AtomicU64::new(0),
-            recordings: Recordings::new(settings),
+            recordings: Recordings::new(settings, Some(kek)),
         });
         output.recordings.recover(now_ms());
         // Not on the tracker: it runs until the disk stops (see `stop`), after connections ended.
@@ -204,28 +214,39 @@ impl HlsOutput {
         self.playlist(user).is_some() || self.ll_playable(user)
     }
 
-    /// A finished recording's VOD playlist.
-    pub async fn vod_playlist(&self, user: &Username, id: u64) -> Option<Bytes> {
+    /// A finished recording's VOD playlist (of a private publish when `access` is private).
+    pub async fn vod_playlist(&self, user: &Username, access: Access, id: u64) -> Option<Bytes> {
         let (recordings, user) = (Arc::clone(&self.recordings), user.clone());
-        let text = tokio::task::spawn_blocking(move || recordings.playlist(&user, id))
+        let private = access == Access::Private;
+        let text = tokio::task::spawn_blocking(move || recordings.playlist(&user, id, private))
             .await
             .ok()??;
         Some(Bytes::from(text))
+    }
+
+    /// A finished private recording's media key.
+    pub async fn vod_key(&self, user: &Username, id: u64, key: u64) -> Option<[u8; 16]> {
+        let (recordings, user) = (Arc::clone(&self.recordings), user.clone());
+        tokio::task::spawn_blocking(move || recordings.key(&user, id, key))
+            .await
+            .ok()?
     }
 
     /// A finished recording's file `file` (one its log names, or its picture).
     pub async fn vod_file(
         &self,
         user: &Username,
+        access: Access,
         id: u64,
         file: String,
     ) -> Option<(SegmentBody, i64)> {
         let (recordings, user) = (Arc::clone(&self.recordings), user.clone());
+        let private = access == Access::Private;
         let read = tokio::task::spawn_blocking(move || {
             let path = if file == crate::record::THUMB {
                 recordings.thumbnail(&user, id)?
             } else {
-                recordings.file(&user, id, &file)?
+                recordings.file(&user, id, &file, private)?
             };
             super::disk::read_file(&path)
         })
@@ -301,10 +322,12 @@ impl HlsOutput {
                     name,
                     bytes,
                     duration_ms,
+                    key,
                 } => {
                     let meta = SegmentMeta {
                         duration_ms,
                         init: None,
+                        key: channel.segment_key(key),
                     };
                     (self.disk).write_segment(&channel.user, DiskFile::Ts(name), bytes, meta)
                 }
@@ -603,11 +626,14 @@ impl HlsOutput {
 impl SinkFactory for Arc<HlsOutput> {
     fn open(&self, user: &Username, spec: &PublishSpec) -> Box<dyn MediaSink> {
         let sink = self.open_sink(user, spec.private);
-        if !spec.record || spec.private {
-            return sink;
-        }
         let began_ms = now_ms();
-        let start = self.recordings.begin(user, &spec.title, began_ms);
+        let start = spec
+            .record
+            .then(|| (self.recordings).begin(user, &spec.title, began_ms, spec.private))
+            .flatten();
+        let Some(start) = start else {
+            return sink;
+        };
         self.disk.record_start(user, start);
         Box::new(RecordedSink {
             inner: sink,

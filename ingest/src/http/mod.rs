@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use boltstream_shared::route::{classify, Route};
+use boltstream_shared::route::{classify, Access, Route};
 use boltstream_shared::username::Username;
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -234,12 +234,12 @@ impl HttpContext {
             }
             // The live media routes (`Route::is_live`).
             (_, Side::Public) => {
-                if let Route::VodPlaylist { user, .. }
-                | Route::VodSegment { user, .. }
-                | Route::VodThumbnail { user, .. } = route
-                {
-                    if !self.is_public(user).await {
-                        // A channel made private takes its past broadcasts with it.
+                if let Some((user, access)) = route_vod(route) {
+                    // A past broadcast is served while the channel's visibility is the one it was
+                    // recorded under: a channel made private takes its clear recordings with it,
+                    // one made public its encrypted ones. (Whether a channel is private is no
+                    // secret; whether a recording exists is, and needs the token to learn.)
+                    if self.is_public(user).await == (access == Access::Private) {
                         return respond::text(StatusCode::NOT_FOUND, "no such recording\n");
                     }
                 }
@@ -365,5 +365,17 @@ pub async fn listen(
                 }
             }
         });
+    }
+}
+
+/// The channel and prefix of a past broadcast's route.
+fn route_vod(route: &Route) -> Option<(&Username, Access)> {
+    match route {
+        Route::VodPlaylist { user, access, .. } | Route::VodSegment { user, access, .. } => {
+            Some((user, *access))
+        }
+        Route::VodKey { user, .. } => Some((user, Access::Private)),
+        Route::VodThumbnail { user, .. } => Some((user, Access::Public)),
+        _ => None,
     }
 }

@@ -11,14 +11,20 @@
 //! are kept by [`janitor`], oldest recordings first; the writer stops a recording (never the live
 //! stream) before the filesystem's free space falls under its floor.
 //!
-//! Private publishes are not recorded: their media keys live in memory only (see
-//! `hls/keys.rs`), and a recording that outlives them could never be played.
+//! A private publish is recorded encrypted, as its live output was: its media keys, which the
+//! live output keeps in memory only (`hls/keys.rs`), are logged wrapped under the site's
+//! key-encryption key, which lives in the database — never beside the files — so a recording's
+//! directory alone never decrypts. Such a recording is served under `/private/<user>/vod/<id>/`,
+//! its playlist and keys only to a playback token's holder; and a recording is served only while
+//! the channel's visibility is the one it was made under (a clear one is never shown on a
+//! private channel, an encrypted one never to the public).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use boltstream_hls::encrypt::unwrap_key;
 use boltstream_hls::vod::{LogLine, Recording};
 use boltstream_shared::username::Username;
 use bytes::Bytes;
@@ -51,6 +57,8 @@ pub struct RecordStart {
     pub meta: Bytes,
     /// Its bounds.
     pub limits: RecordLimits,
+    /// For an encrypted recording, what its media keys are wrapped under.
+    pub kek: Option<[u8; 16]>,
 }
 
 /// A recording's picture.
@@ -73,12 +81,16 @@ pub struct RecordingInfo {
     pub ended_ms: i64,
     /// It has a picture (`thumb.jpg`, the last live thumbnail of its publish).
     pub thumbnail: bool,
+    /// Recorded from a private publish: encrypted, served under `/private/`.
+    pub private: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Meta {
     title: String,
     started_ms: i64,
+    #[serde(default)]
+    private: bool,
 }
 
 /// Every channel's recordings under one directory.
@@ -88,13 +100,17 @@ pub struct Recordings {
     total_quota: u64,
     channel_quota: u64,
     min_free: u64,
+    /// The key-encryption key of private recordings' media keys; without one (the operator's
+    /// CLI) nothing is recorded or decrypted.
+    kek: Option<[u8; 16]>,
     /// Each channel's recording in progress (its id).
     active: Mutex<HashMap<Username, u64>>,
 }
 
 impl Recordings {
-    /// Recordings under `<data>/recordings`, bound by `settings`.
-    pub fn new(settings: &Settings) -> Arc<Self> {
+    /// Recordings under `<data>/recordings`, bound by `settings`; `kek` wraps private
+    /// recordings' media keys.
+    pub fn new(settings: &Settings, kek: Option<[u8; 16]>) -> Arc<Self> {
         Arc::new(Self {
             root: settings.data.join("recordings"),
             retention_ms: i64::try_from(settings.recording_retention.as_millis())
@@ -102,6 +118,7 @@ impl Recordings {
             total_quota: settings.recording_quota_mb << 20,
             channel_quota: settings.recording_channel_quota_mb << 20,
             min_free: settings.recording_min_free_mb << 20,
+            kek,
             active: Mutex::default(),
         })
     }
@@ -110,22 +127,36 @@ impl Recordings {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The writer's job for a publish of `user` beginning at `now_ms`, which it records.
-    pub fn begin(&self, user: &Username, title: &str, now_ms: i64) -> RecordStart {
+    /// The writer's job for a publish of `user` beginning at `now_ms`, which it records;
+    /// `None` for a private one when there is no key-encryption key.
+    pub fn begin(
+        &self,
+        user: &Username,
+        title: &str,
+        now_ms: i64,
+        private: bool,
+    ) -> Option<RecordStart> {
+        let kek = match (private, self.kek) {
+            (false, _) => None,
+            (true, Some(kek)) => Some(kek),
+            (true, None) => return None,
+        };
         let id = u64::try_from(now_ms).unwrap_or(0);
         self.active().insert(user.clone(), id);
         let meta = Meta {
             title: title.to_string(),
             started_ms: now_ms,
+            private,
         };
-        RecordStart {
+        Some(RecordStart {
             dir: self.dir(user, id),
             meta: Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()),
             limits: RecordLimits {
                 min_free_bytes: self.min_free,
                 max_bytes: self.channel_quota,
             },
-        }
+            kek,
+        })
     }
 
     /// `user`'s recording `id` ended (the writer has been told).
@@ -170,6 +201,7 @@ impl Recordings {
                     ended_ms: (recording.ended_ms)
                         .unwrap_or(meta.started_ms + recording.duration_ms() as i64),
                     thumbnail: self.dir(user, id).join(THUMB).is_file(),
+                    private: meta.private,
                 })
             })
             .collect();
@@ -177,16 +209,29 @@ impl Recordings {
         out
     }
 
-    /// The VOD playlist of a finished recording. Blocking.
-    pub fn playlist(&self, user: &Username, id: u64) -> Option<String> {
-        self.read(user, id)?.0.playlist()
+    /// A finished recording made private or not, as `private` says: each is served only under
+    /// its own prefix.
+    fn read_as(&self, user: &Username, id: u64, private: bool) -> Option<Recording> {
+        let (recording, meta) = self.read(user, id)?;
+        (meta.private == private).then_some(recording)
+    }
+
+    /// The VOD playlist of a finished recording (of a private publish, or not). Blocking.
+    pub fn playlist(&self, user: &Username, id: u64, private: bool) -> Option<String> {
+        self.read_as(user, id, private)?.playlist()
+    }
+
+    /// Media key `key` of a finished private recording, unwrapped. Blocking.
+    pub fn key(&self, user: &Username, id: u64, key: u64) -> Option<[u8; 16]> {
+        let recording = self.read_as(user, id, true)?;
+        unwrap_key(self.kek.as_ref()?, recording.key(key)?)
     }
 
     /// The path of a finished recording's file named `file` (`<n>.ts`, `<n>.m4s`, `init<n>.mp4`),
     /// when its log names it: nothing else under the recording (or anywhere) is ever served.
     /// Blocking.
-    pub fn file(&self, user: &Username, id: u64, file: &str) -> Option<PathBuf> {
-        let (recording, _) = self.read(user, id)?;
+    pub fn file(&self, user: &Username, id: u64, file: &str, private: bool) -> Option<PathBuf> {
+        let recording = self.read_as(user, id, private)?;
         let named = recording.segments.iter().any(|s| {
             s.file_name() == file || s.init.is_some_and(|i| format!("init{i}.mp4") == file)
         });
@@ -199,9 +244,9 @@ impl Recordings {
         Some(self.dir(user, id))
     }
 
-    /// A finished recording's picture, if it has one. Blocking.
+    /// A finished public recording's picture, if it has one. Blocking.
     pub fn thumbnail(&self, user: &Username, id: u64) -> Option<PathBuf> {
-        self.read(user, id)?;
+        self.read_as(user, id, false)?;
         Some(self.dir(user, id).join(THUMB)).filter(|p| p.is_file())
     }
 

@@ -1,6 +1,7 @@
 use super::*;
 
 const MB: u64 = 1 << 20;
+const KEK: [u8; 16] = [0x5a; 16];
 
 fn recordings(root: &Path, retention_ms: i64, total: u64, channel: u64) -> Recordings {
     Recordings {
@@ -9,6 +10,7 @@ fn recordings(root: &Path, retention_ms: i64, total: u64, channel: u64) -> Recor
         total_quota: total,
         channel_quota: channel,
         min_free: 0,
+        kek: Some(KEK),
         active: Mutex::default(),
     }
 }
@@ -33,6 +35,7 @@ fn make(r: &Recordings, who: &str, id: u64, segments: &[(u64, u64)], ended: bool
                 cmaf: true,
                 duration_ms: 2000,
                 bytes,
+                key: None,
             }
             .format(),
         );
@@ -57,14 +60,19 @@ fn finished_recordings_are_listed_played_and_deleted() {
     );
     assert_eq!((listed[1].duration_ms, listed[1].bytes), (4000, 30));
     assert_eq!(listed[1].title, "alice <b>1000</b>");
-    let playlist = r.playlist(&user("alice"), 1_000).unwrap();
+    let playlist = r.playlist(&user("alice"), 1_000, false).unwrap();
     assert!(
         playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.ends_with("#EXT-X-ENDLIST\n")
     );
 
     // Only files the log names are served.
-    assert!(r.file(&user("alice"), 1_000, "1001.m4s").is_some());
-    assert!(r.file(&user("alice"), 1_000, "init1.mp4").is_some());
+    assert!(r.file(&user("alice"), 1_000, "1001.m4s", false).is_some());
+    assert!(r.file(&user("alice"), 1_000, "init1.mp4", false).is_some());
+    assert!(
+        r.file(&user("alice"), 1_000, "1001.m4s", true).is_none(),
+        "a clear recording is not served under /private/"
+    );
+    assert!(r.playlist(&user("alice"), 1_000, true).is_none());
     for other in [
         "segments.log",
         "meta.json",
@@ -72,7 +80,10 @@ fn finished_recordings_are_listed_played_and_deleted() {
         "../5000/5001.m4s",
         "1002.m4s",
     ] {
-        assert!(r.file(&user("alice"), 1_000, other).is_none(), "{other}");
+        assert!(
+            r.file(&user("alice"), 1_000, other, false).is_none(),
+            "{other}"
+        );
     }
     assert!(r.list(&user("bob")).is_empty());
 
@@ -86,11 +97,12 @@ fn finished_recordings_are_listed_played_and_deleted() {
 fn a_recording_in_progress_is_neither_listed_served_nor_deleted() {
     let tmp = tempfile::tempdir().unwrap();
     let r = recordings(tmp.path(), 0, 0, 0);
-    let start = r.begin(&user("alice"), "t", 7_000);
+    let start = r.begin(&user("alice"), "t", 7_000, false).unwrap();
     assert_eq!(start.dir, r.dir(&user("alice"), 7_000));
+    assert_eq!(start.kek, None, "a public publish is recorded in the clear");
     make(&r, "alice", 7_000, &[(7_001, 10)], false);
     assert!(r.list(&user("alice")).is_empty());
-    assert!(r.playlist(&user("alice"), 7_000).is_none());
+    assert!(r.playlist(&user("alice"), 7_000, false).is_none());
     assert!(!r.delete(&user("alice"), 7_000));
     assert!(
         r.enforce(i64::MAX).is_empty(),
@@ -151,4 +163,69 @@ fn retention_then_channel_then_total_quota_take_the_oldest_first() {
     assert_eq!(r.list(&user("alice")).len(), 2);
     assert_eq!(r.list(&user("bob")).len(), 1);
     assert!(r.enforce(200_000).is_empty());
+}
+
+/// A private publish's recording: its keys, wrapped under the site's key-encryption key, are in
+/// the log only; it is served under `/private/` alone, its keys unwrapped on request; without a
+/// key-encryption key nothing private is recorded.
+#[test]
+fn a_private_recording_keeps_its_keys_wrapped_and_is_served_only_as_private() {
+    use boltstream_hls::encrypt::{wrap_key, KeyTag};
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recordings(tmp.path(), i64::MAX, u64::MAX, u64::MAX);
+    let start = r.begin(&user("alice"), "secret", 3_000, true).unwrap();
+    assert_eq!(start.kek, Some(KEK));
+    let meta: serde_json::Value = serde_json::from_slice(&start.meta).unwrap();
+    assert_eq!(meta["private"], true);
+    std::fs::create_dir_all(&start.dir).unwrap();
+    std::fs::write(start.dir.join(META), &start.meta).unwrap();
+    std::fs::write(start.dir.join("3001.ts"), [0u8; 32]).unwrap();
+    let media_key = [0xc3u8; 16];
+    let log = [
+        LogLine::Key {
+            id: 77,
+            wrapped: wrap_key(&KEK, &media_key),
+        },
+        LogLine::Segment {
+            name: 3001,
+            cmaf: false,
+            duration_ms: 2000,
+            bytes: 32,
+            key: Some(KeyTag {
+                id: 77,
+                iv: [9; 16],
+            }),
+        },
+        LogLine::End(5_000),
+    ];
+    let log: String = log.iter().map(LogLine::format).collect();
+    assert!(
+        !log.contains(&"C3".repeat(16)),
+        "no key in the clear: {log}"
+    );
+    std::fs::write(start.dir.join(LOG), log).unwrap();
+    r.ended(&user("alice"), 3_000);
+
+    let listed = r.list(&user("alice"));
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].private);
+    let playlist = r.playlist(&user("alice"), 3_000, true).unwrap();
+    assert!(playlist.contains("URI=\"key/77.key\""), "{playlist}");
+    assert!(r.playlist(&user("alice"), 3_000, false).is_none());
+    assert!(r.file(&user("alice"), 3_000, "3001.ts", false).is_none());
+    assert!(r.file(&user("alice"), 3_000, "3001.ts", true).is_some());
+    assert_eq!(r.key(&user("alice"), 3_000, 77), Some(media_key));
+    assert_eq!(r.key(&user("alice"), 3_000, 78), None);
+    // Another site's key-encryption key unwraps nothing.
+    let other = Recordings {
+        kek: Some([1; 16]),
+        ..recordings(tmp.path(), i64::MAX, u64::MAX, u64::MAX)
+    };
+    assert_eq!(other.key(&user("alice"), 3_000, 77), None);
+    let none = Recordings {
+        kek: None,
+        ..recordings(tmp.path(), i64::MAX, u64::MAX, u64::MAX)
+    };
+    assert!(none.begin(&user("alice"), "t", 9_000, true).is_none());
+    assert_eq!(none.key(&user("alice"), 3_000, 77), None);
 }

@@ -90,6 +90,12 @@ const STEPS: &[&str] = &[
     // 7: the streamer's choice to keep recordings of their publishes (on unless they turn it off;
     // the operator's retention and quotas bound what is kept).
     "ALTER TABLE streams ADD COLUMN keep_recordings INTEGER NOT NULL DEFAULT 1;",
+    // 8: the key-encryption key private recordings' media keys are wrapped under — here, away
+    // from the recordings' files, so those alone never decrypt. One per site, made on first use.
+    "CREATE TABLE recording_kek (
+        id          INTEGER PRIMARY KEY CHECK (id = 0),
+        kek         BLOB NOT NULL CHECK (length(kek) = 16)
+     );",
 ];
 
 /// The newest schema version this binary knows.

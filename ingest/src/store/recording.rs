@@ -1,7 +1,9 @@
 //! What a publish is told as it starts (private? recorded? under which title?), read in one
-//! query, and the streamer's choice to keep recordings. The recordings themselves live on disk
-//! (see [`crate::record`]); the database holds only the choice.
+//! query, the streamer's choice to keep recordings, and the key-encryption key of private
+//! recordings. The recordings themselves live on disk (see [`crate::record`]).
 
+use rand::rngs::OsRng;
+use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 
 use super::{Store, StoreError};
@@ -24,6 +26,32 @@ impl Store {
                 },
             )
             .optional()?)
+        })
+    }
+
+    /// The site's key-encryption key for private recordings' media keys, made on first use.
+    pub fn recording_kek(&self) -> Result<[u8; 16], StoreError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let kek: Option<Vec<u8>> = tx
+                .query_row("SELECT kek FROM recording_kek WHERE id = 0", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let kek = match kek.and_then(|k| <[u8; 16]>::try_from(k).ok()) {
+                Some(kek) => kek,
+                None => {
+                    let mut kek = [0u8; 16];
+                    OsRng.fill_bytes(&mut kek);
+                    tx.execute(
+                        "INSERT OR REPLACE INTO recording_kek (id, kek) VALUES (0, ?1)",
+                        [kek.to_vec()],
+                    )?;
+                    kek
+                }
+            };
+            tx.commit()?;
+            Ok(kek)
         })
     }
 

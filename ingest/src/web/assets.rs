@@ -9,23 +9,47 @@ pub const HLS_JS_SHA256: &str = include_str!("../../assets/hls.min.js.sha256");
 pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
 
 /// A past broadcast's player: the VOD playlist through hls.js (or natively on Safari). Being a
-/// finished playlist, hls.js offers the whole timeline to seek in.
+/// finished playlist, hls.js offers the whole timeline to seek in. An encrypted recording
+/// (`data-playback`) first gets the playback-token cookie from the channel's playback call, and
+/// renews it at half its life, as the live player does, so keys met late in a long recording are
+/// still served.
 pub const VOD_JS: &str = r#"(function () {
   var root = document.querySelector('[data-vod]');
   if (!root) return;
   var src = root.getAttribute('data-vod');
+  var channel = root.getAttribute('data-playback');
   var video = document.getElementById('player');
   window.boltstreamErrors = [];
-  if (window.Hls && Hls.isSupported()) {
-    var hls = new Hls();
-    hls.on(Hls.Events.ERROR, function (_, d) { window.boltstreamErrors.push(d.details + (d.fatal ? ' (fatal)' : '')); });
-    window.boltstreamHls = hls;
-    hls.loadSource(src);
-    hls.attachMedia(video);
-  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
-    video.src = src;
+  function token() {
+    return fetch('/api/v1/channels/' + channel + '/playback', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' }, body: '{}'
+    }).then(function (r) {
+      if (!r.ok) throw new Error('playback ' + r.status);
+      return r.json();
+    }).then(function (j) {
+      var left = j.expires_s ? j.expires_s * 1000 - Date.now() : 300000;
+      setTimeout(function () { token().catch(function (e) { window.boltstreamErrors.push(String(e)); }); },
+        Math.max(10000, left / 2));
+    });
   }
-  var p = video.play(); if (p && p.catch) p.catch(function () {});
+  function start() {
+    if (window.Hls && Hls.isSupported()) {
+      var hls = new Hls();
+      hls.on(Hls.Events.ERROR, function (_, d) { window.boltstreamErrors.push(d.details + (d.fatal ? ' (fatal)' : '')); });
+      window.boltstreamHls = hls;
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = src;
+    }
+    var p = video.play(); if (p && p.catch) p.catch(function () {});
+  }
+  if (channel) {
+    token().then(start, function (e) { window.boltstreamErrors.push(String(e)); });
+  } else {
+    start();
+  }
 })();
 "#;
 

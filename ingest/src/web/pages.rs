@@ -142,8 +142,10 @@ async fn channel(
         Some(info) => {
             let poster = super::api::thumbnail_url(&ctx, username.as_str());
             let live = row.live_since_ms.is_some();
-            let past =
-                (super::recordings::public_list(&ctx, username.as_str()).await).unwrap_or_default();
+            let caller = user.map(|s| s.user.username.clone());
+            let past = super::recordings::visible_list(&ctx, username.as_str(), caller)
+                .await
+                .unwrap_or_default();
             maud::html! {
                 (views::channel(username.as_str(), live, &info, false, poster.as_deref()))
                 (views::past_broadcasts(username.as_str(), &past))

@@ -1,13 +1,17 @@
-//! Past broadcasts on the website and in the API: the channel's list (public channels only — a
-//! channel made private takes its recordings with it), a page that plays one, and the streamer's
-//! choices: keep recordings or not, delete one.
+//! Past broadcasts on the website and in the API: the channel's list, a page that plays one, and
+//! the streamer's choices: keep recordings or not, delete one.
+//!
+//! Who sees what follows the channel's visibility now: a public channel lists its clear
+//! recordings to everyone; a private one lists its encrypted recordings to those who may watch it
+//! (played with the playback token the live player also uses) and nothing to anyone else. A
+//! recording made under the other visibility is hidden until the channel returns to it.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::routing::{delete, get, put};
 use axum::Router;
-use boltstream_shared::route::Route;
+use boltstream_shared::route::{Access, Route};
 use boltstream_shared::username::Username;
 use hyper::StatusCode;
 use serde_json::json;
@@ -36,30 +40,54 @@ pub fn page_routes() -> Router<Arc<WebContext>> {
     Router::new().route("/{name}/past/{id}", get(watch))
 }
 
-/// A public channel's finished recordings, newest first; `None` for no such channel, or one that
-/// is private now.
-pub async fn public_list(ctx: &WebContext, name: &str) -> Option<Vec<RecordingInfo>> {
+/// The finished recordings of `name`'s channel that `caller` may watch now, newest first; `None`
+/// for no such channel, or a private one `caller` may not watch (answered alike).
+pub async fn visible_list(
+    ctx: &WebContext,
+    name: &str,
+    caller: Option<String>,
+) -> Option<Vec<RecordingInfo>> {
     let user = Username::parse(name).ok()?;
     let (store, recordings) = (Arc::clone(&ctx.store), Arc::clone(&ctx.hls.recordings));
     blocking(move || {
-        let private = store.is_private(user.as_str()).ok()??;
-        (!private).then(|| recordings.list(&user))
+        let who = crate::store::Viewer {
+            user: caller.as_deref(),
+            share_code: None,
+        };
+        let private = match store.access(user.as_str(), who).ok()? {
+            crate::store::Access::Public => false,
+            crate::store::Access::Allowed => true,
+            _ => return None,
+        };
+        let mut found = recordings.list(&user);
+        found.retain(|r| r.private == private);
+        Some(found)
     })
     .await
 }
 
-/// The URL of a recording's playlist.
-pub fn playlist_url(user: &Username, id: u64) -> String {
+/// The URL of a recording's playlist: under `/private/<user>/vod/` for an encrypted one.
+pub fn playlist_url(user: &Username, r: &RecordingInfo) -> String {
     let route = Route::VodPlaylist {
         user: user.clone(),
-        id,
+        access: if r.private {
+            Access::Private
+        } else {
+            Access::Public
+        },
+        id: r.id,
     };
     route.canonical_path().unwrap_or_default()
 }
 
 /// `GET /api/v1/channels/{name}/recordings`.
-async fn list(State(ctx): State<Arc<WebContext>>, Path(name): Path<String>) -> Resp {
-    let Some(found) = public_list(&ctx, &name).await else {
+async fn list(
+    State(ctx): State<Arc<WebContext>>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Resp {
+    let caller = viewer.user().map(|s| s.user.username.clone());
+    let Some(found) = visible_list(&ctx, &name, caller).await else {
         return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
     let user = Username::parse(&name).expect("listed, so valid");
@@ -72,7 +100,8 @@ async fn list(State(ctx): State<Arc<WebContext>>, Path(name): Path<String>) -> R
                 "ended_ms": r.ended_ms,
                 "duration_s": r.duration_ms as f64 / 1000.0,
                 "bytes": r.bytes,
-                "playlist": playlist_url(&user, r.id),
+                "playlist": playlist_url(&user, r),
+                "private": r.private,
                 "page": format!("/{user}/past/{}", r.id),
                 "thumbnail": r.thumbnail.then(|| format!("/vod/{user}/{}/thumb.jpg", r.id)),
             })
@@ -178,14 +207,15 @@ async fn watch(
     viewer: Viewer,
     Path((name, id)): Path<(String, u64)>,
 ) -> Resp {
-    let found = public_list(&ctx, &name).await.unwrap_or_default();
     let user = viewer.user();
+    let caller = user.map(|s| s.user.username.clone());
+    let found = visible_list(&ctx, &name, caller).await.unwrap_or_default();
     match (found.iter().find(|r| r.id == id), Username::parse(&name)) {
         (Some(r), Ok(channel)) => page(
             StatusCode::OK,
             &format!("{name}: past broadcast"),
             user,
-            super::views::past_broadcast(&channel, r, &playlist_url(&channel, r.id)),
+            super::views::past_broadcast(&channel, r, &playlist_url(&channel, r)),
         ),
         _ => super::reply::error_page(
             StatusCode::NOT_FOUND,

@@ -219,10 +219,13 @@ pub fn past_broadcasts(name: &str, recordings: &[RecordingInfo]) -> Markup {
 /// The player of one past broadcast: hls.js (or native HLS) on its VOD playlist, seekable.
 pub fn past_broadcast(channel: &Username, r: &RecordingInfo, playlist: &str) -> Markup {
     html! {
-        div data-vod=(playlist) {
+        // An encrypted recording's player first asks for the playback token (a cookie).
+        @let token_for = r.private.then_some(channel.as_str());
+        div data-vod=(playlist) data-playback=[token_for] {
             div.row {
                 h1 { a href={ "/" (channel) } { (channel) } }
                 span.badge { "PAST BROADCAST" }
+                @if r.private { span.badge { "PRIVATE" } }
                 span.muted.small {
                     (format_date_time(r.id as i64).get(..16).unwrap_or_default().replace('T', " "))
                     " · " (duration(r.duration_ms))

@@ -4,6 +4,9 @@
 //! the link exists (see `boltstream_hls::vod`). Runs on the writer, in the order of its jobs, so a
 //! segment is always logged after its file and its init section.
 //!
+//! An encrypted segment's key is logged (wrapped under the recording's key-encryption key) before
+//! the first segment that uses it, so every segment line names a key the log already holds.
+//!
 //! A recording stops — with one log line, the live stream untouched — when the filesystem's free
 //! space falls under its floor or the recording passes its size bound: recordings must never be
 //! what fills the disk the live output needs.
@@ -13,6 +16,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use boltstream_hls::channel::SegmentName;
+use boltstream_hls::encrypt::{wrap_key, SegmentKey};
 use boltstream_hls::vod::LogLine;
 use boltstream_shared::username::Username;
 use tracing::{info, warn};
@@ -26,6 +30,8 @@ pub struct SegmentMeta {
     pub duration_ms: u64,
     /// The CMAF init section it needs (`None` for MPEG-TS).
     pub init: Option<u64>,
+    /// Its key and IV, when the live output encrypted it.
+    pub key: Option<SegmentKey>,
 }
 
 /// A recording in progress.
@@ -34,6 +40,10 @@ pub(super) struct Recorder {
     limits: RecordLimits,
     /// The init section last logged.
     init: Option<u64>,
+    /// What an encrypted recording's media keys are wrapped under.
+    kek: Option<[u8; 16]>,
+    /// The media key last logged.
+    key: Option<u64>,
     bytes: u64,
 }
 
@@ -54,6 +64,8 @@ pub(super) fn start(recorders: &mut Recorders, user: Username, start: RecordStar
                     dir: start.dir,
                     limits: start.limits,
                     init: None,
+                    kek: start.kek,
+                    key: None,
                     bytes: 0,
                 },
             );
@@ -80,7 +92,12 @@ pub(super) fn segment(
         LogLine::Segment { bytes, .. } => *bytes,
         _ => 0,
     };
-    if let Some(why) = over_bounds(recorder, bytes) {
+    let why = over_bounds(recorder, bytes).or_else(|| {
+        // A recording is all clear or all encrypted, as its publish was.
+        (meta.key.is_some() != recorder.kek.is_some())
+            .then(|| "a segment's encryption differs from the recording's".to_string())
+    });
+    if let Some(why) = why {
         warn!(user = %user, dir = %recorder.dir.display(), reason = %why, "recording stopped; the live stream goes on");
         end(recorders, user, crate::clock::now_ms());
         return;
@@ -93,6 +110,19 @@ pub(super) fn segment(
             recorder.init = Some(init);
         }
         keep(&live_dir.join(file), &recorder.dir.join(file))?;
+        if let (Some(key), Some(kek)) = (meta.key, recorder.kek) {
+            if recorder.key != Some(key.tag.id) {
+                let wrapped = wrap_key(&kek, &key.key);
+                append(
+                    &recorder.dir,
+                    &LogLine::Key {
+                        id: key.tag.id,
+                        wrapped,
+                    },
+                )?;
+                recorder.key = Some(key.tag.id);
+            }
+        }
         append(&recorder.dir, &line)
     })();
     match kept {
@@ -122,10 +152,13 @@ pub(super) fn finished_ts(
         duration_ms,
         // The tail was moved into the file: its size is the segment's.
         bytes: std::fs::metadata(live_dir.join(&file)).map_or(0, |m| m.len()),
+        // Only segments in the clear are written while made.
+        key: None,
     };
     let meta = SegmentMeta {
         duration_ms,
         init: None,
+        key: None,
     };
     segment(recorders, user, live_dir, &file, line, meta);
 }

@@ -761,9 +761,45 @@ fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed
             "{format}: does not decode: {err}"
         );
 
+        // A share link opens the list (code in a POST body, never a URL) and so the recording.
+        let shared = server.cli(&["access", "share", "alice", "--hours", "1"]);
+        let shared = String::from_utf8_lossy(&shared.stdout).to_string();
+        let code = shared.rsplit_once("#share=").unwrap().1.trim().to_string();
+        let by_share = |code: &str| {
+            let body = serde_json::json!({ "share": code }).to_string();
+            let headers = [("content-type", "application/json")];
+            request(
+                server.http,
+                "POST",
+                b"/api/v1/channels/alice/recordings",
+                &headers,
+                body.as_bytes(),
+            )
+            .unwrap()
+        };
+        let r = by_share(&code);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains(&playlist), "{}", r.text());
+        assert_eq!(r.header("cache-control"), Some("private, no-store"));
+        assert_eq!(by_share("not_a_code").status, 404);
+        // The streamer's own page plays it with the token; a visitor gets the same shell for
+        // this recording as for one that never existed.
+        let page = get_with(server.http, &format!("/alice/past/{id}"), &alice).text();
+        assert!(page.contains(&format!("data-vod=\"{playlist}\"")), "{page}");
+        let shell = |id: u64| {
+            get(server.http, &format!("/alice/past/{id}"))
+                .text()
+                .replace(&id.to_string(), "ID")
+        };
+        assert_eq!(
+            shell(id),
+            shell(id + 1),
+            "an anonymous visitor learns nothing"
+        );
+
         if format == "cmaf" {
-            // hls.js in Chromium, signed in as the streamer, through Envoy: the page gets the
-            // token, then plays and seeks.
+            // hls.js in Chromium through Envoy, as a share link's holder (no session): the
+            // channel page lists the broadcast, whose page gets the token, then plays and seeks.
             let plugin = format!(r#"{{"playback_secrets": {}}}"#, server.filter_secrets());
             let envoy = boltstream_tests::envoy::Envoy::start(server.http, &plugin);
             let base_url = format!("http://{}", envoy.addr);
@@ -774,8 +810,13 @@ fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed
             let k = get_with(envoy.addr, &key_url, &cookie);
             assert_eq!((k.status, &k.body), (200, &keys[0]));
             let browser = boltstream_tests::browser::Browser::start();
-            browser.sign_in(&base_url, "alice", "alice password 1");
-            browser.goto(&format!("{base_url}/alice/past/{id}"));
+            browser.goto(&format!("{base_url}/alice#share={code}"));
+            let link = wait_for(Duration::from_secs(15), || {
+                let href = browser.eval("var a = document.querySelector('#past a.card.past'); return a ? a.getAttribute('href') : ''");
+                href.as_str().filter(|h| !h.is_empty()).map(str::to_string)
+            });
+            assert_eq!(link, Some(format!("/alice/past/{id}#share={code}")));
+            browser.goto(&format!("{base_url}/alice/past/{id}#share={code}"));
             let duration = wait_for(Duration::from_secs(30), || {
                 let d = browser.eval("var v = document.getElementById('player'); return v && v.duration > 0 && isFinite(v.duration) ? v.duration : 0");
                 d.as_f64().filter(|d| *d > 0.0)
@@ -796,6 +837,14 @@ fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed
             assert!(played.is_some(), "never played past the middle: {errors}");
             assert_eq!(errors.as_array().map(Vec::len), Some(0), "errors: {errors}");
             browser.screenshot(&boltstream_tests::out_dir().join("private-past-broadcast.png"));
+            // Without the code, the page says the broadcast is private and plays nothing.
+            browser.goto(&format!("{base_url}/alice/past/{id}"));
+            let refused = wait_for(Duration::from_secs(10), || {
+                let shown = browser
+                    .eval("var p = document.getElementById('private'); return !!p && !p.hidden");
+                shown.as_bool().filter(|s| *s)
+            });
+            assert!(refused.is_some(), "the private notice never showed");
         }
 
         // Made public, the channel hides its encrypted recordings (and serves them nowhere).

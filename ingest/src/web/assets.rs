@@ -12,18 +12,23 @@ pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
 /// finished playlist, hls.js offers the whole timeline to seek in. An encrypted recording
 /// (`data-playback`) first gets the playback-token cookie from the channel's playback call, and
 /// renews it at half its life, as the live player does, so keys met late in a long recording are
-/// still served.
+/// still served. A share link's code, in the URL's fragment, goes in that call's body.
 pub const VOD_JS: &str = r#"(function () {
   var root = document.querySelector('[data-vod]');
   if (!root) return;
   var src = root.getAttribute('data-vod');
   var channel = root.getAttribute('data-playback');
   var video = document.getElementById('player');
+  var share = (function () {
+    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
+    return m ? m[1] : null;
+  })();
   window.boltstreamErrors = [];
   function token() {
     return fetch('/api/v1/channels/' + channel + '/playback', {
       method: 'POST', credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json' }, body: '{}'
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(share ? { share: share } : {})
     }).then(function (r) {
       if (!r.ok) throw new Error('playback ' + r.status);
       return r.json();
@@ -46,7 +51,11 @@ pub const VOD_JS: &str = r#"(function () {
     var p = video.play(); if (p && p.catch) p.catch(function () {});
   }
   if (channel) {
-    token().then(start, function (e) { window.boltstreamErrors.push(String(e)); });
+    token().then(start, function (e) {
+      window.boltstreamErrors.push(String(e));
+      var locked = document.getElementById('private');
+      if (locked) { locked.hidden = false; video.hidden = true; }
+    });
   } else {
     start();
   }
@@ -131,8 +140,36 @@ pub const PLAYER_JS: &str = r#"(function () {
     var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, x = Math.floor(s % 60);
     return (h ? h + 'h ' : '') + m + 'm ' + (x < 10 ? '0' : '') + x + 's';
   }
+  // A share link's holder has no session the page could have listed past broadcasts for: they
+  // are asked for once, with the code in the body, and linked with the code in the fragment.
+  var pastAsked = false;
+  function showPast(list) {
+    if (!list || !list.length || document.getElementById('past')) return;
+    var section = document.createElement('section'); section.id = 'past'; section.className = 'mt';
+    var h = document.createElement('h2'); h.textContent = 'Past broadcasts'; section.appendChild(h);
+    var grid = document.createElement('div'); grid.className = 'grid'; section.appendChild(grid);
+    list.forEach(function (r) {
+      var a = document.createElement('a'); a.className = 'card past';
+      a.href = r.page + '#share=' + share; a.setAttribute('data-id', String(r.id));
+      var t = document.createElement('div'); t.className = 'thumb'; t.textContent = '\u25b6'; a.appendChild(t);
+      if (r.title) { var ti = document.createElement('div'); ti.className = 'title'; ti.textContent = r.title; a.appendChild(ti); }
+      var m = document.createElement('div'); m.className = 'muted small';
+      m.textContent = new Date(r.started_ms).toISOString().slice(0, 16).replace('T', ' ') + ' \u00b7 ' + fmt(r.duration_s);
+      a.appendChild(m); grid.appendChild(a);
+    });
+    root.parentNode.insertBefore(section, root.nextSibling);
+  }
+  function askPast() {
+    pastAsked = true;
+    fetch('/api/v1/channels/' + user + '/recordings', {
+      method: 'POST', cache: 'no-store', credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' }, body: JSON.stringify({ share: share })
+    }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (j) { if (j) showPast(j.recordings); }).catch(function () {});
+  }
   function render(c) {
     locked.hidden = true;
+    if (share && c.private && !pastAsked) askPast();
     if (c.playlist && c.playlist !== src) {
       // Where this viewer plays the channel moved (a private publish began or ended): restart.
       if (src !== null) stop();

@@ -143,7 +143,7 @@ async fn channel(
             let poster = super::api::thumbnail_url(&ctx, username.as_str());
             let live = row.live_since_ms.is_some();
             let caller = user.map(|s| s.user.username.clone());
-            let past = super::recordings::visible_list(&ctx, username.as_str(), caller)
+            let past = super::recordings::visible_list(&ctx, username.as_str(), caller, None)
                 .await
                 .unwrap_or_default();
             maud::html! {

@@ -4,7 +4,9 @@
 //! Who sees what follows the channel's visibility now: a public channel lists its clear
 //! recordings to everyone; a private one lists its encrypted recordings to those who may watch it
 //! (played with the playback token the live player also uses) and nothing to anyone else. A
-//! recording made under the other visibility is hidden until the channel returns to it.
+//! recording made under the other visibility is hidden until the channel returns to it. A share
+//! link's holder — known to no session; the code rides in the page's URL fragment — asks with the
+//! code in a POST body, as the live player does, so it reaches no access log.
 
 use std::sync::Arc;
 
@@ -30,7 +32,7 @@ use crate::store::StoreError;
 /// `/api/v1/...` routes for recordings.
 pub fn api_routes() -> Router<Arc<WebContext>> {
     Router::new()
-        .route("/channels/{name}/recordings", get(list))
+        .route("/channels/{name}/recordings", get(list).post(list_shared))
         .route("/me/recordings/{id}", delete(remove))
         .route("/me/recording", put(set_keep))
 }
@@ -40,25 +42,30 @@ pub fn page_routes() -> Router<Arc<WebContext>> {
     Router::new().route("/{name}/past/{id}", get(watch))
 }
 
-/// The finished recordings of `name`'s channel that `caller` may watch now, newest first; `None`
-/// for no such channel, or a private one `caller` may not watch (answered alike).
+/// The finished recordings of `name`'s channel that `caller` (or a share link's holder) may
+/// watch now, newest first; `None` for no such channel, a banned one, or a private one they may
+/// not watch (answered alike).
 pub async fn visible_list(
     ctx: &WebContext,
     name: &str,
     caller: Option<String>,
+    share: Option<String>,
 ) -> Option<Vec<RecordingInfo>> {
     let user = Username::parse(name).ok()?;
     let (store, recordings) = (Arc::clone(&ctx.store), Arc::clone(&ctx.hls.recordings));
     blocking(move || {
         let who = crate::store::Viewer {
             user: caller.as_deref(),
-            share_code: None,
+            share_code: share.as_deref(),
         };
         let private = match store.access(user.as_str(), who).ok()? {
             crate::store::Access::Public => false,
             crate::store::Access::Allowed => true,
             _ => return None,
         };
+        if store.user(user.as_str()).ok()?.is_none_or(|row| row.banned) {
+            return None;
+        }
         let mut found = recordings.list(&user);
         found.retain(|r| r.private == private);
         Some(found)
@@ -80,17 +87,48 @@ pub fn playlist_url(user: &Username, r: &RecordingInfo) -> String {
     route.canonical_path().unwrap_or_default()
 }
 
-/// `GET /api/v1/channels/{name}/recordings`.
+/// `GET /api/v1/channels/{name}/recordings`: what the caller's session may watch.
 async fn list(
     State(ctx): State<Arc<WebContext>>,
     viewer: Viewer,
     Path(name): Path<String>,
 ) -> Resp {
     let caller = viewer.user().map(|s| s.user.username.clone());
-    let Some(found) = visible_list(&ctx, &name, caller).await else {
+    listing(&ctx, &name, caller, None).await
+}
+
+/// `POST /api/v1/channels/{name}/recordings` with `{"share": "<code>"}`: what a share link's
+/// holder may watch (and the session's, if any).
+async fn list_shared(
+    State(ctx): State<Arc<WebContext>>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    req: Request,
+) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        share: String,
+    }
+    let body: Body = match json_body(req, "expected {\"share\": string}").await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let caller = viewer.user().map(|s| s.user.username.clone());
+    let share = Some(body.share).filter(|c| c.len() <= 128);
+    listing(&ctx, &name, caller, share).await
+}
+
+async fn listing(
+    ctx: &WebContext,
+    name: &str,
+    caller: Option<String>,
+    share: Option<String>,
+) -> Resp {
+    let Some(found) = visible_list(ctx, name, caller, share).await else {
         return json_error(StatusCode::NOT_FOUND, "no such channel");
     };
-    let user = Username::parse(&name).expect("listed, so valid");
+    let user = Username::parse(name).expect("listed, so valid");
     let items: Vec<_> = (found.iter())
         .map(|r| {
             json!({
@@ -107,7 +145,13 @@ async fn list(
             })
         })
         .collect();
-    json(StatusCode::OK, json!({ "recordings": items }))
+    let mut resp = json(StatusCode::OK, json!({ "recordings": items }));
+    // Who may see a private channel's list differs per caller: no shared cache keeps it.
+    resp.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("private, no-store"),
+    );
+    resp
 }
 
 /// `DELETE /api/v1/me/recordings/{id}`: the caller's recording, files and listing.
@@ -209,13 +253,25 @@ async fn watch(
 ) -> Resp {
     let user = viewer.user();
     let caller = user.map(|s| s.user.username.clone());
-    let found = visible_list(&ctx, &name, caller).await.unwrap_or_default();
+    let found = visible_list(&ctx, &name, caller, None)
+        .await
+        .unwrap_or_default();
+    let title = format!("{name}: past broadcast");
     match (found.iter().find(|r| r.id == id), Username::parse(&name)) {
         (Some(r), Ok(channel)) => page(
             StatusCode::OK,
-            &format!("{name}: past broadcast"),
+            &title,
             user,
             super::views::past_broadcast(&channel, r, &playlist_url(&channel, r)),
+        ),
+        // A private channel this session may not watch: the player, which a share link's code
+        // (in the fragment, which only the page's script reads) may open. The same for every id,
+        // so it tells nobody whether this recording exists.
+        (None, Ok(channel)) if is_private(&ctx, &channel).await => page(
+            StatusCode::OK,
+            &title,
+            user,
+            super::views::private_past_broadcast(&channel, id),
         ),
         _ => super::reply::error_page(
             StatusCode::NOT_FOUND,
@@ -224,4 +280,14 @@ async fn watch(
             "This past broadcast does not exist, or was deleted.",
         ),
     }
+}
+
+/// Whether `channel` exists and is private now (a store error says no).
+async fn is_private(ctx: &WebContext, channel: &Username) -> bool {
+    let (store, name) = (Arc::clone(&ctx.store), channel.to_string());
+    blocking(move || store.is_private(&name))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }

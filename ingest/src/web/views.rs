@@ -240,6 +240,31 @@ pub fn past_broadcast(channel: &Username, r: &RecordingInfo, playlist: &str) -> 
     }
 }
 
+/// The player of a private channel's past broadcast `id`, for a visitor whose session may not
+/// watch the channel: the page's script asks for the playback token with the share link's code
+/// from the URL's fragment, and plays only if that opens the channel.
+pub fn private_past_broadcast(channel: &Username, id: u64) -> Markup {
+    let playlist = format!("/private/{channel}/vod/{id}/index.m3u8");
+    html! {
+        div data-vod=(playlist) data-playback=(channel.as_str()) {
+            div.row {
+                h1 { a href={ "/" (channel) } { (channel) } }
+                span.badge { "PAST BROADCAST" }
+                span.badge { "PRIVATE" }
+            }
+            div.player {
+                video #player controls playsinline muted {}
+                div #private .offline hidden {
+                    div.big { "This broadcast is private" }
+                    div.muted { "Sign in as someone the streamer allowed, or open their share link." }
+                }
+            }
+        }
+        script src="/static/hls.min.js" {}
+        script src="/static/vod.js" {}
+    }
+}
+
 /// The sign-up or log-in form.
 pub struct AuthForm<'a> {
     /// Page title.

@@ -364,14 +364,19 @@ fn recordings(
             if *json {
                 return print_json(out, &json!({ "user": user.as_str(), "recordings": list }));
             }
-            writeln!(out, "{:<15} {:>10} {:>8}  title", "id", "seconds", "MB")?;
+            writeln!(
+                out,
+                "{:<15} {:>10} {:>8} {:<9} title",
+                "id", "seconds", "MB", "kind"
+            )?;
             for r in list {
                 writeln!(
                     out,
-                    "{:<15} {:>10} {:>8}  {}",
+                    "{:<15} {:>10} {:>8} {:<9} {}",
                     r.id,
                     r.duration_ms / 1000,
                     r.bytes >> 20,
+                    if r.private { "encrypted" } else { "clear" },
                     r.title
                 )?;
             }

@@ -32,6 +32,7 @@ pub mod live;
 pub mod ops;
 pub mod origin;
 pub mod playback;
+pub mod read_cache;
 pub mod record;
 pub mod respond;
 pub mod rtmp;

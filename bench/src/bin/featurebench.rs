@@ -5,13 +5,17 @@
 //! - `thumbs`: live thumbnails off, at the shipped interval (30 s) and at 5 s; and the time one
 //!   720p keyframe takes to become a JPEG on one core.
 //! - `recordings`: every publish recorded (the shipped default) or not.
+//! - `vod`: what the origin serves of past broadcasts — requests per second for a VOD segment
+//!   (public and encrypted), a VOD playlist and an encrypted recording's key, next to a live
+//!   segment of a running stream, in interleaved rounds against one server (`bench/run vod
+//!   [SECONDS] [ROUNDS]`).
 //!
 //! Run through `bench/run thumbs|recordings [N] [HOLD] [ROUNDS]`. Prints one markdown table.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use boltstream_bench::{cpu_seconds, median};
+use boltstream_bench::{cpu_seconds, median, wrk_with};
 use boltstream_ingest::thumbs::picture;
 use boltstream_tests::http::get;
 use boltstream_tests::media::{run, Clip, Publisher};
@@ -179,9 +183,126 @@ fn keyframe_to_jpeg_ms(n: usize) -> (f64, usize) {
     (median(times), size)
 }
 
+/// A finished recording of `user` (listed with the session `cookie`, played with the playback
+/// `token`): its first segment's URL, and its first key's (or the segment's again).
+fn recorded(server: &Server, user: &str, cookie: &str, token: &str) -> (String, String) {
+    let playlist = wait_for(Duration::from_secs(60), || {
+        let r = boltstream_tests::http::request(
+            server.http,
+            "GET",
+            format!("/api/v1/channels/{user}/recordings").as_bytes(),
+            &[("cookie", cookie)],
+            b"",
+        )
+        .ok()?;
+        let body: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let playlist = body["recordings"][0]["playlist"].as_str()?.to_string();
+        Some(playlist)
+    })
+    .unwrap_or_else(|| panic!("{user}: no recording"));
+    let text = boltstream_tests::http::request(
+        server.http,
+        "GET",
+        playlist.as_bytes(),
+        &[("cookie", token)],
+        b"",
+    )
+    .unwrap()
+    .text();
+    let segment = (text.lines())
+        .find(|l| l.ends_with(".m4s"))
+        .expect("a segment");
+    let key = (text.lines())
+        .find_map(|l| l.split("URI=\"key/").nth(1))
+        .map(|k| format!("key/{}", k.split('"').next().unwrap_or_default()));
+    let base = playlist.trim_end_matches("index.m3u8").to_string();
+    let second = key.map_or_else(|| format!("{base}{segment}"), |k| format!("{base}{k}"));
+    (format!("{base}{segment}"), second)
+}
+
+/// The `vod` mode: requests per second the origin answers for past broadcasts, next to a live
+/// segment, one server, interleaved rounds.
+fn vod(seconds: u64, rounds: usize) {
+    let server = Server::start_logging(&["--hls-format", "cmaf"], "warn");
+    let keys: Vec<String> = ["open", "closed", "onair"]
+        .iter()
+        .map(|u| server.add_user(u))
+        .collect();
+    assert!(server
+        .cli(&["access", "set", "closed", "private"])
+        .status
+        .success());
+    for key in &keys[..2] {
+        let mut p = Publisher::start(Clip::AudioVideo, &server.publish_url(key), false);
+        assert!(p.wait(Duration::from_secs(60)).is_some());
+    }
+    let session = server.session("closed");
+    let cookie = server.playback_cookie("closed", 3600);
+    let (open_segment, _) = recorded(&server, "open", "", "");
+    let (closed_segment, closed_key) = recorded(&server, "closed", &session, &cookie);
+    let token = format!("Cookie: {cookie}");
+    let open_playlist = open_segment.rsplit_once('/').unwrap().0.to_string() + "/index.m3u8";
+    let _live = Publisher::start(Clip::AudioVideo, &server.publish_url(&keys[2]), true);
+    let live_segment = || {
+        wait_for(Duration::from_secs(30), || {
+            let text = get(server.http, "/live/onair/index.m3u8").text();
+            let seg = (text.lines().rev()).find(|l| !l.starts_with('#') && l.ends_with(".m4s"))?;
+            Some(format!("/live/onair/{seg}"))
+        })
+        .expect("a live segment")
+    };
+    let targets: [(&str, Option<String>); 5] = [
+        ("live segment (peer)", None),
+        ("VOD segment", Some(open_segment)),
+        ("VOD playlist", Some(open_playlist)),
+        ("encrypted VOD segment", Some(closed_segment)),
+        ("encrypted VOD key (token)", Some(closed_key)),
+    ];
+    let mut rps: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    for r in 0..rounds {
+        for (i, (name, url)) in targets.iter().enumerate() {
+            let path = url.clone().unwrap_or_else(live_segment);
+            let headers: &[&str] = if name.contains("token") {
+                &[&token]
+            } else {
+                &[]
+            };
+            let res = wrk_with(
+                &format!("http://{}{path}", server.http),
+                32,
+                Duration::from_secs(seconds),
+                headers,
+            );
+            assert_eq!(res.errors, 0.0, "{name}: {path} answered errors");
+            eprintln!(
+                "[round {r}] {name}: {:.0} req/s, p99 {:.2} ms",
+                res.rps, res.p99_ms
+            );
+            rps[i].push(res.rps);
+        }
+    }
+    let peer = median(rps[0].clone());
+    println!("| origin, 32 connections, {seconds} s × {rounds} rounds | requests/s (median) | ratio to a live segment |");
+    println!("| --- | --- | --- |");
+    for (i, (name, ..)) in targets.iter().enumerate() {
+        let m = median(rps[i].clone());
+        let each: Vec<String> = rps[i].iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "| {name} | {m:.0} (rounds: {}) | {:.2}× |",
+            each.join(", "),
+            m / peer
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("thumbs", String::as_str);
+    if mode == "vod" {
+        let seconds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+        let rounds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+        return vod(seconds, rounds);
+    }
     let streams: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
     let hold = Duration::from_secs(args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30));
     let rounds: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2);

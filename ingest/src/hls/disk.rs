@@ -22,13 +22,14 @@ use boltstream_hls::channel::{SegmentId, SegmentName};
 use boltstream_hls::packager::Segment;
 use boltstream_shared::username::Username;
 use bytes::Bytes;
-use hashlink::LinkedHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::clock::now_ms;
 use boltstream_hls::vod::LogLine;
 pub use recording::{RecordLimits, RecordStart, SegmentMeta};
+
+use crate::read_cache::ReadCache;
 
 /// Jobs queued beyond this are dropped (and logged): a stalled disk must not grow memory or slow a
 /// publisher.
@@ -178,7 +179,9 @@ pub struct Disk {
     busy_since: Arc<AtomicI64>,
     /// Events the writer has sent so far.
     events_sent: Arc<AtomicU64>,
-    cache: Mutex<ReadCache>,
+    /// Segments read back from disk; their names never repeat, so an entry goes only when its
+    /// file is deleted.
+    cache: Mutex<ReadCache<(Username, SegmentName)>>,
 }
 
 impl Disk {
@@ -305,7 +308,7 @@ impl Disk {
     /// Deletes a file.
     pub fn delete(&self, user: &Username, file: DiskFile) {
         if let DiskFile::Ts(name) = file {
-            self.cache().forget(user, Some(name));
+            self.cache().remove(&(user.clone(), name));
         }
         self.queue(Job::Delete {
             user: user.clone(),
@@ -315,7 +318,7 @@ impl Disk {
 
     /// Removes a channel's directory.
     pub fn remove_channel(&self, user: &Username) {
-        self.cache().forget(user, None);
+        self.cache().forget(|(u, _)| u == user);
         self.queue(Job::RemoveChannel { user: user.clone() });
     }
 
@@ -343,19 +346,19 @@ impl Disk {
         since != 0 && now_ms() - since > STALLED_MS
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, ReadCache> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, ReadCache<(Username, SegmentName)>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Bytes of segments in the read cache (a metric for operators).
     pub fn cache_bytes(&self) -> usize {
-        self.cache().bytes
+        self.cache().bytes()
     }
 
     /// Reads a segment's file: from the cache, else from disk in one trip to the blocking pool
     /// (open, stat and — for all but huge files — read: each trip is a thread hand-off).
     pub async fn read(&self, user: &Username, name: SegmentName) -> Option<SegmentRead> {
-        if let Some((body, modified_ms)) = self.cache().get(user, name) {
+        if let Some((body, modified_ms)) = self.cache().get(&(user.clone(), name)) {
             return Some(SegmentRead::Bytes { body, modified_ms });
         }
         let path = self.dir(user).join(name.file_name());
@@ -363,7 +366,7 @@ impl Disk {
             .await
             .ok()??;
         if let SegmentRead::Bytes { body, modified_ms } = &read {
-            self.cache().insert(user, name, body.clone(), *modified_ms);
+            (self.cache()).insert((user.clone(), name), body.clone(), *modified_ms);
         }
         Some(read)
     }
@@ -394,71 +397,6 @@ pub fn read_file(path: &Path) -> Option<SegmentRead> {
         body: Bytes::from(body),
         modified_ms,
     })
-}
-
-/// Segments recently read from disk, least recently used first, within a byte budget. Segment
-/// names never repeat, so an entry is never stale; it goes when its file is deleted.
-struct ReadCache {
-    entries: LinkedHashMap<(Username, SegmentName), (Bytes, i64)>,
-    bytes: usize,
-    budget: usize,
-}
-
-impl ReadCache {
-    fn new(budget: usize) -> Self {
-        Self {
-            entries: LinkedHashMap::new(),
-            bytes: 0,
-            budget,
-        }
-    }
-
-    fn get(&mut self, user: &Username, name: SegmentName) -> Option<(Bytes, i64)> {
-        let key = (user.clone(), name);
-        let found = self.entries.get(&key).cloned()?;
-        self.entries.to_back(&key);
-        Some(found)
-    }
-
-    /// Keeps a segment, dropping the least recently used beyond the budget. One segment may take
-    /// at most a quarter of the budget, so a few large ones cannot flush it.
-    fn insert(&mut self, user: &Username, name: SegmentName, body: Bytes, modified_ms: i64) {
-        let size = body.len();
-        if size > self.budget / 4 {
-            return;
-        }
-        if let Some((old, _)) = self
-            .entries
-            .insert((user.clone(), name), (body, modified_ms))
-        {
-            self.bytes -= old.len();
-        }
-        self.bytes += size;
-        while self.bytes > self.budget {
-            let Some((_, (gone, _))) = self.entries.pop_front() else {
-                break;
-            };
-            self.bytes -= gone.len();
-        }
-    }
-
-    /// Forgets `user`'s segments (all of them, or the one named).
-    fn forget(&mut self, user: &Username, name: Option<SegmentName>) {
-        if let Some(name) = name {
-            if let Some((gone, _)) = self.entries.remove(&(user.clone(), name)) {
-                self.bytes -= gone.len();
-            }
-            return;
-        }
-        let bytes = &mut self.bytes;
-        self.entries.retain(|(u, _), (body, _)| {
-            let keep = u != user;
-            if !keep {
-                *bytes -= body.len();
-            }
-            keep
-        });
-    }
 }
 
 /// How far a segment being written while it is made has got.

@@ -240,18 +240,25 @@ impl HlsOutput {
         id: u64,
         file: String,
     ) -> Option<(SegmentBody, i64)> {
-        let (recordings, user) = (Arc::clone(&self.recordings), user.clone());
         let private = access == Access::Private;
+        if let Some((body, modified_ms)) = self.recordings.cached_file(user, id, &file, private) {
+            return Some((SegmentBody::Bytes(body), modified_ms));
+        }
+        let (recordings, who) = (Arc::clone(&self.recordings), user.clone());
+        let name = file.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let path = if file == crate::record::THUMB {
-                recordings.thumbnail(&user, id)?
+            let path = if name == crate::record::THUMB {
+                recordings.thumbnail(&who, id)?
             } else {
-                recordings.file(&user, id, &file, private)?
+                recordings.file(&who, id, &name, private)?
             };
             super::disk::read_file(&path)
         })
         .await
         .ok()??;
+        if let SegmentRead::Bytes { body, modified_ms } = &read {
+            (self.recordings).keep_file(user, id, &file, body.clone(), *modified_ms);
+        }
         Some(served(read))
     }
 

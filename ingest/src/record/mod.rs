@@ -22,16 +22,18 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use boltstream_hls::encrypt::unwrap_key;
 use boltstream_hls::vod::{LogLine, Recording};
 use boltstream_shared::username::Username;
 use bytes::Bytes;
+use hashlink::LinkedHashMap;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Settings;
+use crate::read_cache::ReadCache;
 
 /// The log's file name in a recording's directory (written by the disk writer,
 /// `hls/disk/recording.rs`, which takes these definitions from here).
@@ -65,6 +67,8 @@ pub struct RecordStart {
 pub const THUMB: &str = "thumb.jpg";
 /// How often retention and quotas are enforced.
 const JANITOR_EVERY: Duration = Duration::from_secs(10);
+/// Finished recordings kept parsed, the least recently used dropped first.
+const PARSED_KEPT: usize = 1024;
 
 /// A finished recording, as listed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -84,6 +88,42 @@ pub struct RecordingInfo {
     /// Recorded from a private publish: encrypted, served under `/private/`.
     pub private: bool,
 }
+
+/// A finished recording as read from its directory.
+struct Finished {
+    recording: Recording,
+    meta: Meta,
+}
+
+impl Finished {
+    /// Whether `file` is one this recording serves: a file its log names, or its picture.
+    fn serves(&self, file: &str) -> bool {
+        if file == THUMB {
+            return !self.meta.private;
+        }
+        self.recording.segments.iter().any(|s| {
+            s.file_name() == file || s.init.is_some_and(|i| format!("init{i}.mp4") == file)
+        })
+    }
+}
+
+/// A parsed recording and its log's size and modification time when read: a finished log never
+/// changes, so while a `stat` finds the same, the parse holds — and a recording deleted by the
+/// operator's CLI (another process) is gone with its log at the next request.
+struct Parsed {
+    finished: Arc<Finished>,
+    stamp: LogStamp,
+}
+
+type LogStamp = (u64, SystemTime);
+
+fn log_stamp(dir: &Path) -> Option<LogStamp> {
+    let meta = std::fs::metadata(dir.join(LOG)).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// A recording's file in the read cache: channel, recording, file name.
+type FileKey = (Username, u64, String);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Meta {
@@ -105,6 +145,10 @@ pub struct Recordings {
     kek: Option<[u8; 16]>,
     /// Each channel's recording in progress (its id).
     active: Mutex<HashMap<Username, u64>>,
+    /// Finished recordings recently read: a request for a VOD file or playlist reads no log.
+    parsed: Mutex<LinkedHashMap<(Username, u64), Parsed>>,
+    /// Their files recently served (finished, so never changing).
+    files: Mutex<ReadCache<FileKey>>,
 }
 
 impl Recordings {
@@ -120,7 +164,60 @@ impl Recordings {
             min_free: settings.recording_min_free_mb << 20,
             kek,
             active: Mutex::default(),
+            parsed: Mutex::default(),
+            files: Mutex::new(ReadCache::new(settings.hls_disk_cache_bytes)),
         })
+    }
+
+    fn parsed(&self) -> std::sync::MutexGuard<'_, LinkedHashMap<(Username, u64), Parsed>> {
+        self.parsed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, ReadCache<FileKey>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A finished recording as parsed before, if its log is still the one parsed (one `stat`).
+    fn fresh(&self, user: &Username, id: u64) -> Option<Arc<Finished>> {
+        let (finished, stamp) = {
+            let parsed = self.parsed();
+            let p = parsed.get(&(user.clone(), id))?;
+            (Arc::clone(&p.finished), p.stamp)
+        };
+        if log_stamp(&self.dir(user, id)) == Some(stamp) {
+            return Some(finished);
+        }
+        self.forget(user, id);
+        None
+    }
+
+    /// Forgets what is kept of `user`'s recording `id`.
+    fn forget(&self, user: &Username, id: u64) {
+        self.parsed().remove(&(user.clone(), id));
+        self.files().forget(|(u, i, _)| u == user && *i == id);
+    }
+
+    /// A finished recording's file `file`, if it is served (as [`Recordings::file`] says) and
+    /// was read before: no read, only a `stat` of its log.
+    pub fn cached_file(
+        &self,
+        user: &Username,
+        id: u64,
+        file: &str,
+        private: bool,
+    ) -> Option<(Bytes, i64)> {
+        let finished = self.fresh(user, id)?;
+        if finished.meta.private != private || !finished.serves(file) {
+            return None;
+        }
+        self.files().get(&(user.clone(), id, file.to_string()))
+    }
+
+    /// Keeps a finished recording's file just read, for the next request.
+    pub fn keep_file(&self, user: &Username, id: u64, file: &str, body: Bytes, modified_ms: i64) {
+        if self.fresh(user, id).is_some() {
+            (self.files()).insert((user.clone(), id, file.to_string()), body, modified_ms);
+        }
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Username, u64>> {
@@ -175,15 +272,39 @@ impl Recordings {
         self.active().get(user) == Some(&id)
     }
 
-    /// A finished recording's log and description; `None` while it records, or for none.
-    fn read(&self, user: &Username, id: u64) -> Option<(Recording, Meta)> {
+    /// A finished recording's log and description; `None` while it records (its log has no end
+    /// yet: the writer may still be adding its last segments), or for none. Blocking (unless
+    /// read recently).
+    fn read(&self, user: &Username, id: u64) -> Option<Arc<Finished>> {
         if self.is_active(user, id) {
             return None;
         }
+        if let Some(finished) = self.fresh(user, id) {
+            return Some(finished);
+        }
         let dir = self.dir(user, id);
-        let log = std::fs::read(dir.join(LOG)).ok()?;
-        let meta = serde_json::from_slice(&std::fs::read(dir.join(META)).ok()?).ok()?;
-        Some((Recording::parse(&log), meta))
+        let stamp = log_stamp(&dir);
+        let read = (|| {
+            let log = std::fs::read(dir.join(LOG)).ok()?;
+            let meta = serde_json::from_slice(&std::fs::read(dir.join(META)).ok()?).ok()?;
+            let recording = Recording::parse(&log);
+            recording.ended_ms.is_some().then_some(())?;
+            Some(Arc::new(Finished { recording, meta }))
+        })();
+        let (Some(finished), Some(stamp)) = (read, stamp) else {
+            self.forget(user, id);
+            return None;
+        };
+        let mut parsed = self.parsed();
+        let entry = Parsed {
+            finished: Arc::clone(&finished),
+            stamp,
+        };
+        parsed.replace((user.clone(), id), entry);
+        if parsed.len() > PARSED_KEPT {
+            parsed.pop_front();
+        }
+        Some(finished)
     }
 
     /// `user`'s finished recordings with at least one segment, newest first. Blocking (reads the
@@ -192,10 +313,11 @@ impl Recordings {
         let mut out: Vec<RecordingInfo> = ids(&self.root.join(user.as_str()))
             .into_iter()
             .filter_map(|id| {
-                let (recording, meta) = self.read(user, id)?;
+                let finished = self.read(user, id)?;
+                let (recording, meta) = (&finished.recording, &finished.meta);
                 (!recording.segments.is_empty()).then(|| RecordingInfo {
                     id,
-                    title: meta.title,
+                    title: meta.title.clone(),
                     duration_ms: recording.duration_ms(),
                     bytes: recording.bytes(),
                     ended_ms: (recording.ended_ms)
@@ -211,31 +333,28 @@ impl Recordings {
 
     /// A finished recording made private or not, as `private` says: each is served only under
     /// its own prefix.
-    fn read_as(&self, user: &Username, id: u64, private: bool) -> Option<Recording> {
-        let (recording, meta) = self.read(user, id)?;
-        (meta.private == private).then_some(recording)
+    fn read_as(&self, user: &Username, id: u64, private: bool) -> Option<Arc<Finished>> {
+        let finished = self.read(user, id)?;
+        (finished.meta.private == private).then_some(finished)
     }
 
     /// The VOD playlist of a finished recording (of a private publish, or not). Blocking.
     pub fn playlist(&self, user: &Username, id: u64, private: bool) -> Option<String> {
-        self.read_as(user, id, private)?.playlist()
+        self.read_as(user, id, private)?.recording.playlist()
     }
 
     /// Media key `key` of a finished private recording, unwrapped. Blocking.
     pub fn key(&self, user: &Username, id: u64, key: u64) -> Option<[u8; 16]> {
-        let recording = self.read_as(user, id, true)?;
-        unwrap_key(self.kek.as_ref()?, recording.key(key)?)
+        let finished = self.read_as(user, id, true)?;
+        unwrap_key(self.kek.as_ref()?, finished.recording.key(key)?)
     }
 
     /// The path of a finished recording's file named `file` (`<n>.ts`, `<n>.m4s`, `init<n>.mp4`),
     /// when its log names it: nothing else under the recording (or anywhere) is ever served.
     /// Blocking.
     pub fn file(&self, user: &Username, id: u64, file: &str, private: bool) -> Option<PathBuf> {
-        let recording = self.read_as(user, id, private)?;
-        let named = recording.segments.iter().any(|s| {
-            s.file_name() == file || s.init.is_some_and(|i| format!("init{i}.mp4") == file)
-        });
-        named.then(|| self.dir(user, id).join(file))
+        let finished = self.read_as(user, id, private)?;
+        (file != THUMB && finished.serves(file)).then(|| self.dir(user, id).join(file))
     }
 
     /// The directory of `user`'s recording in progress, where its pictures are kept.
@@ -262,6 +381,7 @@ impl Recordings {
         if self.is_active(user, id) {
             return false;
         }
+        self.forget(user, id);
         let dir = self.dir(user, id);
         dir.is_dir() && std::fs::remove_dir_all(&dir).is_ok()
     }

@@ -12,6 +12,8 @@ fn recordings(root: &Path, retention_ms: i64, total: u64, channel: u64) -> Recor
         min_free: 0,
         kek: Some(KEK),
         active: Mutex::default(),
+        parsed: Mutex::default(),
+        files: Mutex::new(ReadCache::new(1 << 20)),
     }
 }
 
@@ -87,7 +89,34 @@ fn finished_recordings_are_listed_played_and_deleted() {
     }
     assert!(r.list(&user("bob")).is_empty());
 
+    // Served files are kept for the next request, which then needs no disk; a deletion
+    // forgets them at once.
+    assert_eq!(
+        r.cached_file(&user("alice"), 1_000, "1001.m4s", false),
+        None
+    );
+    r.keep_file(
+        &user("alice"),
+        1_000,
+        "1001.m4s",
+        Bytes::from_static(b"x"),
+        5,
+    );
+    assert_eq!(
+        r.cached_file(&user("alice"), 1_000, "1001.m4s", false),
+        Some((Bytes::from_static(b"x"), 5))
+    );
+    assert_eq!(
+        r.cached_file(&user("alice"), 1_000, "1001.m4s", true),
+        None,
+        "not under the other prefix"
+    );
     assert!(r.delete(&user("alice"), 1_000));
+    assert_eq!(
+        r.cached_file(&user("alice"), 1_000, "1001.m4s", false),
+        None
+    );
+    assert!(r.playlist(&user("alice"), 1_000, false).is_none());
     assert!(!r.delete(&user("alice"), 1_000));
     assert!(!r.dir(&user("alice"), 1_000).exists());
     assert_eq!(r.list(&user("alice")).len(), 1);
@@ -109,6 +138,14 @@ fn a_recording_in_progress_is_neither_listed_served_nor_deleted() {
         "quotas never take the one recording"
     );
     r.ended(&user("alice"), 7_000);
+    assert!(
+        r.list(&user("alice")).is_empty(),
+        "not before the writer has ended its log"
+    );
+    let log = r.dir(&user("alice"), 7_000).join(LOG);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(&LogLine::End(9_000).format());
+    std::fs::write(&log, text).unwrap();
     assert_eq!(r.list(&user("alice")).len(), 1);
 }
 

@@ -172,7 +172,7 @@ pub(super) fn end(recorders: &mut Recorders, user: &Username, ended_ms: i64) {
             return;
         }
         if let Err(e) = append(&recorder.dir, &LogLine::End(ended_ms)) {
-            warn!(user = %user, error = %e, "cannot mark a recording's end; it is read as ending at its last segment");
+            warn!(user = %user, error = %e, "cannot mark a recording's end; it is listed once the next start-up ends it at its last segment");
         }
         info!(user = %user, bytes = recorder.bytes, "recording ended");
     }

@@ -9,50 +9,6 @@ fn user(name: &str) -> Username {
 }
 
 #[test]
-fn the_read_cache_keeps_the_recently_used_within_its_budget() {
-    let (alice, bob) = (user("alice"), user("bob"));
-    let seg = |len: usize| Bytes::from(vec![7u8; len]);
-    let n = SegmentName;
-    let mut cache = ReadCache::new(1000);
-    cache.insert(&alice, n(1), seg(200), 1);
-    cache.insert(&alice, n(2), seg(200), 1);
-    cache.insert(&bob, n(1), seg(200), 1);
-    assert_eq!(cache.bytes, 600);
-    assert!(cache.get(&alice, n(1)).is_some()); // now the most recent
-    cache.insert(&alice, n(3), seg(250), 1);
-    cache.insert(&alice, n(4), seg(250), 1);
-    assert!(cache.bytes <= 1000);
-    assert!(
-        cache.get(&alice, n(2)).is_none(),
-        "least recently used left first"
-    );
-    assert!(cache.get(&alice, n(1)).is_some());
-    assert_eq!(cache.get(&bob, n(1)).map(|(b, _)| b.len()), Some(200));
-    cache.insert(&alice, n(9), seg(251), 1);
-    assert!(
-        cache.get(&alice, n(9)).is_none(),
-        "over a quarter of the budget"
-    );
-    cache.insert(&alice, n(1), seg(100), 1); // replaced, not counted twice
-    let held: usize = cache.entries.values().map(|(b, _)| b.len()).sum();
-    assert_eq!(cache.bytes, held);
-    cache.forget(&alice, Some(n(3)));
-    assert!(cache.get(&alice, n(3)).is_none() && cache.get(&alice, n(4)).is_some());
-    cache.forget(&alice, None);
-    assert_eq!(
-        (cache.entries.len(), cache.bytes),
-        (1, 200),
-        "only bob's is left"
-    );
-    let mut off = ReadCache::new(0);
-    off.insert(&alice, n(1), seg(1), 1);
-    assert!(
-        off.get(&alice, n(1)).is_none(),
-        "a zero budget caches nothing"
-    );
-}
-
-#[test]
 fn a_planted_symlink_is_replaced_not_followed() {
     let d = dir();
     let victim = d.path().join("victim");

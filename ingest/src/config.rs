@@ -278,7 +278,8 @@ pub struct Options {
     )]
     pub hls_window_in_memory: Option<bool>,
     /// MiB of segments read from disk kept in memory, newest use first, so the segments every
-    /// viewer asks for are not read again for each of them; 0 turns it off
+    /// viewer asks for are not read again for each of them (live segments and past broadcasts'
+    /// files each get a cache this size); 0 turns it off
     #[arg(
         long,
         global = true,

@@ -83,7 +83,12 @@ fn request_on(
     let mut raw = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
-        let n = stream.read(&mut buf)?;
+        // A signal to the test process (a child's exit, say) interrupts a plain `read`; it is
+        // not the server's doing, so the read is retried, as `read_to_end` would.
+        let n = match stream.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            n => n?,
+        };
         if n == 0 {
             break;
         }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cmaf::{Output, Part};
+use crate::cmaf::{Output, Part, SegmentEnd};
 use crate::encrypt::{encrypt, CbcStream, MediaKey, SegmentKey};
 use crate::llhls::{Blocking, LlConfig, LlWindow, PartInfo};
 use crate::playlist::SegmentName;
@@ -168,55 +168,63 @@ impl LlChannelState {
             }
             Output::Part(part) => self.take_part(part, now_ms),
             Output::SegmentEnd(end) => {
-                let Some(name) = self.open.take() else {
+                if !self.end_segment(&end, now_ms, &mut effects) {
                     return effects;
-                };
-                let next = self.reserve_name(now_ms);
-                let cipher = self.open_cipher.take();
-                let key = cipher.as_ref().map(|(k, _)| k.tag);
-                // The segment is its parts in one buffer; the parts then become views into it,
-                // so a complete segment is held once, not twice. Encrypted, it is its own
-                // ciphertext (see `crate::encrypt`).
-                let whole = self.held.get_mut(&name).map(|held| {
-                    if let Some((_, stream)) = cipher {
-                        let bytes = Bytes::from(stream.finish());
-                        held.whole = Some(bytes.clone());
-                        return bytes;
-                    }
-                    let mut bytes =
-                        BytesMut::with_capacity(held.parts.iter().map(Bytes::len).sum());
-                    held.parts.iter().for_each(|p| bytes.extend_from_slice(p));
-                    let bytes = bytes.freeze();
-                    let mut at = 0;
-                    for part in &mut held.parts {
-                        let len = part.len();
-                        *part = bytes.slice(at..at + len);
-                        at += len;
-                    }
-                    held.whole = Some(bytes.clone());
-                    bytes
-                });
-                if let Some(bytes) = whole {
-                    effects.push(LlEffect::WriteSegment {
-                        name,
-                        bytes,
-                        duration_ms: end.duration_us / 1000,
-                        init: self.init,
-                        key,
-                    });
-                }
-                debug_assert_eq!(
-                    end.parts as usize,
-                    self.held.get(&name).map_or(0, |h| h.parts.len())
-                );
-                self.next = Some(next);
-                for gone in self.window.end_segment(Some(next)) {
-                    self.delisted.push_back((now_ms, gone.name));
                 }
             }
         }
         self.changed(&mut effects);
         effects
+    }
+
+    /// The open segment is complete: its whole bytes are written, and the next one is named.
+    /// False when no segment was open (nothing changed).
+    fn end_segment(&mut self, end: &SegmentEnd, now_ms: i64, effects: &mut Vec<LlEffect>) -> bool {
+        let Some(name) = self.open.take() else {
+            return false;
+        };
+        let next = self.reserve_name(now_ms);
+        let cipher = self.open_cipher.take();
+        let key = cipher.as_ref().map(|(k, _)| k.tag);
+        // The segment is its parts in one buffer; the parts then become views into it,
+        // so a complete segment is held once, not twice. Encrypted, it is its own
+        // ciphertext (see `crate::encrypt`).
+        let whole = self.held.get_mut(&name).map(|held| {
+            if let Some((_, stream)) = cipher {
+                let bytes = Bytes::from(stream.finish());
+                held.whole = Some(bytes.clone());
+                return bytes;
+            }
+            let mut bytes = BytesMut::with_capacity(held.parts.iter().map(Bytes::len).sum());
+            held.parts.iter().for_each(|p| bytes.extend_from_slice(p));
+            let bytes = bytes.freeze();
+            let mut at = 0;
+            for part in &mut held.parts {
+                let len = part.len();
+                *part = bytes.slice(at..at + len);
+                at += len;
+            }
+            held.whole = Some(bytes.clone());
+            bytes
+        });
+        if let Some(bytes) = whole {
+            effects.push(LlEffect::WriteSegment {
+                name,
+                bytes,
+                duration_ms: end.duration_us / 1000,
+                init: self.init,
+                key,
+            });
+        }
+        debug_assert_eq!(
+            end.parts as usize,
+            self.held.get(&name).map_or(0, |h| h.parts.len())
+        );
+        self.next = Some(next);
+        for gone in self.window.end_segment(Some(next)) {
+            self.delisted.push_back((now_ms, gone.name));
+        }
+        true
     }
 
     fn take_part(&mut self, part: Part, now_ms: i64) {

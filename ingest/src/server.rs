@@ -48,12 +48,7 @@ impl RunningServer {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = Arc::new(Registry::default());
-        let kek = {
-            let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || store.recording_kek())
-                .await?
-                .context("cannot read the recordings' key-encryption key")?
-        };
+        let kek = load_recording_kek(&store).await?;
         let hls = HlsOutput::start(&settings, kek, shutdown.clone(), &tracker)?;
         let thumbs = Thumbnails::start(
             settings.thumbnail_interval,
@@ -189,6 +184,14 @@ async fn load_playback(
     tokio::task::spawn_blocking(move || crate::playback::PlaybackSecrets::load(&store))
         .await?
         .context("cannot read the playback-token secrets")
+}
+
+/// The key-encryption key of private recordings, from the store (made on first use).
+async fn load_recording_kek(store: &Arc<Store>) -> anyhow::Result<[u8; 16]> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || store.recording_kek())
+        .await?
+        .context("cannot read the recordings' key-encryption key")
 }
 
 /// The background duties: the playback secrets' refresh, the drop watch and the stats.

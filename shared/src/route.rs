@@ -632,41 +632,44 @@ fn classify_segments(segments: &[&str]) -> Route {
                 _ => Route::Other,
             }
         }
-        [user, file] => {
-            let Ok(user) = Username::parse(user) else {
-                return Route::Other;
-            };
-            if file.eq_ignore_ascii_case("index.m3u8") {
-                return Route::LivePlaylist {
-                    user,
-                    access,
-                    directives: Directives::default(),
-                };
-            }
-            let kinds: [(&str, NameRule, MediaKind); 3] = [
-                (".ts", is_segment_name, MediaKind::Ts),
-                (".m4s", is_cmaf_name, MediaKind::Fmp4),
-                (".mp4", is_init_name, MediaKind::Init),
-            ];
-            let found = kinds.into_iter().find_map(|(ext, rule, kind)| {
-                strip_suffix_ignore_case(file, ext)
-                    .filter(|name| rule(name))
-                    .map(|name| (name, kind))
-            });
-            match found {
-                Some((name, kind)) => Route::LiveSegment {
-                    user,
-                    access,
-                    // TS names are served as spelled; CMAF names are digits (and `init`).
-                    name: match kind {
-                        MediaKind::Ts => String::from(name),
-                        _ => name.to_ascii_lowercase(),
-                    },
-                    kind,
-                },
-                _ => Route::Other,
-            }
-        }
+        [user, file] => classify_live_file(user, access, file),
+        _ => Route::Other,
+    }
+}
+
+/// `<user>/<file>` under `/live/` or `/private/`: the playlist or a media file the origin names.
+fn classify_live_file(user: &str, access: Access, file: &str) -> Route {
+    let Ok(user) = Username::parse(user) else {
+        return Route::Other;
+    };
+    if file.eq_ignore_ascii_case("index.m3u8") {
+        return Route::LivePlaylist {
+            user,
+            access,
+            directives: Directives::default(),
+        };
+    }
+    let kinds: [(&str, NameRule, MediaKind); 3] = [
+        (".ts", is_segment_name, MediaKind::Ts),
+        (".m4s", is_cmaf_name, MediaKind::Fmp4),
+        (".mp4", is_init_name, MediaKind::Init),
+    ];
+    let found = kinds.into_iter().find_map(|(ext, rule, kind)| {
+        strip_suffix_ignore_case(file, ext)
+            .filter(|name| rule(name))
+            .map(|name| (name, kind))
+    });
+    match found {
+        Some((name, kind)) => Route::LiveSegment {
+            user,
+            access,
+            // TS names are served as spelled; CMAF names are digits (and `init`).
+            name: match kind {
+                MediaKind::Ts => String::from(name),
+                _ => name.to_ascii_lowercase(),
+            },
+            kind,
+        },
         _ => Route::Other,
     }
 }

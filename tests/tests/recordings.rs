@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use boltstream_tests::browser::Browser;
 use boltstream_tests::http::{get, request, set_cookie_value, Response};
 use boltstream_tests::media::{run, Clip, Publisher};
 use boltstream_tests::server::{collect_files, Server};
@@ -35,19 +36,15 @@ fn wait_recordings(server: &Server, user: &str, n: usize) -> Vec<serde_json::Val
 }
 
 fn duration_of(url: &str) -> f64 {
-    let (ok, out, err) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            url,
-        ],
-        Duration::from_secs(60),
-    );
+    duration_with(url, &[])
+}
+
+/// ffprobe's duration of `url`, fetched with ffmpeg's `-headers` (a playback token's cookie).
+fn duration_with(url: &str, headers: &[&str]) -> f64 {
+    let mut args = vec!["-v", "error"];
+    args.extend(headers);
+    args.extend(["-show_entries", "format=duration", "-of", "csv=p=0", url]);
+    let (ok, out, err) = run("ffprobe", &args, Duration::from_secs(60));
     assert!(ok, "ffprobe {url}: {err}");
     out.trim()
         .parse()
@@ -56,15 +53,46 @@ fn duration_of(url: &str) -> f64 {
 
 /// ffmpeg decodes every frame with no error.
 fn decodes_cleanly(url: &str) {
-    let (ok, _, err) = run(
-        "ffmpeg",
-        &["-v", "error", "-xerror", "-i", url, "-f", "null", "-"],
-        Duration::from_secs(120),
-    );
+    decodes_cleanly_with(url, &[]);
+}
+
+/// [`decodes_cleanly`], fetching with ffmpeg's `-headers`.
+fn decodes_cleanly_with(url: &str, headers: &[&str]) {
+    let mut args = vec!["-v", "error", "-xerror"];
+    args.extend(headers);
+    args.extend(["-i", url, "-f", "null", "-"]);
+    let (ok, _, err) = run("ffmpeg", &args, Duration::from_secs(120));
     assert!(
         ok && err.trim().is_empty(),
         "{url} does not decode cleanly: {err}"
     );
+}
+
+/// The duration the page's player reports once it knows it.
+fn vod_duration(browser: &Browser) -> Option<f64> {
+    wait_for(Duration::from_secs(30), || {
+        let d = browser.eval("var v = document.getElementById('player'); return v && v.duration > 0 && isFinite(v.duration) ? v.duration : 0");
+        d.as_f64().filter(|d| *d > 0.0)
+    })
+}
+
+/// Seeks the page's player to the middle of `duration`; whether it then played a second past it,
+/// and hls.js's errors.
+fn seek_to_the_middle(browser: &Browser, duration: f64) -> (bool, serde_json::Value) {
+    let middle = duration / 2.0;
+    browser.eval(&format!(
+        "document.getElementById('player').currentTime = {middle}; return true;"
+    ));
+    let played = wait_for(Duration::from_secs(30), || {
+        let t = browser
+            .eval("var v = document.getElementById('player'); return v.paused ? 0 : v.currentTime")
+            .as_f64()?;
+        (t > middle + 1.0).then_some(t)
+    });
+    (
+        played.is_some(),
+        browser.eval("return window.boltstreamErrors || []"),
+    )
 }
 
 fn publish_whole(server: &Server, user: &str, clip: Clip) -> Publisher {
@@ -379,28 +407,14 @@ fn a_vod_plays_and_seeks_in_chromium_through_the_edge_which_caches_its_segments(
         (200, Some("image/jpeg"))
     );
     assert_eq!(&picture.body[..2], &[0xff, 0xd8]);
-    let browser = boltstream_tests::browser::Browser::start();
+    let browser = Browser::start();
     browser.goto(&format!("http://{}/alice/past/{id}", envoy.addr));
     std::fs::create_dir_all(boltstream_tests::out_dir()).unwrap();
-    let duration = wait_for(Duration::from_secs(30), || {
-        let d = browser.eval("var v = document.getElementById('player'); return v && v.duration > 0 && isFinite(v.duration) ? v.duration : 0");
-        d.as_f64().filter(|d| *d > 0.0)
-    })
-    .expect("the VOD's duration is known");
+    let duration = vod_duration(&browser).expect("the VOD's duration is known");
     assert!((8.0..=12.0).contains(&duration), "duration {duration}");
-    let middle = duration / 2.0;
-    browser.eval(&format!(
-        "document.getElementById('player').currentTime = {middle}; return true;"
-    ));
-    let played = wait_for(Duration::from_secs(30), || {
-        let t = browser
-            .eval("var v = document.getElementById('player'); return v.paused ? 0 : v.currentTime")
-            .as_f64()?;
-        (t > middle + 1.0).then_some(t)
-    });
-    let errors = browser.eval("return window.boltstreamErrors || []");
+    let (played, errors) = seek_to_the_middle(&browser, duration);
     assert!(
-        played.is_some(),
+        played,
         "never played past the middle after seeking: {errors}"
     );
     assert_eq!(
@@ -585,6 +599,85 @@ fn get_with(addr: std::net::SocketAddr, target: &str, cookie: &str) -> Response 
 /// `/private/<user>/vod/` — where ffmpeg, given the token, decodes it whole. Nobody who may not
 /// watch learns it exists; made public, the channel hides it; hls.js in Chromium (signed in as
 /// the streamer, through Envoy) plays and seeks in it.
+/// Every segment file of alice's recording `id` is ciphertext, and no file under
+/// the data directory (the database included) holds any of `keys`, raw or in hex.
+fn ciphertext_and_no_key_on_disk(server: &Server, id: u64, keys: &[Vec<u8>]) {
+    let mut files = Vec::new();
+    collect_files(server.data(), &mut files);
+    let recorded: Vec<_> = (files.iter())
+        .filter(|f| {
+            f.to_string_lossy()
+                .contains(&format!("recordings/alice/{id}/"))
+        })
+        .collect();
+    assert!(recorded.iter().any(|f| f.ends_with("segments.log")));
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).to_uppercase();
+        for k in keys {
+            let hex_upper: String = k.iter().map(|b| format!("{b:02X}")).collect();
+            assert!(
+                !bytes.windows(16).any(|w| w == &k[..]) && !text.contains(&hex_upper),
+                "{} holds a media key",
+                f.display()
+            );
+        }
+        let name = f.to_string_lossy();
+        if recorded.contains(&f) && (name.ends_with(".ts") || name.ends_with(".m4s")) {
+            assert!(
+                bytes.len() % 16 == 0 && bytes.first() != Some(&0x47),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Through Envoy and in Chromium, as a share link's holder: the edge refuses the playlist and key
+/// without a token and serves `key` (at `key_url`) with `cookie`; the channel page lists recording
+/// `id`, whose page gets the token with `code`, plays and seeks; without the code it says private.
+fn share_holder_plays_through_the_edge(
+    server: &Server,
+    id: u64,
+    (playlist, key_url, key): (&str, &str, &[u8]),
+    cookie: &str,
+    code: &str,
+) {
+    // hls.js in Chromium through Envoy, as a share link's holder (no session): the
+    // channel page lists the broadcast, whose page gets the token, then plays and seeks.
+    let plugin = format!(r#"{{"playback_secrets": {}}}"#, server.filter_secrets());
+    let envoy = boltstream_tests::envoy::Envoy::start(server.http, &plugin);
+    let base_url = format!("http://{}", envoy.addr);
+    // The edge checks the token itself: none, or another channel's, is refused there.
+    assert_eq!(get(envoy.addr, playlist).status, 403);
+    assert_eq!(get(envoy.addr, key_url).status, 403);
+    let k = get_with(envoy.addr, key_url, cookie);
+    assert_eq!((k.status, &k.body[..]), (200, key));
+    let browser = Browser::start();
+    browser.goto(&format!("{base_url}/alice#share={code}"));
+    let link = wait_for(Duration::from_secs(15), || {
+        let href = browser.eval("var a = document.querySelector('#past a.card.past'); return a ? a.getAttribute('href') : ''");
+        href.as_str().filter(|h| !h.is_empty()).map(str::to_string)
+    });
+    assert_eq!(link, Some(format!("/alice/past/{id}#share={code}")));
+    browser.goto(&format!("{base_url}/alice/past/{id}#share={code}"));
+    let duration = vod_duration(&browser).unwrap_or_else(|| {
+        let errors = browser.eval("return window.boltstreamErrors || []");
+        panic!("no duration; errors: {errors}")
+    });
+    let (played, errors) = seek_to_the_middle(&browser, duration);
+    assert!(played, "never played past the middle: {errors}");
+    assert_eq!(errors.as_array().map(Vec::len), Some(0), "errors: {errors}");
+    browser.screenshot(&boltstream_tests::out_dir().join("private-past-broadcast.png"));
+    // Without the code, the page says the broadcast is private and plays nothing.
+    browser.goto(&format!("{base_url}/alice/past/{id}"));
+    let refused = wait_for(Duration::from_secs(10), || {
+        let shown =
+            browser.eval("var p = document.getElementById('private'); return !!p && !p.hidden");
+        shown.as_bool().filter(|s| *s)
+    });
+    assert!(refused.is_some(), "the private notice never showed");
+}
+
 #[test]
 fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed() {
     for format in ["ts", "cmaf"] {
@@ -696,70 +789,16 @@ fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed
         assert!(seg.body[0] != 0x47 && &seg.body[4..8] != b"moof" && &seg.body[4..8] != b"styp");
 
         // On disk: every recorded segment is ciphertext, and no file holds a media key.
-        let mut files = Vec::new();
-        collect_files(server.data(), &mut files);
-        let recorded: Vec<_> = (files.iter())
-            .filter(|f| {
-                f.to_string_lossy()
-                    .contains(&format!("recordings/alice/{id}/"))
-            })
-            .collect();
-        assert!(recorded.iter().any(|f| f.ends_with("segments.log")));
-        for f in &files {
-            let bytes = std::fs::read(f).unwrap_or_default();
-            for k in &keys {
-                let hex_upper: String = k.iter().map(|b| format!("{b:02X}")).collect();
-                assert!(
-                    !bytes.windows(16).any(|w| w == &k[..])
-                        && !String::from_utf8_lossy(&bytes)
-                            .to_uppercase()
-                            .contains(&hex_upper),
-                    "{} holds a media key",
-                    f.display()
-                );
-            }
-            let name = f.to_string_lossy();
-            if recorded.contains(&f) && (name.ends_with(".ts") || name.ends_with(".m4s")) {
-                assert!(
-                    bytes.len() % 16 == 0 && bytes.first() != Some(&0x47),
-                    "{name}"
-                );
-            }
-        }
+        ciphertext_and_no_key_on_disk(&server, id, &keys);
 
         // ffmpeg, given the token, reads the whole recording and decodes it with no error.
         let url = format!("http://{}{playlist}", server.http);
         let headers = format!("Cookie: {cookie}\r\n");
-        let (ok, out, err) = run(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-headers",
-                &headers,
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-                &url,
-            ],
-            Duration::from_secs(60),
-        );
-        assert!(ok, "{format}: ffprobe: {err}");
-        let duration: f64 = out.trim().parse().unwrap_or(0.0);
+        let token_headers = ["-headers", &headers];
+        let duration = duration_with(&url, &token_headers);
         let expected = if format == "cmaf" { 10.0 } else { 4.0 };
         assert!((duration - expected).abs() <= 2.1, "{format}: {duration} s");
-        let (ok, _, err) = run(
-            "ffmpeg",
-            &[
-                "-v", "error", "-xerror", "-headers", &headers, "-i", &url, "-f", "null", "-",
-            ],
-            Duration::from_secs(120),
-        );
-        assert!(
-            ok && err.trim().is_empty(),
-            "{format}: does not decode: {err}"
-        );
+        decodes_cleanly_with(&url, &token_headers);
 
         // A share link opens the list (code in a POST body, never a URL) and so the recording.
         let shared = server.cli(&["access", "share", "alice", "--hours", "1"]);
@@ -798,53 +837,9 @@ fn a_private_channels_recording_stays_encrypted_and_plays_only_for_those_allowed
         );
 
         if format == "cmaf" {
-            // hls.js in Chromium through Envoy, as a share link's holder (no session): the
-            // channel page lists the broadcast, whose page gets the token, then plays and seeks.
-            let plugin = format!(r#"{{"playback_secrets": {}}}"#, server.filter_secrets());
-            let envoy = boltstream_tests::envoy::Envoy::start(server.http, &plugin);
-            let base_url = format!("http://{}", envoy.addr);
-            // The edge checks the token itself: none, or another channel's, is refused there.
-            assert_eq!(get(envoy.addr, &playlist).status, 403);
             let key_url = format!("{base}{}", distinct[0]);
-            assert_eq!(get(envoy.addr, &key_url).status, 403);
-            let k = get_with(envoy.addr, &key_url, &cookie);
-            assert_eq!((k.status, &k.body), (200, &keys[0]));
-            let browser = boltstream_tests::browser::Browser::start();
-            browser.goto(&format!("{base_url}/alice#share={code}"));
-            let link = wait_for(Duration::from_secs(15), || {
-                let href = browser.eval("var a = document.querySelector('#past a.card.past'); return a ? a.getAttribute('href') : ''");
-                href.as_str().filter(|h| !h.is_empty()).map(str::to_string)
-            });
-            assert_eq!(link, Some(format!("/alice/past/{id}#share={code}")));
-            browser.goto(&format!("{base_url}/alice/past/{id}#share={code}"));
-            let duration = wait_for(Duration::from_secs(30), || {
-                let d = browser.eval("var v = document.getElementById('player'); return v && v.duration > 0 && isFinite(v.duration) ? v.duration : 0");
-                d.as_f64().filter(|d| *d > 0.0)
-            });
-            let errors = browser.eval("return window.boltstreamErrors || []");
-            let duration = duration.unwrap_or_else(|| panic!("no duration; errors: {errors}"));
-            let middle = duration / 2.0;
-            browser.eval(&format!(
-                "document.getElementById('player').currentTime = {middle}; return true;"
-            ));
-            let played = wait_for(Duration::from_secs(30), || {
-                let t = browser
-                    .eval("var v = document.getElementById('player'); return v.paused ? 0 : v.currentTime")
-                    .as_f64()?;
-                (t > middle + 1.0).then_some(t)
-            });
-            let errors = browser.eval("return window.boltstreamErrors || []");
-            assert!(played.is_some(), "never played past the middle: {errors}");
-            assert_eq!(errors.as_array().map(Vec::len), Some(0), "errors: {errors}");
-            browser.screenshot(&boltstream_tests::out_dir().join("private-past-broadcast.png"));
-            // Without the code, the page says the broadcast is private and plays nothing.
-            browser.goto(&format!("{base_url}/alice/past/{id}"));
-            let refused = wait_for(Duration::from_secs(10), || {
-                let shown = browser
-                    .eval("var p = document.getElementById('private'); return !!p && !p.hidden");
-                shown.as_bool().filter(|s| *s)
-            });
-            assert!(refused.is_some(), "the private notice never showed");
+            let edge_view = (playlist.as_str(), key_url.as_str(), &keys[0][..]);
+            share_holder_plays_through_the_edge(&server, id, edge_view, &cookie, &code);
         }
 
         // Made public, the channel hides its encrypted recordings (and serves them nowhere).

@@ -281,12 +281,18 @@ fn vod(seconds: u64, rounds: usize) {
             rps[i].push(res.rps);
         }
     }
+    let names: Vec<&str> = targets.iter().map(|(name, _)| *name).collect();
+    print_vod_table(&names, &rps, seconds, rounds);
+}
+
+/// The `vod` mode's table: each object's median requests per second, and its ratio to the first.
+fn print_vod_table(names: &[&str], rps: &[Vec<f64>], seconds: u64, rounds: usize) {
     let peer = median(rps[0].clone());
     println!("| origin, 32 connections, {seconds} s × {rounds} rounds | requests/s (median) | ratio to a live segment |");
     println!("| --- | --- | --- |");
-    for (i, (name, ..)) in targets.iter().enumerate() {
-        let m = median(rps[i].clone());
-        let each: Vec<String> = rps[i].iter().map(|r| format!("{r:.0}")).collect();
+    for (name, rps) in names.iter().zip(rps) {
+        let m = median(rps.clone());
+        let each: Vec<String> = rps.iter().map(|r| format!("{r:.0}")).collect();
         println!(
             "| {name} | {m:.0} (rounds: {}) | {:.2}× |",
             each.join(", "),

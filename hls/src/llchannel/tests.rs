@@ -251,7 +251,7 @@ fn init_sections_no_segment_needs_are_forgotten_after_the_grace() {
         })
     };
     let end = |at: i64| {
-        Output::SegmentEnd(crate::cmaf::SegmentEnd {
+        Output::SegmentEnd(SegmentEnd {
             duration_us: 300_000,
             start_wall_ms: at,
             discontinuity: true,

@@ -8,22 +8,34 @@ pub const HLS_JS_SHA256: &str = include_str!("../../assets/hls.min.js.sha256");
 /// hls.js's licence, served next to it.
 pub const HLS_JS_LICENSE: &str = include_str!("../../assets/hls.js.LICENSE");
 
+/// The share link's code from the URL's fragment, as the script variable `share`. A fragment is
+/// never sent in a request, so the code reaches the server only in the POST bodies the scripts
+/// put it in; one definition for every script that reads it.
+macro_rules! share_code_js {
+    () => {
+        r#"  var share = (function () {
+    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
+    return m ? m[1] : null;
+  })();
+"#
+    };
+}
+
 /// A past broadcast's player: the VOD playlist through hls.js (or natively on Safari). Being a
 /// finished playlist, hls.js offers the whole timeline to seek in. An encrypted recording
 /// (`data-playback`) first gets the playback-token cookie from the channel's playback call, and
 /// renews it at half its life, as the live player does, so keys met late in a long recording are
 /// still served. A share link's code, in the URL's fragment, goes in that call's body.
-pub const VOD_JS: &str = r#"(function () {
+pub const VOD_JS: &str = concat!(
+    r#"(function () {
   var root = document.querySelector('[data-vod]');
   if (!root) return;
   var src = root.getAttribute('data-vod');
   var channel = root.getAttribute('data-playback');
   var video = document.getElementById('player');
-  var share = (function () {
-    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
-    return m ? m[1] : null;
-  })();
-  window.boltstreamErrors = [];
+"#,
+    share_code_js!(),
+    r#"  window.boltstreamErrors = [];
   function token() {
     return fetch('/api/v1/channels/' + channel + '/playback', {
       method: 'POST', credentials: 'same-origin',
@@ -60,7 +72,8 @@ pub const VOD_JS: &str = r#"(function () {
     start();
   }
 })();
-"#;
+"#
+);
 
 /// The channel page's script: attaches hls.js (or native HLS on Safari), keeps the live state
 /// current by polling the channel API, and shows how far behind live the viewer is — the wall
@@ -71,7 +84,8 @@ pub const VOD_JS: &str = r#"(function () {
 /// edge, fetching parts with blocking reloads; on an MPEG-TS playlist it falls back to three
 /// segments. No `liveSyncDuration*` is set, because a user value there overrides PART-HOLD-BACK;
 /// a player that fell behind (a stall, a slow network) catches up at up to 1.1× speed.
-pub const PLAYER_JS: &str = r#"(function () {
+pub const PLAYER_JS: &str = concat!(
+    r#"(function () {
   var root = document.querySelector('[data-channel]');
   if (!root) return;
   var user = root.getAttribute('data-channel');
@@ -86,11 +100,9 @@ pub const PLAYER_JS: &str = r#"(function () {
   var hls = null, since = null;
   // A share link's code rides in the URL's fragment, which no request carries: it reaches the
   // server only in the body of the playback call below, never an access log.
-  var share = (function () {
-    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
-    return m ? m[1] : null;
-  })();
-  // An anonymous id for this tab, for the viewer count; never sent anywhere else.
+"#,
+    share_code_js!(),
+    r#"  // An anonymous id for this tab, for the viewer count; never sent anywhere else.
   var viewerId = (function () {
     try { var kept = sessionStorage.getItem('bsViewer'); if (kept) return kept; } catch (e) {}
     var bytes = new Uint8Array(16); crypto.getRandomValues(bytes);
@@ -235,12 +247,14 @@ pub const PLAYER_JS: &str = r#"(function () {
   setInterval(beat, 15000);
   poll();
 })();
-"#;
+"#
+);
 
 /// The chat panel's script: one WebSocket to the channel's room, reconnecting with a growing
 /// pause. Every message is put on the page with `textContent` — never as HTML. Moderators (the
 /// streamer, admins) get delete and timeout buttons on each message.
-pub const CHAT_JS: &str = r#"(function () {
+pub const CHAT_JS: &str = concat!(
+    r#"(function () {
   var root = document.querySelector('[data-channel]');
   var log = document.getElementById('chat-log');
   if (!root || !log) return;
@@ -248,11 +262,9 @@ pub const CHAT_JS: &str = r#"(function () {
   var form = document.getElementById('chat-form');
   var input = document.getElementById('chat-input');
   var note = document.getElementById('chat-note');
-  var share = (function () {
-    var m = /(?:^|[#&])share=([A-Za-z0-9_]{1,128})/.exec(location.hash);
-    return m ? m[1] : null;
-  })();
-  var ws = null, me = null, moderator = false, pause = 1000;
+"#,
+    share_code_js!(),
+    r#"  var ws = null, me = null, moderator = false, pause = 1000;
   window.boltstreamChat = { received: [] };
   function say(text) { note.textContent = text; }
   function send(frame) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame)); }
@@ -324,7 +336,8 @@ pub const CHAT_JS: &str = r#"(function () {
   });
   connect();
 })();
-"#;
+"#
+);
 
 /// The stylesheet: small, readable, works on a phone.
 pub const STYLE_CSS: &str = r#":root{--bg:#0e0e10;--panel:#18181b;--line:#2f2f35;--text:#efeff1;--muted:#adadb8;--accent:#9147ff;--live:#eb0400}

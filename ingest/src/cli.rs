@@ -265,7 +265,7 @@ pub fn run_command(
     let open = || -> anyhow::Result<Store> {
         Store::create_data_dir(&settings.data)
             .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
-        Ok(Store::open(&settings.database_path())?)
+        Ok(Store::open_database(&settings.database)?)
     };
     match command {
         Command::Serve { .. } => anyhow::bail!("serve is not an operator command"),
@@ -719,9 +719,9 @@ mod tests {
     fn streams_lists_live_ones_with_stats() {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
-        let store = Store::open(&s.database_path()).unwrap();
+        let store = Store::open_database(&s.database).unwrap();
         let (_, key) = store.add_user("alice", false).unwrap();
-        let (_, id) = store.begin_publish(&key).unwrap().accepted().unwrap();
+        let (_, id) = (store.begin_publish(&key, &s.node).unwrap().accepted()).unwrap();
         store
             .record_stats(
                 id,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boltstream_shared::policy::{Policy, PolicyError};
+
+use crate::store::{Database, NodeClaim};
 use serde::Deserialize;
 
 /// The live output's container.
@@ -350,6 +352,32 @@ pub struct Options {
         value_name = "URL"
     )]
     pub public_rtmp_url: Option<String>,
+    /// The site's database: a PostgreSQL URL (postgres://user:pass@host/db) shared by every node
+    /// of a multi-node site, or the path of a SQLite file for a single node
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_DATABASE",
+        value_name = "URL|PATH"
+    )]
+    pub database: Option<String>,
+    /// This node's name, unique in the site: its live streams are claimed under it (required
+    /// with a PostgreSQL database)
+    #[arg(long, global = true, env = "BOLTSTREAM_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// Where the site's other nodes and edges reach this node's origin (http://host:port); what
+    /// they are sent to for a stream this node holds
+    #[arg(long, global = true, env = "BOLTSTREAM_NODE_URL", value_name = "URL")]
+    pub node_url: Option<String>,
+    /// Seconds a node's claim on its live streams outlives its last renewal: how soon the
+    /// streams of a node that died are offline and can be published on another node
+    #[arg(
+        long,
+        global = true,
+        env = "BOLTSTREAM_NODE_LEASE",
+        value_name = "SECS"
+    )]
+    pub node_lease: Option<u64>,
 }
 
 /// Every setting's default, written once: [`Settings::resolve`] falls back to these, and `--help`
@@ -434,6 +462,11 @@ pub mod defaults {
     pub const SIGNUP: bool = true;
     /// `secure_cookies`.
     pub const SECURE_COOKIES: bool = false;
+    /// `node_id` on SQLite, where the node is the whole site.
+    pub const NODE_ID: &str = "local";
+    /// `node_lease`, seconds: a dead node's streams are offline this soon, and a node renews its
+    /// claims several times within it.
+    pub const NODE_LEASE: u64 = 5;
 }
 
 /// Each option's default as `--help` shows it, by argument id; the ones that depend on the machine
@@ -499,7 +532,113 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
             "public_rtmp_url",
             "rtmp://<host of the page>:<RTMP port>/<app>".to_string(),
         ),
+        ("database", "<data>/boltstream.db (SQLite)".to_string()),
+        (
+            "node_id",
+            format!("{NODE_ID} with SQLite; required with PostgreSQL"),
+        ),
+        ("node_url", "http://<http_listen>".to_string()),
+        ("node_lease", NODE_LEASE.to_string()),
     ]
+}
+
+/// `database`: a PostgreSQL URL, else a SQLite path (default `<data>/boltstream.db`).
+fn parse_database(database: Option<&str>, data: &Path) -> Result<Database, ConfigError> {
+    let Some(value) = database.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(Database::Sqlite(data.join("boltstream.db")));
+    };
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        // Checked here so a typo is a start-up error; the message never repeats the value, which
+        // may hold a password.
+        value
+            .parse::<postgres::Config>()
+            .map_err(|_| ConfigError::Invalid {
+                name: "database",
+                message: "not a valid postgres:// URL".to_string(),
+            })?;
+        return Ok(Database::Postgres(value.to_string()));
+    }
+    if value.contains("://") {
+        return Err(ConfigError::Invalid {
+            name: "database",
+            message: "use a postgres:// URL or the path of a SQLite file".to_string(),
+        });
+    }
+    Ok(Database::Sqlite(PathBuf::from(value)))
+}
+
+/// `node_id`, `node_url`, `node_lease`: this node's claim on its streams.
+fn node_claim(
+    database: &Database,
+    node_id: Option<String>,
+    node_url: Option<String>,
+    node_lease: Option<u64>,
+    http_listen: SocketAddr,
+) -> Result<NodeClaim, ConfigError> {
+    let invalid = |name, message: &str| ConfigError::Invalid {
+        name,
+        message: message.to_string(),
+    };
+    let shared = matches!(database, Database::Postgres(_));
+    let node_id = match node_id {
+        Some(id) => id,
+        None if shared => {
+            return Err(invalid(
+                "node_id",
+                "set a name unique in the site for each node sharing a PostgreSQL database",
+            ))
+        }
+        None => defaults::NODE_ID.to_string(),
+    };
+    if !(1..=64).contains(&node_id.len())
+        || !(node_id.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(invalid(
+            "node_id",
+            "use 1 to 64 letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let url = match node_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None if shared && http_listen.ip().is_unspecified() => {
+            return Err(invalid(
+                "node_url",
+                "http_listen is a wildcard address; say where other nodes reach this one",
+            ))
+        }
+        // Filled in once the HTTP listener is bound (its port may be chosen by the system).
+        None => return node_claim_with_url(node_id, String::new(), node_lease),
+    };
+    let authority = url.strip_prefix("http://").unwrap_or_default();
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@'])
+        || authority.parse::<hyper::http::uri::Authority>().is_err()
+    {
+        return Err(invalid(
+            "node_url",
+            "use http://host:port, with no path (e.g. http://10.0.0.5:8080)",
+        ));
+    }
+    node_claim_with_url(node_id, url, node_lease)
+}
+
+fn node_claim_with_url(
+    node_id: String,
+    url: String,
+    node_lease: Option<u64>,
+) -> Result<NodeClaim, ConfigError> {
+    let lease = node_lease.unwrap_or(defaults::NODE_LEASE);
+    if !(2..=300).contains(&lease) {
+        return Err(ConfigError::Invalid {
+            name: "node_lease",
+            message: "must be 2 to 300 seconds".to_string(),
+        });
+    }
+    Ok(NodeClaim {
+        node_id,
+        url,
+        lease_ms: lease as i64 * 1000,
+    })
 }
 
 /// A configuration problem, reported as one line before anything starts.
@@ -614,6 +753,10 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// RTMP URL shown on the dashboard, if fixed.
     pub public_rtmp_url: Option<String>,
+    /// The site's database.
+    pub database: Database,
+    /// This node's claim on the streams it holds.
+    pub node: NodeClaim,
 }
 
 impl Default for Settings {
@@ -645,7 +788,7 @@ impl Settings {
             hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, thumbnail_interval, recording_retention, recording_quota_mb,
             recording_channel_quota_mb, recording_min_free_mb, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
-            public_rtmp_url);
+            public_rtmp_url, database, node_id, node_url, node_lease);
 
         let invalid = |name, message: &str| ConfigError::Invalid {
             name,
@@ -707,14 +850,18 @@ impl Settings {
                     &format!("{bad:?} is not an address or CIDR (e.g. 10.0.0.0/8, ::1)"),
                 )
             })?;
+        let data = data.unwrap_or_else(|| PathBuf::from(defaults::DATA));
+        let http_listen = http_listen.unwrap_or(defaults::HTTP_LISTEN);
+        let database = parse_database(database.as_deref(), &data)?;
+        let node = node_claim(&database, node_id, node_url, node_lease, http_listen)?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let policy =
             Policy::with_playlist_max_age(playlist_max_age.unwrap_or(defaults::PLAYLIST_MAX_AGE))
                 .map_err(|e: PolicyError| invalid("playlist_max_age", &e.to_string()))?;
         Ok(Settings {
-            data: data.unwrap_or_else(|| PathBuf::from(defaults::DATA)),
+            data,
             rtmp_listen: rtmp_listen.unwrap_or(defaults::RTMP_LISTEN),
-            http_listen: http_listen.unwrap_or(defaults::HTTP_LISTEN),
+            http_listen,
             internal_listen: internal_listen.unwrap_or(defaults::INTERNAL_LISTEN),
             trusted_proxies,
             http_body_timeout: positive(
@@ -826,6 +973,8 @@ impl Settings {
             signup: signup.unwrap_or(defaults::SIGNUP),
             secure_cookies: secure_cookies.unwrap_or(defaults::SECURE_COOKIES),
             public_rtmp_url,
+            database,
+            node,
         })
     }
 
@@ -844,11 +993,6 @@ impl Settings {
         let seconds = self.hls_target_duration.as_secs() * self.hls_window as u64
             + self.hls_max_segment_duration.as_secs();
         self.hls_max_bitrate_mbps * 125_000 * seconds
-    }
-
-    /// The database file.
-    pub fn database_path(&self) -> PathBuf {
-        self.data.join("boltstream.db")
     }
 
     /// Root of the HLS output; each channel gets `<hls_dir>/<username>/`.

@@ -31,6 +31,8 @@ pub mod limits;
 pub mod live;
 pub mod ops;
 pub mod origin;
+#[cfg(any(test, feature = "test-support"))]
+pub mod pg_cluster;
 pub mod playback;
 pub mod read_cache;
 pub mod record;

@@ -121,7 +121,12 @@ mod tests {
             admin(&store, None, AdminAction::Ban, "nobody"),
             Err(ActionError::UnknownUser)
         ));
-        store.begin_publish(&key).unwrap().accepted().unwrap();
+        let here = crate::store::testdb::node("here", 600_000);
+        store
+            .begin_publish(&key, &here)
+            .unwrap()
+            .accepted()
+            .unwrap();
         admin(&store, None, AdminAction::StopStream, "ALICE").unwrap();
         admin(&store, None, AdminAction::Ban, "alice").unwrap();
         assert!(store.user("alice").unwrap().unwrap().banned);

@@ -18,7 +18,7 @@ use crate::http;
 use crate::limits::Admission;
 use crate::live::{Counters, Registry};
 use crate::rtmp::{self, RtmpContext};
-use crate::store::{Store, StreamStats};
+use crate::store::{NodeClaim, Store, StreamStats};
 use crate::thumbs::{Thumbnailing, Thumbnails};
 
 /// How often the server looks for bans and stop requests made by other processes.
@@ -37,11 +37,20 @@ pub struct RunningServer {
     tracker: TaskTracker,
     store: Arc<Store>,
     hls: Arc<HlsOutput>,
+    node_id: String,
 }
 
 impl RunningServer {
     /// Opens the database, resets streams a crash left live, binds both listeners and starts serving.
-    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn start(mut settings: Settings) -> anyhow::Result<Self> {
+        let rtmp_listener = bind(settings.rtmp_listen, "RTMP").await?;
+        let http_listener = bind(settings.http_listen, "HTTP").await?;
+        let internal_listener = bind(settings.internal_listen, "the internal endpoints").await?;
+        let (rtmp_addr, http_addr) = (rtmp_listener.local_addr()?, http_listener.local_addr()?);
+        let internal_addr = internal_listener.local_addr()?;
+        if settings.node.url.is_empty() {
+            settings.node.url = format!("http://{http_addr}");
+        }
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
         let playback = load_playback(&store).await?;
@@ -55,11 +64,6 @@ impl RunningServer {
             crate::thumbs::threads_for_this_machine(),
         )
         .context("cannot start the thumbnail threads")?;
-        let rtmp_listener = bind(settings.rtmp_listen, "RTMP").await?;
-        let http_listener = bind(settings.http_listen, "HTTP").await?;
-        let internal_listener = bind(settings.internal_listen, "the internal endpoints").await?;
-        let (rtmp_addr, http_addr) = (rtmp_listener.local_addr()?, http_listener.local_addr()?);
-        let internal_addr = internal_listener.local_addr()?;
 
         let rtmp_ctx = RtmpContext {
             settings: Arc::clone(&settings),
@@ -99,7 +103,7 @@ impl RunningServer {
             tracker.spawn(http::listen(listener, ctx, tracker.clone(), side));
         }
         let (s, r) = (&store, &registry);
-        spawn_duties(&tracker, s, r, &hls, playback, &shutdown);
+        spawn_duties(&tracker, s, r, &hls, playback, &settings.node, &shutdown);
 
         info!(rtmp = %rtmp_addr, http = %http_addr, internal = %internal_addr, data = %settings.data.display(), app = %settings.rtmp_app, "boltstream serving");
         Ok(Self {
@@ -110,6 +114,7 @@ impl RunningServer {
             tracker,
             store,
             hls,
+            node_id: settings.node.node_id.clone(),
         })
     }
 
@@ -169,8 +174,8 @@ impl RunningServer {
             warn!("some connections did not end within the grace period");
         }
         self.hls.stop().await;
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || store.reset_live()).await??;
+        let (store, node) = (Arc::clone(&self.store), self.node_id.clone());
+        tokio::task::spawn_blocking(move || store.reset_live(&node)).await??;
         info!("boltstream stopped");
         Ok(())
     }
@@ -201,6 +206,7 @@ fn spawn_duties(
     registry: &Arc<Registry>,
     hls: &Arc<HlsOutput>,
     playback: Arc<crate::playback::PlaybackSecrets>,
+    node: &NodeClaim,
     shutdown: &CancellationToken,
 ) {
     tracker.spawn(crate::playback::refresher(
@@ -212,6 +218,7 @@ fn spawn_duties(
         Arc::clone(store),
         Arc::clone(registry),
         Arc::clone(hls),
+        node.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(stats_reporter(
@@ -225,23 +232,20 @@ fn spawn_duties(
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
     Store::create_data_dir(&settings.data)
         .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
-    let db_path = settings.database_path();
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+    let database = settings.database.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_database(&database))
         .await?
-        .with_context(|| {
-            format!(
-                "cannot open database {}",
-                settings.database_path().display()
-            )
-        })?;
-    let reset = store.reset_live()?;
+        .with_context(|| format!("cannot open database {:?}", settings.database))?;
+    let store = Arc::new(store);
+    let (node, s) = (settings.node.node_id.clone(), Arc::clone(&store));
+    let reset = tokio::task::spawn_blocking(move || s.reset_live(&node)).await??;
     if reset > 0 {
         info!(
             streams = reset,
             "streams left live by an unclean stop were reset"
         );
     }
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 fn rtmp_admission(settings: &Settings) -> Admission {
@@ -259,12 +263,15 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Drops publishers whose user was banned, whose stop was requested, or whose publish is no longer
-/// the live one in the database (the key was rotated), possibly by another process (the CLI)
-/// sharing the database.
+/// the live one in the database (the key was rotated, or the claim lapsed), possibly by another
+/// process (the CLI) or another node sharing the database; and, in the same query, renews this
+/// node's claims on the streams it holds. Every [`DROP_POLL`], so a ban on any node ends the
+/// publish on this one within a second.
 async fn drop_watch(
     store: Arc<Store>,
     registry: Arc<Registry>,
     hls: Arc<HlsOutput>,
+    node: NodeClaim,
     shutdown: CancellationToken,
 ) {
     let mut tick = crate::ticks::aligned_interval(DROP_POLL);
@@ -279,8 +286,8 @@ async fn drop_watch(
         if held.is_empty() {
             continue;
         }
-        let store = Arc::clone(&store);
-        let live = match tokio::task::spawn_blocking(move || store.live_publishes()).await {
+        let (store, node) = (Arc::clone(&store), node.clone());
+        let live = match tokio::task::spawn_blocking(move || store.live_publishes(&node)).await {
             Ok(Ok(live)) => live,
             Ok(Err(err)) => {
                 warn!(error = %err, "drop watch could not read the database");

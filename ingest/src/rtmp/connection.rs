@@ -506,8 +506,11 @@ impl Connection {
             return Err("too many failed attempts; try again later");
         }
         let shown = key::redact(&presented);
-        let store = Arc::clone(&self.ctx.store);
-        let decision = tokio::task::spawn_blocking(move || store.begin_publish(&presented)).await;
+        let (store, ctx) = (Arc::clone(&self.ctx.store), Arc::clone(&self.ctx));
+        let decision = tokio::task::spawn_blocking(move || {
+            store.begin_publish(&presented, &ctx.settings.node)
+        })
+        .await;
         let refusal = match decision {
             Ok(Ok(PublishDecision::Accepted(user, publish_id))) => {
                 self.ctx.throttle.succeeded_ip(ip);

@@ -2,16 +2,15 @@
 //! argon2 (slow on purpose: they are low-entropy), session and API tokens with SHA-256 (they are 256
 //! random bits, so a fast hash allows an indexed lookup and leaks nothing).
 
+use super::db::args;
+use super::{user_row, Store, StoreError, UserRow};
+use crate::clock::now_ms;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use boltstream_shared::key::storage_hash;
 use boltstream_shared::username::Username;
 use rand::rngs::OsRng;
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
-
-use super::{user_row, Store, StoreError, UserRow};
-use crate::clock::now_ms;
 
 /// How long a session lasts.
 pub const SESSION_MS: i64 = 14 * 24 * 3600 * 1000;
@@ -77,20 +76,21 @@ impl Store {
         let hash = hash_password(password)?;
         let keep = keep.map(storage_hash).unwrap_or_default();
         self.with(|c| {
-            let tx = c.transaction()?;
-            let changed = tx.execute(
-                "UPDATE users SET password_hash = ?1 WHERE username = ?2",
-                params![hash, user.as_str()],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::UnknownUser(user.to_string()));
-            }
-            tx.execute(
-                "DELETE FROM sessions WHERE token_hash != ?1
-                   AND user_id = (SELECT id FROM users WHERE username = ?2)",
-                params![keep, user.as_str()],
-            )?;
-            Ok(tx.commit()?)
+            c.transaction(|tx| {
+                let changed = tx.execute(
+                    "UPDATE users SET password_hash = ?1 WHERE username = ?2",
+                    args![&hash, user.as_str()],
+                )?;
+                if changed == 0 {
+                    return Err(StoreError::UnknownUser(user.to_string()));
+                }
+                tx.execute(
+                    "DELETE FROM sessions WHERE token_hash != ?1
+                       AND user_id = (SELECT id FROM users WHERE username = ?2)",
+                    args![&keep, user.as_str()],
+                )?;
+                Ok(())
+            })
         })
     }
 
@@ -98,18 +98,18 @@ impl Store {
     /// which tells nothing of the token).
     pub fn api_tokens(&self, name: &str) -> Result<Vec<ApiTokenRow>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT substr(t.token_hash, 1, 16), t.created_ms FROM api_tokens t
                  JOIN users u ON u.id = t.user_id WHERE u.username = ?1
                  ORDER BY t.created_ms DESC, t.token_hash",
-            )?;
-            let rows = stmt.query_map([name], |r| {
-                Ok(ApiTokenRow {
-                    id: r.get(0)?,
-                    created_ms: r.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                args![name],
+                |r| {
+                    Ok(ApiTokenRow {
+                        id: r.get(0)?,
+                        created_ms: r.get(1)?,
+                    })
+                },
+            )
         })
     }
 
@@ -122,7 +122,7 @@ impl Store {
             Ok(c.execute(
                 "DELETE FROM api_tokens WHERE substr(token_hash, 1, 16) = ?1
                    AND user_id = (SELECT id FROM users WHERE username = ?2)",
-                params![id.to_ascii_lowercase(), name],
+                args![&id.to_ascii_lowercase(), name],
             )? > 0)
         })
     }
@@ -136,12 +136,11 @@ impl Store {
     ) -> Result<Option<UserRow>, StoreError> {
         let found: Option<(UserRow, Option<String>)> = match Username::parse(name) {
             Ok(user) => self.with(|c| {
-                Ok(c.query_row(
+                c.query_opt(
                     &format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN streams s ON s.user_id = u.id WHERE u.username = ?1"),
-                    [user.as_str()],
+                    args![user.as_str()],
                     |r| Ok((user_row(r)?, r.get(5)?)),
                 )
-                .optional()?)
             })?,
             Err(_) => None,
         };
@@ -165,11 +164,14 @@ impl Store {
     pub fn create_session(&self, name: &str) -> Result<(String, String), StoreError> {
         let (token, csrf) = (random_token(), random_token());
         self.with(|c| {
-            c.execute("DELETE FROM sessions WHERE expires_ms < ?1", [now_ms()])?;
+            c.execute(
+                "DELETE FROM sessions WHERE expires_ms < ?1",
+                args![now_ms()],
+            )?;
             let inserted = c.execute(
                 "INSERT INTO sessions (token_hash, user_id, csrf, expires_ms)
-                 SELECT ?1, id, ?2, ?3 FROM users WHERE username = ?4",
-                params![storage_hash(&token), csrf, now_ms() + SESSION_MS, name],
+                 SELECT ?1, id, ?2, CAST(?3 AS BIGINT) FROM users WHERE username = ?4",
+                args![&storage_hash(&token), &csrf, now_ms() + SESSION_MS, name],
             )?;
             if inserted == 0 {
                 return Err(StoreError::UnknownUser(name.to_string()));
@@ -182,26 +184,25 @@ impl Store {
     /// The user of a session cookie, if it is valid, unexpired and the user is not banned.
     pub fn session(&self, token: &str) -> Result<Option<SessionUser>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
+            c.query_opt(
                 &format!(
                     "SELECT {USER_COLUMNS}, x.csrf FROM sessions x JOIN users u ON u.id = x.user_id
-                     JOIN streams s ON s.user_id = u.id WHERE x.token_hash = ?1 AND x.expires_ms > ?2 AND u.banned = 0"
+                     JOIN streams s ON s.user_id = u.id WHERE x.token_hash = ?1 AND x.expires_ms > ?2 AND NOT u.banned"
                 ),
-                params![storage_hash(token), now_ms()],
+                args![&storage_hash(token), now_ms()],
                 |r| Ok(SessionUser { user: user_row(r)?, csrf: r.get(5)? }),
             )
-            .optional()?)
         })
     }
 
     /// Ends a session.
     pub fn delete_session(&self, token: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            Ok(c.execute(
+            c.execute(
                 "DELETE FROM sessions WHERE token_hash = ?1",
-                [storage_hash(token)],
+                args![&storage_hash(token)],
             )
-            .map(|_| ())?)
+            .map(|_| ())
         })
     }
 
@@ -209,10 +210,11 @@ impl Store {
     pub fn create_api_token(&self, name: &str) -> Result<String, StoreError> {
         let token = format!("bst_{}", random_token());
         let inserted = self.with(|c| {
-            Ok(c.execute(
-                "INSERT INTO api_tokens (token_hash, user_id, created_ms) SELECT ?1, id, ?2 FROM users WHERE username = ?3",
-                params![storage_hash(&token), now_ms(), name],
-            )?)
+            c.execute(
+                "INSERT INTO api_tokens (token_hash, user_id, created_ms)
+                 SELECT ?1, id, CAST(?2 AS BIGINT) FROM users WHERE username = ?3",
+                args![&storage_hash(&token), now_ms(), name],
+            )
         })?;
         if inserted == 0 {
             return Err(StoreError::UnknownUser(name.to_string()));
@@ -223,15 +225,14 @@ impl Store {
     /// The user of an API token (not banned).
     pub fn api_token_user(&self, token: &str) -> Result<Option<UserRow>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
+            c.query_opt(
                 &format!(
                     "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
-                     JOIN streams s ON s.user_id = u.id WHERE t.token_hash = ?1 AND u.banned = 0"
+                     JOIN streams s ON s.user_id = u.id WHERE t.token_hash = ?1 AND NOT u.banned"
                 ),
-                [storage_hash(token)],
+                args![&storage_hash(token)],
                 user_row,
             )
-            .optional()?)
         })
     }
 }
@@ -239,10 +240,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testdb::on_both;
 
-    #[test]
-    fn a_password_change_ends_the_other_sessions_and_tokens_can_be_revoked() {
-        let store = Store::open_in_memory().unwrap();
+    on_both! {
+    fn a_password_change_ends_the_other_sessions_and_tokens_can_be_revoked(db: &TestDb) {
+        let store = db.open();
         store.add_user("alice", false).unwrap();
         store.add_user("bob", false).unwrap();
         store.set_password("alice", "correct horse").unwrap();
@@ -286,9 +288,8 @@ mod tests {
         assert!(store.api_token_user(&bob_token).unwrap().is_some());
     }
 
-    #[test]
-    fn passwords_sessions_and_tokens() {
-        let store = Store::open_in_memory().unwrap();
+    fn passwords_sessions_and_tokens(db: &TestDb) {
+        let store = db.open();
         store.add_user("alice", false).unwrap();
         assert!(matches!(
             store.set_password("alice", "short"),
@@ -320,7 +321,7 @@ mod tests {
         );
         assert!(store.session("not-a-token").unwrap().is_none());
         let stored: String = store
-            .with(|c| Ok(c.query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))?))
+            .with(|c| c.query_one("SELECT token_hash FROM sessions", args![], |r| r.get(0)))
             .unwrap();
         assert_ne!(stored, token, "session tokens are stored hashed");
 
@@ -343,5 +344,6 @@ mod tests {
         store.set_banned("alice", false).unwrap();
         store.delete_session(&token).unwrap();
         assert!(store.session(&token).unwrap().is_none());
+    }
     }
 }

@@ -2,8 +2,7 @@
 //! write in it. Messages are kept per channel up to [`KEPT_PER_CHANNEL`]; older ones are pruned
 //! as new ones arrive, so a busy room cannot grow the database without end.
 
-use rusqlite::{params, OptionalExtension};
-
+use super::db::args;
 use super::{user_id, Store, StoreError};
 
 /// Messages kept per channel.
@@ -42,18 +41,17 @@ impl Store {
     ) -> Result<ChatMessage, StoreError> {
         self.with(|c| {
             let (channel_id, user_id) = (user_id(c, channel)?, user_id(c, user)?);
-            c.prepare_cached(
+            let id = c.query_i64(
                 "INSERT INTO chat_messages (channel_id, user_id, body, created_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![channel_id, user_id, body, at_ms])?;
-            let id = c.last_insert_rowid();
+                 VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                args![channel_id, user_id, body, at_ms],
+            )?;
             if id % 100 == 0 {
                 c.execute(
                     "DELETE FROM chat_messages WHERE channel_id = ?1 AND id <= (
                        SELECT id FROM chat_messages WHERE channel_id = ?1
                        ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                    params![channel_id, KEPT_PER_CHANNEL],
+                    args![channel_id, KEPT_PER_CHANNEL],
                 )?;
             }
             Ok(ChatMessage {
@@ -69,20 +67,20 @@ impl Store {
     pub fn recent_chat(&self, channel: &str, n: i64) -> Result<Vec<ChatMessage>, StoreError> {
         self.with(|c| {
             let channel_id = user_id(c, channel)?;
-            let mut stmt = c.prepare_cached(
+            let mut out = c.query(
                 "SELECT m.id, u.username, m.body, m.created_ms FROM chat_messages m
                  JOIN users u ON u.id = m.user_id
-                 WHERE m.channel_id = ?1 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2",
+                 WHERE m.channel_id = ?1 AND NOT m.deleted ORDER BY m.id DESC LIMIT ?2",
+                args![channel_id, n],
+                |r| {
+                    Ok(ChatMessage {
+                        id: r.get(0)?,
+                        user: r.get(1)?,
+                        body: r.get(2)?,
+                        at_ms: r.get(3)?,
+                    })
+                },
             )?;
-            let rows = stmt.query_map(params![channel_id, n], |r| {
-                Ok(ChatMessage {
-                    id: r.get(0)?,
-                    user: r.get(1)?,
-                    body: r.get(2)?,
-                    at_ms: r.get(3)?,
-                })
-            })?;
-            let mut out: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
             out.reverse();
             Ok(out)
         })
@@ -93,8 +91,8 @@ impl Store {
         self.with(|c| {
             let channel_id = user_id(c, channel)?;
             Ok(c.execute(
-                "UPDATE chat_messages SET deleted = 1 WHERE id = ?1 AND channel_id = ?2",
-                params![id, channel_id],
+                "UPDATE chat_messages SET deleted = TRUE WHERE id = ?1 AND channel_id = ?2",
+                args![id, channel_id],
             )? == 1)
         })
     }
@@ -111,7 +109,7 @@ impl Store {
             c.execute(
                 "INSERT INTO chat_mutes (channel_id, user_id, until_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (channel_id, user_id) DO UPDATE SET until_ms = excluded.until_ms",
-                params![channel_id, user_id, until_ms],
+                args![channel_id, user_id, until_ms],
             )?;
             Ok(())
         })
@@ -123,7 +121,7 @@ impl Store {
             let (channel_id, user_id) = (user_id(c, channel)?, user_id(c, user)?);
             c.execute(
                 "DELETE FROM chat_mutes WHERE channel_id = ?1 AND user_id = ?2",
-                params![channel_id, user_id],
+                args![channel_id, user_id],
             )?;
             Ok(())
         })
@@ -137,15 +135,13 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<Mute>, StoreError> {
         self.with(|c| {
-            let row: Option<Option<i64>> = c
-                .query_row(
-                    "SELECT m.until_ms FROM chat_mutes m
-                     JOIN users ch ON ch.id = m.channel_id JOIN users u ON u.id = m.user_id
-                     WHERE ch.username = ?1 AND u.username = ?2",
-                    params![channel, user],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let row: Option<Option<i64>> = c.query_opt(
+                "SELECT m.until_ms FROM chat_mutes m
+                 JOIN users ch ON ch.id = m.channel_id JOIN users u ON u.id = m.user_id
+                 WHERE ch.username = ?1 AND u.username = ?2",
+                args![channel, user],
+                |r| r.get(0),
+            )?;
             Ok(match row {
                 None => None,
                 Some(None) => Some(Mute::Banned),
@@ -159,10 +155,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testdb::on_both;
 
-    #[test]
-    fn messages_mutes_and_pruning() {
-        let s = Store::open_in_memory().unwrap();
+    on_both! {
+    fn messages_mutes_and_pruning(db: &TestDb) {
+        let s = db.open();
         s.add_user("alice", false).unwrap();
         s.add_user("bob", false).unwrap();
         let m1 = s.add_chat_message("alice", "bob", "hi <b>", 1).unwrap();
@@ -202,13 +199,13 @@ mod tests {
         }
         let kept: i64 = s
             .with(|c| {
-                Ok(c.query_row(
+                c.query_i64(
                     "SELECT COUNT(*) FROM chat_messages WHERE channel_id = (SELECT id FROM users WHERE username = 'bob')",
-                    [],
-                    |r| r.get(0),
-                )?)
+                    args![],
+                )
             })
             .unwrap();
         assert!(kept <= KEPT_PER_CHANNEL + 100, "{kept} kept");
+    }
     }
 }

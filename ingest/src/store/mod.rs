@@ -1,6 +1,9 @@
-//! The embedded database: one SQLite file under the data directory, shared by the server and the
-//! operator CLI (separate processes), so every rule that must hold across both — one live publisher
-//! per key, bans, key rotation — is enforced by SQL statements, not by process memory.
+//! The site's lasting state: users, keys, sessions, channels, chat history and which node holds
+//! which live stream. By default one SQLite file under the data directory, shared by the server and
+//! the operator CLI (separate processes); with `database = "postgres://…"` one PostgreSQL database
+//! shared by every node of a site. Either way every rule that must hold across processes and nodes
+//! — one live publisher per key, bans, key rotation, stream claims — is enforced by SQL statements,
+//! not by process memory.
 //!
 //! Calls are blocking; async callers run them on `spawn_blocking`. WAL mode lets the CLI read while
 //! the server writes; the busy timeout makes a briefly locked database a wait, not an error.
@@ -9,6 +12,7 @@ mod accounts;
 pub use accounts::{random_token, ApiTokenRow, SessionUser, MIN_PASSWORD, SESSION_MS};
 mod chat;
 pub use chat::{ChatMessage, Mute, KEPT_PER_CHANNEL};
+pub(crate) mod db;
 mod migrations;
 mod privacy;
 mod recording;
@@ -16,7 +20,7 @@ pub use privacy::{
     Access, ShareLink, Viewer, MAX_ALLOWED_VIEWERS, MAX_SHARE_LINKS, MAX_SHARE_LINK_MS,
 };
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,9 +29,10 @@ use boltstream_shared::key;
 use crate::channel_info::ChannelInfo;
 use crate::clock::now_ms;
 use boltstream_shared::username::{Username, UsernameError};
+use db::{args, Conn, Row};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{Connection, ErrorCode};
 
 /// How long a statement waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,6 +69,15 @@ pub enum StoreError {
     /// Anything else from SQLite (disk full, read-only, corrupt file).
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// Anything from PostgreSQL (unreachable, refused, a failed statement).
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A value the database returned that this binary cannot read.
+    #[error("database error: {0}")]
+    Column(String),
+    /// The database setting itself is wrong.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -153,6 +167,18 @@ pub struct LiveRow {
     pub stats: StreamStats,
 }
 
+/// The node a publish is accepted on, as a claim in the store: other nodes send viewers of the
+/// stream to `url`, and the claim lapses `lease_ms` after this node last renewed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeClaim {
+    /// This node's name, unique in the site.
+    pub node_id: String,
+    /// Where other nodes reach this node's origin (`http://10.0.0.5:8080`).
+    pub url: String,
+    /// How long a claim outlives this node's last renewal.
+    pub lease_ms: i64,
+}
+
 /// Proof of one accepted publish. Ending a publish names it, so a late clean-up of an old
 /// connection can never take a newer publish of the same user offline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,11 +199,37 @@ pub struct LivePublish {
 
 /// The database handle. Cheap to share behind an `Arc`.
 pub struct Store {
-    conn: Mutex<Connection>,
+    backend: Backend,
+}
+
+/// Where the store lives: which of the two databases, and the one connection this process keeps
+/// to it (statements are short; a node's callers take turns, as they do on SQLite's file lock).
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres(Box<Mutex<db::PgConn>>),
+}
+
+/// Which database a node uses, from the `database` setting.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (the default: `<data>/boltstream.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (`postgres://…`), shared by every node of a site.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    /// Never prints a connection string: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Database::Postgres(_) => f.write_str("postgres:<redacted>"),
+        }
+    }
 }
 
 /// The columns `SELECT u.username, u.is_admin, u.banned, s.started_ms, u.created_ms` as a row.
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+fn user_row(r: &Row<'_>) -> Result<UserRow, StoreError> {
     Ok(UserRow {
         username: r.get(0)?,
         is_admin: r.get(1)?,
@@ -187,15 +239,20 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     })
 }
 
+/// The assignments that clear what a publish reported.
+const CLEARED_STATS: &str =
+    "video_codec = '', audio_codec = '', width = 0, height = 0, fps = 0, bitrate_kbps = 0";
+
 /// The assignments that take a stream offline and clear what its publish reported.
 const OFFLINE: &str = "started_ms = NULL, publish_id = NULL, video_codec = '', audio_codec = '',
-    width = 0, height = 0, fps = 0, bitrate_kbps = 0";
+    width = 0, height = 0, fps = 0, bitrate_kbps = 0, node_id = NULL, node_url = NULL,
+    lease_until_ms = NULL";
 
 const LIVE_SELECT: &str =
     "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
         s.fps, s.bitrate_kbps, s.title, s.category FROM streams s JOIN users u ON u.id = s.user_id";
 
-fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRow> {
+fn live_row(r: &Row<'_>) -> Result<LiveRow, StoreError> {
     Ok(LiveRow {
         username: r.get(0)?,
         info: ChannelInfo {
@@ -209,17 +266,18 @@ fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRow> {
             width: r.get(4)?,
             height: r.get(5)?,
             fps: r.get(6)?,
-            bitrate_kbps: r.get::<_, i64>(7)?.max(0) as u64,
+            bitrate_kbps: r.get::<i64>(7)?.max(0) as u64,
         },
     })
 }
 
 /// A user's row id by name, or [`StoreError::UnknownUser`]: what every per-channel table joins on.
-fn user_id(c: &Connection, name: &str) -> Result<i64, StoreError> {
-    c.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()?
+fn user_id(c: &mut Conn<'_>, name: &str) -> Result<i64, StoreError> {
+    c.query_opt(
+        "SELECT id FROM users WHERE username = ?1",
+        args![name],
+        |r| r.get(0),
+    )?
     .ok_or_else(|| StoreError::UnknownUser(name.to_string()))
 }
 
@@ -228,6 +286,32 @@ fn new_key() -> String {
 }
 
 impl Store {
+    /// Opens the database a node is configured with, bringing its schema up to date. Blocking
+    /// (PostgreSQL's driver runs its own runtime): call it off the async workers.
+    pub fn open_database(database: &Database) -> Result<Self, StoreError> {
+        match database {
+            Database::Sqlite(path) => Self::open(path),
+            Database::Postgres(url) => Self::connect_postgres(url),
+        }
+    }
+
+    /// Connects to PostgreSQL (without TLS: the database belongs on the site's private network
+    /// or loopback) and migrates its schema; nodes starting together take turns at migrating.
+    pub fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let mut config: postgres::Config = url.parse().map_err(|_| {
+            StoreError::Config("the database URL is not a valid postgres:// URL".into())
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("boltstream");
+        let mut pg = db::PgConn::connect(config)?;
+        migrations::run_postgres(pg.client())?;
+        Ok(Self {
+            backend: Backend::Postgres(Box::new(Mutex::new(pg))),
+        })
+    }
+
     /// Opens (creating if needed, readable by this user only) the database at `path` and brings
     /// its schema up to date. SQLite gives its `-wal` and `-shm` files the database's mode.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -270,28 +354,50 @@ impl Store {
 
     fn setup(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(128);
         // WAL returns the resulting mode as a row; in-memory databases answer "memory".
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
         migrations::run(&mut conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            backend: Backend::Sqlite(Mutex::new(conn)),
         })
+    }
+
+    /// True on PostgreSQL.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        // A panic while holding the lock leaves SQLite itself consistent (statements are atomic),
-        // so a poisoned lock is safe to reuse.
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn)
+        // A panic while holding the lock leaves the database itself consistent (statements are
+        // atomic, and a transaction it left open is rolled back here), so a poisoned lock is safe
+        // to reuse.
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                if !conn.is_autocommit() {
+                    conn.execute_batch("ROLLBACK")?;
+                }
+                f(&mut Conn::Lite(&mut conn))
+            }
+            Backend::Postgres(pg) => {
+                let mut pg = pg.lock().unwrap_or_else(|p| p.into_inner());
+                pg.recover()?;
+                f(&mut Conn::Pg(&mut pg))
+            }
+        }
     }
 
-    /// The schema version (`PRAGMA user_version`).
+    /// The schema version: how many of this backend's migrations have run.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        self.with(|c| match c {
+            Conn::Lite(c) => Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?),
+            Conn::Pg(_) => c.query_i64("SELECT version FROM boltstream_schema", args![]),
+        })
     }
 
     /// Creates a user and returns its stream key: the only time the plain key exists.
@@ -299,22 +405,22 @@ impl Store {
         let user = Username::parse(name).map_err(StoreError::InvalidUsername)?;
         let key = new_key();
         self.with(|c| {
-            let tx = c.transaction()?;
-            let inserted = tx.execute(
-                "INSERT INTO users (username, is_admin, created_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(username) DO NOTHING",
-                params![user.as_str(), is_admin, now_ms()],
-            )?;
-            if inserted == 0 {
-                return Err(StoreError::UserExists(user.to_string()));
-            }
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO streams (user_id, key_hash) VALUES (?1, ?2)",
-                params![id, key::storage_hash(&key)],
-            )?;
-            tx.commit()?;
-            Ok(())
+            c.transaction(|tx| {
+                let id: Option<i64> = tx.query_opt(
+                    "INSERT INTO users (username, is_admin, created_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(username) DO NOTHING RETURNING id",
+                    args![user.as_str(), is_admin, now_ms()],
+                    |r| r.get(0),
+                )?;
+                let Some(id) = id else {
+                    return Err(StoreError::UserExists(user.to_string()));
+                };
+                tx.execute(
+                    "INSERT INTO streams (user_id, key_hash) VALUES (?1, ?2)",
+                    args![id, &key::storage_hash(&key)],
+                )?;
+                Ok(())
+            })
         })?;
         Ok((user, key))
     }
@@ -322,12 +428,12 @@ impl Store {
     /// Every user, by name.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT u.username, u.is_admin, u.banned, s.started_ms, u.created_ms
                  FROM users u JOIN streams s ON s.user_id = u.id ORDER BY u.username",
-            )?;
-            let rows = stmt.query_map([], user_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                args![],
+                user_row,
+            )
         })
     }
 
@@ -337,26 +443,25 @@ impl Store {
             return Ok(None);
         };
         self.with(|c| {
-            Ok(c.query_row(
+            c.query_opt(
                 "SELECT u.username, u.is_admin, u.banned, s.started_ms, u.created_ms
                  FROM users u JOIN streams s ON s.user_id = u.id WHERE u.username = ?1",
-                [user.as_str()],
+                args![user.as_str()],
                 user_row,
             )
-            .optional()?)
         })
     }
 
     fn update_user(&self, name: &str, sql: &str, value: bool) -> Result<(), StoreError> {
         let user = Username::parse(name).map_err(|_| StoreError::UnknownUser(name.to_string()))?;
-        let changed = self.with(|c| Ok(c.execute(sql, params![value, user.as_str()])?))?;
+        let changed = self.with(|c| c.execute(sql, args![value, user.as_str()]))?;
         if changed == 0 {
             return Err(StoreError::UnknownUser(user.to_string()));
         }
         Ok(())
     }
 
-    /// Bans or unbans a user. A running server drops a banned user's publisher (see
+    /// Bans or unbans a user. The node holding a banned user's publish drops it (see
     /// [`Store::live_publishes`]).
     pub fn set_banned(&self, name: &str, banned: bool) -> Result<(), StoreError> {
         self.update_user(
@@ -377,19 +482,19 @@ impl Store {
 
     /// Replaces a user's key and returns the new one. A publish running on the old key is taken
     /// offline in the same statement, so the owner can go live with the new key at once; the
-    /// server holding that publish sees it is no longer the live one and drops it
+    /// node holding that publish sees it is no longer the live one and drops it
     /// ([`Self::live_publishes`]).
     pub fn rotate_key(&self, name: &str) -> Result<String, StoreError> {
         let user = Username::parse(name).map_err(|_| StoreError::UnknownUser(name.to_string()))?;
         let key = new_key();
         let changed = self.with(|c| {
-            Ok(c.execute(
+            c.execute(
                 &format!(
                     "UPDATE streams SET key_hash = ?1, {OFFLINE}
                      WHERE user_id = (SELECT id FROM users WHERE username = ?2)"
                 ),
-                params![key::storage_hash(&key), user.as_str()],
-            )?)
+                args![&key::storage_hash(&key), user.as_str()],
+            )
         })?;
         if changed == 0 {
             return Err(StoreError::UnknownUser(user.to_string()));
@@ -397,23 +502,27 @@ impl Store {
         Ok(key)
     }
 
-    /// Takes the stream of `presented_key` live, or says why not. The go-live is one conditional
-    /// `UPDATE … WHERE started_ms IS NULL`, so of two simultaneous publishers exactly one wins.
-    pub fn begin_publish(&self, presented_key: &str) -> Result<PublishDecision, StoreError> {
+    /// Takes the stream of `presented_key` live on `node`, or says why not. The go-live is one
+    /// conditional `UPDATE … WHERE started_ms IS NULL OR lease_until_ms < now`, so of two
+    /// simultaneous publishers — on one node or two — exactly one wins, and a claim left by a
+    /// node that died stops counting once its lease runs out.
+    pub fn begin_publish(
+        &self,
+        presented_key: &str,
+        node: &NodeClaim,
+    ) -> Result<PublishDecision, StoreError> {
         use PublishDecision::{Accepted, Refused};
         if !key::is_well_formed(presented_key) {
             return Ok(Refused(PublishRefusal::UnknownKey));
         }
         let hash = key::storage_hash(presented_key);
         self.with(|c| {
-            let found: Option<(i64, String, bool)> = c
-                .query_row(
-                    "SELECT u.id, u.username, u.banned FROM streams s JOIN users u ON u.id = s.user_id
-                     WHERE s.key_hash = ?1",
-                    [&hash],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
+            let found: Option<(i64, String, bool)> = c.query_opt(
+                "SELECT u.id, u.username, u.banned FROM streams s JOIN users u ON u.id = s.user_id
+                 WHERE s.key_hash = ?1",
+                args![&hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
             let Some((user_id, username, banned)) = found else {
                 return Ok(Refused(PublishRefusal::UnknownKey));
             };
@@ -421,11 +530,24 @@ impl Store {
                 return Ok(Refused(PublishRefusal::Banned));
             }
             let publish_id = (OsRng.next_u64() >> 1) as i64;
+            let now = now_ms();
             let won = c.execute(
-                "UPDATE streams SET started_ms = ?1, publish_id = ?2
-                 WHERE user_id = ?3 AND key_hash = ?4 AND started_ms IS NULL
-                   AND (SELECT banned FROM users WHERE id = ?3) = 0",
-                params![now_ms(), publish_id, user_id, hash],
+                &format!(
+                    "UPDATE streams SET {CLEARED_STATS}, started_ms = ?1, publish_id = ?2,
+                       node_id = ?5, node_url = ?6, lease_until_ms = ?7, stop_requested = FALSE
+                     WHERE user_id = ?3 AND key_hash = ?4
+                       AND (started_ms IS NULL OR lease_until_ms < ?1)
+                       AND NOT (SELECT banned FROM users WHERE id = ?3)"
+                ),
+                args![
+                    now,
+                    publish_id,
+                    user_id,
+                    &hash,
+                    node.node_id.as_str(),
+                    node.url.as_str(),
+                    now + node.lease_ms
+                ],
             )?;
             if won == 0 {
                 return Ok(Refused(PublishRefusal::AlreadyLive));
@@ -443,39 +565,43 @@ impl Store {
                     "UPDATE streams SET {OFFLINE}
                      WHERE publish_id = ?1 AND user_id = (SELECT id FROM users WHERE username = ?2)"
                 ),
-                params![publish.0, user.as_str()],
+                args![publish.0, user.as_str()],
             )?;
             Ok(())
         })
     }
 
-    /// Takes every stream offline; run at start-up, when no publisher can be connected yet.
-    pub fn reset_live(&self) -> Result<usize, StoreError> {
+    /// Takes offline every stream this node held; run at start-up, when no publisher can be
+    /// connected to it yet. Other nodes' streams are left alone (on SQLite every stream is this
+    /// node's, as no other node shares the file).
+    pub fn reset_live(&self, node_id: &str) -> Result<u64, StoreError> {
         self.with(|c| {
-            Ok(c.execute(
-                "UPDATE streams SET started_ms = NULL, publish_id = NULL WHERE started_ms IS NOT NULL",
-                [],
-            )?)
+            c.execute(
+                &format!(
+                    "UPDATE streams SET {OFFLINE}
+                     WHERE started_ms IS NOT NULL AND (node_id = ?1 OR node_id IS NULL)"
+                ),
+                args![node_id],
+            )
         })
     }
 
     /// Records a live stream's latest statistics.
     pub fn record_stats(&self, publish: PublishId, stats: &StreamStats) -> Result<(), StoreError> {
         self.with(|c| {
-            // Cached: runs every few seconds per live stream.
-            c.prepare_cached(
+            c.execute(
                 "UPDATE streams SET video_codec = ?1, audio_codec = ?2, width = ?3, height = ?4,
                    fps = ?5, bitrate_kbps = ?6 WHERE publish_id = ?7",
-            )?
-            .execute(params![
-                stats.video_codec,
-                stats.audio_codec,
-                stats.width,
-                stats.height,
-                stats.fps,
-                stats.bitrate_kbps as i64,
-                publish.0
-            ])?;
+                args![
+                    &stats.video_codec,
+                    &stats.audio_codec,
+                    stats.width,
+                    stats.height,
+                    stats.fps,
+                    stats.bitrate_kbps as i64,
+                    publish.0
+                ],
+            )?;
             Ok(())
         })
     }
@@ -486,7 +612,7 @@ impl Store {
             let n = c.execute(
                 "UPDATE streams SET title = ?2, category = ?3
                  WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
-                params![name, info.title, info.category],
+                args![name, &info.title, &info.category],
             )?;
             Ok(n == 1)
         })
@@ -495,10 +621,10 @@ impl Store {
     /// A channel's title and category, live or not.
     pub fn channel_info(&self, name: &str) -> Result<Option<ChannelInfo>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
+            c.query_opt(
                 "SELECT s.title, s.category FROM streams s JOIN users u ON u.id = s.user_id
                  WHERE u.username = ?1",
-                [name],
+                args![name],
                 |r| {
                     Ok(ChannelInfo {
                         title: r.get(0)?,
@@ -506,18 +632,20 @@ impl Store {
                     })
                 },
             )
-            .optional()?)
         })
     }
 
     /// Live streams, longest-running first.
     pub fn live_streams(&self) -> Result<Vec<LiveRow>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "{LIVE_SELECT} WHERE s.started_ms IS NOT NULL ORDER BY s.started_ms, u.username"
-            ))?;
-            let rows = stmt.query_map([], live_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            c.query(
+                &format!(
+                    "{LIVE_SELECT} WHERE s.started_ms IS NOT NULL AND s.lease_until_ms >= ?1
+                     ORDER BY s.started_ms, u.username"
+                ),
+                args![now_ms()],
+                live_row,
+            )
         })
     }
 
@@ -525,52 +653,79 @@ impl Store {
     /// a scan of every live stream.
     pub fn live_stream(&self, name: &str) -> Result<Option<LiveRow>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
-                &format!("{LIVE_SELECT} WHERE s.started_ms IS NOT NULL AND u.username = ?1"),
-                [name],
+            c.query_opt(
+                &format!(
+                    "{LIVE_SELECT} WHERE s.started_ms IS NOT NULL AND s.lease_until_ms >= ?2
+                       AND u.username = ?1"
+                ),
+                args![name, now_ms()],
                 live_row,
             )
-            .optional()?)
         })
     }
 
-    /// Every live publish: its channel, its id, and whether it must be dropped (its user was
-    /// banned, or an operator asked to stop it — possibly from the CLI in another process). A
-    /// publish a server holds that is missing here was ended behind its back (its key was rotated)
-    /// and must be dropped too.
-    pub fn live_publishes(&self) -> Result<Vec<LivePublish>, StoreError> {
+    /// Every publish this node holds: its channel, its id, and whether it must be dropped (its
+    /// user was banned, or an operator asked to stop it — possibly from the CLI in another
+    /// process or on another node). A publish a node holds that is missing here was ended behind
+    /// its back (its key was rotated, or its lease ran out and another node took the stream) and
+    /// must be dropped too. Asked several times a second, it also renews this node's leases: one
+    /// statement, so a node that stops asking loses its streams within the lease; a lease that ran
+    /// out anyway (the node stalled that long) is not revived but dropped, so the publisher
+    /// reconnects and claims the stream afresh.
+    pub fn live_publishes(&self, node: &NodeClaim) -> Result<Vec<LivePublish>, StoreError> {
         self.with(|c| {
-            // Cached: the drop watch runs it several times a second while anything is live.
-            let mut stmt = c.prepare_cached(
-                "SELECT u.username, s.publish_id, (u.banned = 1 OR s.stop_requested = 1), s.private
-                 FROM streams s JOIN users u ON u.id = s.user_id WHERE s.started_ms IS NOT NULL",
+            let now = now_ms();
+            c.execute(
+                "UPDATE streams SET lease_until_ms = ?2
+                 WHERE node_id = ?1 AND started_ms IS NOT NULL AND lease_until_ms >= ?3",
+                args![node.node_id.as_str(), now + node.lease_ms, now],
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(LivePublish {
-                    username: r.get(0)?,
-                    publish_id: PublishId(r.get(1)?),
-                    drop_requested: r.get(2)?,
-                    private: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            c.query(
+                "SELECT u.username, s.publish_id,
+                   (u.banned OR s.stop_requested OR s.lease_until_ms < ?2), s.private
+                 FROM streams s JOIN users u ON u.id = s.user_id
+                 WHERE s.started_ms IS NOT NULL AND s.node_id = ?1",
+                args![node.node_id.as_str(), now],
+                |r| {
+                    Ok(LivePublish {
+                        username: r.get(0)?,
+                        publish_id: PublishId(r.get(1)?),
+                        drop_requested: r.get(2)?,
+                        private: r.get(3)?,
+                    })
+                },
+            )
         })
     }
 
-    /// Asks the server to drop a user's live publisher (admin "stop stream"). Returns false when
-    /// the user is not live.
+    /// Which node serves a live channel, if it is live: its id and internal URL.
+    pub fn holder(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT s.node_id, s.node_url FROM streams s JOIN users u ON u.id = s.user_id
+                 WHERE u.username = ?1 AND s.started_ms IS NOT NULL AND s.lease_until_ms >= ?2",
+                args![name, now_ms()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+    }
+
+    /// Asks the node holding a user's live publish to drop it (admin "stop stream"). Returns
+    /// false when the user is not live.
     pub fn request_stop(&self, name: &str) -> Result<bool, StoreError> {
         let user = Username::parse(name).map_err(|_| StoreError::UnknownUser(name.to_string()))?;
         self.with(|c| {
             Ok(c.execute(
-                "UPDATE streams SET stop_requested = 1 WHERE started_ms IS NOT NULL
+                "UPDATE streams SET stop_requested = TRUE WHERE started_ms IS NOT NULL
                    AND user_id = (SELECT id FROM users WHERE username = ?1)",
-                [user.as_str()],
+                args![user.as_str()],
             )? > 0)
         })
     }
 }
 
+#[cfg(test)]
+pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
 

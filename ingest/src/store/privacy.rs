@@ -2,13 +2,12 @@
 //! holders of share links), and the secrets playback tokens are signed with. Share-link codes
 //! are bearer secrets like session tokens, so only their SHA-256 is stored.
 
+use super::db::{args, Conn};
+use super::{random_token, user_id, Store, StoreError};
+use crate::clock::now_ms;
 use boltstream_shared::key::storage_hash;
 use rand::rngs::OsRng;
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
-
-use super::{random_token, user_id, Store, StoreError};
-use crate::clock::now_ms;
 
 /// Share links a channel may hold at once: each is a row and a listing entry.
 pub const MAX_SHARE_LINKS: i64 = 50;
@@ -64,38 +63,36 @@ impl Store {
     pub fn set_private(&self, name: &str, private: bool) -> Result<bool, StoreError> {
         self.with(|c| {
             let id = user_id(c, name)?;
-            let tx = c.transaction()?;
-            let was: bool = tx.query_row(
-                "SELECT private FROM streams WHERE user_id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "UPDATE streams SET private = ?2 WHERE user_id = ?1",
-                params![id, private],
-            )?;
-            let stopped = private
-                && !was
-                && tx.execute(
-                    "UPDATE streams SET stop_requested = 1
-                     WHERE user_id = ?1 AND started_ms IS NOT NULL",
-                    [id],
-                )? > 0;
-            tx.commit()?;
-            Ok(stopped)
+            c.transaction(|tx| {
+                let was: bool = tx.query_one(
+                    "SELECT private FROM streams WHERE user_id = ?1",
+                    args![id],
+                    |r| r.get(0),
+                )?;
+                tx.execute(
+                    "UPDATE streams SET private = ?2 WHERE user_id = ?1",
+                    args![id, private],
+                )?;
+                Ok(private
+                    && !was
+                    && tx.execute(
+                        "UPDATE streams SET stop_requested = TRUE
+                         WHERE user_id = ?1 AND started_ms IS NOT NULL",
+                        args![id],
+                    )? > 0)
+            })
         })
     }
 
     /// Whether a channel is private; `None` for no such channel.
     pub fn is_private(&self, name: &str) -> Result<Option<bool>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
+            c.query_opt(
                 "SELECT s.private FROM streams s JOIN users u ON u.id = s.user_id
                  WHERE u.username = ?1",
-                [name],
+                args![name],
                 |r| r.get(0),
             )
-            .optional()?)
         })
     }
 
@@ -112,14 +109,13 @@ impl Store {
             if !allowed {
                 c.execute(
                     "DELETE FROM channel_viewers WHERE channel_id = ?1 AND viewer_id = ?2",
-                    params![channel_id, viewer_id],
+                    args![channel_id, viewer_id],
                 )?;
                 return Ok(());
             }
-            let count: i64 = c.query_row(
+            let count = c.query_i64(
                 "SELECT COUNT(*) FROM channel_viewers WHERE channel_id = ?1",
-                [channel_id],
-                |r| r.get(0),
+                args![channel_id],
             )?;
             if count >= MAX_ALLOWED_VIEWERS {
                 return Err(StoreError::Limit(format!(
@@ -127,8 +123,9 @@ impl Store {
                 )));
             }
             c.execute(
-                "INSERT OR IGNORE INTO channel_viewers (channel_id, viewer_id) VALUES (?1, ?2)",
-                params![channel_id, viewer_id],
+                "INSERT INTO channel_viewers (channel_id, viewer_id) VALUES (?1, ?2)
+                 ON CONFLICT DO NOTHING",
+                args![channel_id, viewer_id],
             )?;
             Ok(())
         })
@@ -138,12 +135,12 @@ impl Store {
     pub fn allowed_viewers(&self, channel: &str) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
             let id = user_id(c, channel)?;
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT u.username FROM channel_viewers v JOIN users u ON u.id = v.viewer_id
                  WHERE v.channel_id = ?1 ORDER BY u.username",
-            )?;
-            let rows = stmt.query_map([id], |r| r.get(0))?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                args![id],
+                |r| r.get(0),
+            )
         })
     }
 
@@ -165,25 +162,24 @@ impl Store {
             let id = user_id(c, channel)?;
             c.execute(
                 "DELETE FROM share_links WHERE channel_id = ?1 AND expires_ms <= ?2",
-                params![id, now],
+                args![id, now],
             )?;
-            let count: i64 = c.query_row(
+            let count = c.query_i64(
                 "SELECT COUNT(*) FROM share_links WHERE channel_id = ?1",
-                [id],
-                |r| r.get(0),
+                args![id],
             )?;
             if count >= MAX_SHARE_LINKS {
                 return Err(StoreError::Limit(format!(
                     "a channel holds at most {MAX_SHARE_LINKS} share links; revoke one first"
                 )));
             }
-            c.execute(
+            let link_id = c.query_i64(
                 "INSERT INTO share_links (code_hash, channel_id, expires_ms, created_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![storage_hash(&code), id, now + ttl_ms, now],
+                 VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                args![&storage_hash(&code), id, now + ttl_ms, now],
             )?;
             let link = ShareLink {
-                id: c.last_insert_rowid(),
+                id: link_id,
                 expires_ms: now + ttl_ms,
                 created_ms: now,
             };
@@ -195,18 +191,18 @@ impl Store {
     pub fn share_links(&self, channel: &str) -> Result<Vec<ShareLink>, StoreError> {
         self.with(|c| {
             let id = user_id(c, channel)?;
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT id, expires_ms, created_ms FROM share_links
                  WHERE channel_id = ?1 AND expires_ms > ?2 ORDER BY id",
-            )?;
-            let rows = stmt.query_map(params![id, now_ms()], |r| {
-                Ok(ShareLink {
-                    id: r.get(0)?,
-                    expires_ms: r.get(1)?,
-                    created_ms: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                args![id, now_ms()],
+                |r| {
+                    Ok(ShareLink {
+                        id: r.get(0)?,
+                        expires_ms: r.get(1)?,
+                        created_ms: r.get(2)?,
+                    })
+                },
+            )
         })
     }
 
@@ -216,7 +212,7 @@ impl Store {
             let id = user_id(c, channel)?;
             let n = c.execute(
                 "DELETE FROM share_links WHERE id = ?1 AND channel_id = ?2",
-                params![link, id],
+                args![link, id],
             )?;
             Ok(n == 1)
         })
@@ -225,14 +221,12 @@ impl Store {
     /// Whether `viewer` may watch `channel`: one query's worth of rows, asked for each token.
     pub fn access(&self, channel: &str, viewer: Viewer<'_>) -> Result<Access, StoreError> {
         self.with(|c| {
-            let row: Option<(i64, bool)> = c
-                .query_row(
-                    "SELECT u.id, s.private FROM streams s JOIN users u ON u.id = s.user_id
-                     WHERE u.username = ?1",
-                    [channel],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+            let row: Option<(i64, bool)> = c.query_opt(
+                "SELECT u.id, s.private FROM streams s JOIN users u ON u.id = s.user_id
+                 WHERE u.username = ?1",
+                args![channel],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let Some((id, private)) = row else {
                 return Ok(Access::Unknown);
             };
@@ -243,11 +237,11 @@ impl Store {
                 return Ok(Access::Allowed);
             }
             if let Some(user) = viewer.user {
-                let allowed: bool = c.query_row(
+                let allowed: bool = c.query_one(
                     "SELECT EXISTS (SELECT 1 FROM channel_viewers v JOIN users u
                        ON u.id = v.viewer_id WHERE v.channel_id = ?1 AND u.username = ?2)
-                     OR EXISTS (SELECT 1 FROM users WHERE username = ?2 AND is_admin = 1)",
-                    params![id, user],
+                     OR EXISTS (SELECT 1 FROM users WHERE username = ?2 AND is_admin)",
+                    args![id, user],
                     |r| r.get(0),
                 )?;
                 if allowed {
@@ -255,10 +249,10 @@ impl Store {
                 }
             }
             if let Some(code) = viewer.share_code {
-                let valid: bool = c.query_row(
+                let valid: bool = c.query_one(
                     "SELECT EXISTS (SELECT 1 FROM share_links
                        WHERE code_hash = ?1 AND channel_id = ?2 AND expires_ms > ?3)",
-                    params![storage_hash(code), id, now_ms()],
+                    args![&storage_hash(code), id, now_ms()],
                     |r| r.get(0),
                 )?;
                 if valid {
@@ -272,21 +266,16 @@ impl Store {
     /// The playback-token secrets, newest first (made on first use: 32 random bytes, id 1).
     pub fn playback_secrets(&self) -> Result<Vec<(u8, Vec<u8>)>, StoreError> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let count: i64 =
-                tx.query_row("SELECT COUNT(*) FROM playback_secrets", [], |r| r.get(0))?;
-            if count == 0 {
-                insert_secret(&tx, 1)?;
-            }
-            let secrets = {
-                let mut stmt = tx.prepare(
+            c.transaction(|tx| {
+                if tx.query_i64("SELECT COUNT(*) FROM playback_secrets", args![])? == 0 {
+                    insert_secret(tx, 1)?;
+                }
+                tx.query(
                     "SELECT id, secret FROM playback_secrets ORDER BY created_ms DESC, id DESC",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get::<_, u8>(0)?, r.get(1)?)))?;
-                rows.collect::<Result<Vec<_>, _>>()?
-            };
-            tx.commit()?;
-            Ok(secrets)
+                    args![],
+                    |r| Ok((r.get::<u8>(0)?, r.get(1)?)),
+                )
+            })
         })
     }
 
@@ -295,23 +284,26 @@ impl Store {
     pub fn rotate_playback_secret(&self) -> Result<u8, StoreError> {
         let current = self.playback_secrets()?;
         self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let newest = current.first().map_or(0, |(id, _)| *id);
             let id = newest % 9 + 1;
-            tx.execute("DELETE FROM playback_secrets WHERE id != ?1", [newest])?;
-            insert_secret(&tx, id)?;
-            tx.commit()?;
+            c.transaction(|tx| {
+                tx.execute("DELETE FROM playback_secrets WHERE id != ?1", args![newest])?;
+                insert_secret(tx, id)
+            })?;
             Ok(id)
         })
     }
 }
 
-fn insert_secret(tx: &rusqlite::Transaction<'_>, id: u8) -> Result<(), StoreError> {
+/// Two nodes may make the first secret at once: the second insert is a no-op, and both read
+/// the one that won.
+fn insert_secret(tx: &mut Conn<'_>, id: u8) -> Result<(), StoreError> {
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut secret);
     tx.execute(
-        "INSERT INTO playback_secrets (id, secret, created_ms) VALUES (?1, ?2, ?3)",
-        params![id, secret.to_vec(), now_ms()],
+        "INSERT INTO playback_secrets (id, secret, created_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+        args![id, &secret[..], now_ms()],
     )?;
     Ok(())
 }
@@ -319,9 +311,10 @@ fn insert_secret(tx: &rusqlite::Transaction<'_>, id: u8) -> Result<(), StoreErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testdb::{on_both, TestDb};
 
-    fn store() -> Store {
-        let s = Store::open_in_memory().unwrap();
+    fn store(db: &TestDb) -> Store {
+        let s = db.open();
         for name in ["alice", "bob", "carol"] {
             s.add_user(name, false).unwrap();
         }
@@ -329,9 +322,9 @@ mod tests {
         s
     }
 
-    #[test]
-    fn a_private_channel_is_for_its_streamer_allowed_users_admins_and_share_links() {
-        let s = store();
+    on_both! {
+    fn a_private_channel_is_for_its_streamer_allowed_users_admins_and_share_links(db: &TestDb) {
+        let s = store(db);
         let anon = Viewer::default();
         let as_user = |user| Viewer {
             user: Some(user),
@@ -397,9 +390,8 @@ mod tests {
         assert_eq!(s.access("alice", anon).unwrap(), Access::Public);
     }
 
-    #[test]
-    fn share_links_and_allowed_users_are_bounded() {
-        let s = store();
+    fn share_links_and_allowed_users_are_bounded(db: &TestDb) {
+        let s = store(db);
         assert!(s.create_share_link("alice", 0).is_err());
         assert!(s.create_share_link("alice", MAX_SHARE_LINK_MS + 1).is_err());
         for _ in 0..MAX_SHARE_LINKS {
@@ -412,18 +404,13 @@ mod tests {
         // Codes are stored hashed.
         let (_, code) = s.create_share_link("bob", 60_000).unwrap();
         let stored: Vec<String> = s
-            .with(|c| {
-                let mut stmt = c.prepare("SELECT code_hash FROM share_links")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            })
+            .with(|c| c.query("SELECT code_hash FROM share_links", args![], |r| r.get(0)))
             .unwrap();
         assert!(stored.iter().all(|h| !h.contains(&code)));
     }
 
-    #[test]
-    fn secrets_are_made_once_and_rotate_keeping_the_previous() {
-        let s = store();
+    fn secrets_are_made_once_and_rotate_keeping_the_previous(db: &TestDb) {
+        let s = store(db);
         let first = s.playback_secrets().unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].1.len(), 32);
@@ -437,5 +424,6 @@ mod tests {
         let third = s.playback_secrets().unwrap();
         assert_eq!(third.len(), 2);
         assert!(!third.contains(&first[0]), "the oldest is retired");
+    }
     }
 }

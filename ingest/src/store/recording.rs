@@ -2,21 +2,20 @@
 //! query, the streamer's choice to keep recordings, and the key-encryption key of private
 //! recordings. The recordings themselves live on disk (see [`crate::record`]).
 
-use rand::rngs::OsRng;
-use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
-
+use super::db::args;
 use super::{Store, StoreError};
 use crate::live::PublishSpec;
+use rand::rngs::OsRng;
+use rand::RngCore;
 
 impl Store {
     /// The spec of a publish of `name` starting now; `None` for no such channel.
     pub fn publish_spec(&self, name: &str) -> Result<Option<PublishSpec>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
+            c.query_opt(
                 "SELECT s.private, s.keep_recordings, s.title FROM streams s
                  JOIN users u ON u.id = s.user_id WHERE u.username = ?1",
-                [name],
+                args![name],
                 |r| {
                     Ok(PublishSpec {
                         private: r.get(0)?,
@@ -25,33 +24,26 @@ impl Store {
                     })
                 },
             )
-            .optional()?)
         })
     }
 
     /// The site's key-encryption key for private recordings' media keys, made on first use.
     pub fn recording_kek(&self) -> Result<[u8; 16], StoreError> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let kek: Option<Vec<u8>> = tx
-                .query_row("SELECT kek FROM recording_kek WHERE id = 0", [], |r| {
+            // Two nodes may make it at once: the second insert is a no-op and both read the
+            // winner's, as a key that replaced another would leave recordings undecryptable.
+            let mut fresh = [0u8; 16];
+            OsRng.fill_bytes(&mut fresh);
+            c.execute(
+                "INSERT INTO recording_kek (id, kek) VALUES (0, ?1) ON CONFLICT DO NOTHING",
+                args![&fresh[..]],
+            )?;
+            let kek: Vec<u8> =
+                c.query_one("SELECT kek FROM recording_kek WHERE id = 0", args![], |r| {
                     r.get(0)
-                })
-                .optional()?;
-            let kek = match kek.and_then(|k| <[u8; 16]>::try_from(k).ok()) {
-                Some(kek) => kek,
-                None => {
-                    let mut kek = [0u8; 16];
-                    OsRng.fill_bytes(&mut kek);
-                    tx.execute(
-                        "INSERT OR REPLACE INTO recording_kek (id, kek) VALUES (0, ?1)",
-                        [kek.to_vec()],
-                    )?;
-                    kek
-                }
-            };
-            tx.commit()?;
-            Ok(kek)
+                })?;
+            <[u8; 16]>::try_from(kek)
+                .map_err(|_| StoreError::Column("the recording key is not 16 bytes".into()))
         })
     }
 
@@ -66,7 +58,7 @@ impl Store {
             let changed = c.execute(
                 "UPDATE streams SET keep_recordings = ?1
                  WHERE user_id = (SELECT id FROM users WHERE username = ?2)",
-                params![keep, name],
+                args![keep, name],
             )?;
             if changed == 0 {
                 return Err(StoreError::UnknownUser(name.to_string()));

@@ -42,6 +42,7 @@ struct Live {
     settings: Arc<Settings>,
     playback: boltstream_ingest::playback::PlaybackSecrets,
     thumbs: Arc<boltstream_ingest::thumbs::Thumbnails>,
+    nodes: boltstream_ingest::nodes::Nodes,
 }
 
 /// The plain dispatch: classify, match.
@@ -53,6 +54,7 @@ async fn plain<B>(live: &Live, req: Request<B>) -> Resp {
                 &live.hls,
                 &live.thumbs,
                 &live.playback,
+                &live.nodes,
                 &live.settings.policy,
                 &route,
                 &req,
@@ -115,6 +117,11 @@ fn live_channel(rt: &Runtime, dir: &std::path::Path) -> (Arc<Live>, String) {
             settings,
             playback,
             thumbs: boltstream_ingest::thumbs::Thumbnails::start(Duration::ZERO, 1).unwrap(),
+            nodes: boltstream_ingest::nodes::Nodes::new(
+                Arc::new(boltstream_ingest::store::Store::open_in_memory().unwrap()),
+                "local".into(),
+                1 << 20,
+            ),
         }),
         segment,
     )

@@ -582,12 +582,9 @@ fn node_claim(
     let shared = matches!(database, Database::Postgres(_));
     let node_id = match node_id {
         Some(id) => id,
-        None if shared => {
-            return Err(invalid(
-                "node_id",
-                "set a name unique in the site for each node sharing a PostgreSQL database",
-            ))
-        }
+        // Only `serve` claims streams, and it refuses to start without one (the operator CLI
+        // needs none).
+        None if shared => return node_claim_with_url(String::new(), String::new(), node_lease),
         None => defaults::NODE_ID.to_string(),
     };
     if !(1..=64).contains(&node_id.len())
@@ -985,6 +982,11 @@ impl Settings {
             self.hls_max_segment_duration.as_millis() as i64,
             self.media_stall_timeout.as_millis() as i64,
         )
+    }
+
+    /// The most bytes one segment may have: the highest bitrate over the longest segment.
+    pub fn max_segment_bytes(&self) -> usize {
+        (self.hls_max_bitrate_mbps * 125_000 * self.hls_max_segment_duration.as_secs()) as usize
     }
 
     /// Bytes one stream's window (its listed segments and the open one) may hold: the highest

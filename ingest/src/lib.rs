@@ -29,6 +29,7 @@ pub mod hls;
 pub mod http;
 pub mod limits;
 pub mod live;
+pub mod nodes;
 pub mod ops;
 pub mod origin;
 #[cfg(any(test, feature = "test-support"))]

@@ -18,6 +18,7 @@ use crate::clock::now_ms;
 use crate::hls::lowlatency::LlPlaylist;
 use crate::hls::output::SegmentBody;
 use crate::hls::HlsOutput;
+use crate::nodes::Nodes;
 use crate::playback::{now_s, PlaybackSecrets};
 use crate::respond::{self, Resp};
 use crate::thumbs::Thumbnails;
@@ -30,6 +31,7 @@ pub async fn serve<B>(
     hls: &HlsOutput,
     thumbs: &Thumbnails,
     playback: &PlaybackSecrets,
+    nodes: &Nodes,
     policy: &Policy,
     route: &Route,
     req: &Request<B>,
@@ -39,7 +41,13 @@ pub async fn serve<B>(
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         r
-    } else if let Some(refusal) = refusal(hls, playback, route, req) {
+    } else if let Some(refusal) = token_refusal(playback, route, req) {
+        refusal
+    } else if let Some(forwarded) = elsewhere(hls, nodes, route, req).await {
+        // Past the token check: a viewer without one learns nothing of other nodes either. The
+        // holder's answer carries its own policy headers; HEAD was forwarded as HEAD.
+        return forwarded;
+    } else if let Some(refusal) = refusal(hls, route) {
         refusal
     } else if let Route::Thumbnail { user, id } = route {
         thumbnail(hls, thumbs, user, *id, req)
@@ -67,30 +75,47 @@ pub async fn serve<B>(
     response
 }
 
-/// Why a live route is not answered with content, if it is not: a private channel's playlists
-/// and keys (live or past) only with a valid playback token — the same check the edge makes, made
-/// again here so an origin reached without the edge is as strict — and a channel's live media only
-/// under the prefix its current publish has (`/live/` in the clear, `/private/` encrypted).
-fn refusal<B>(
+/// A private channel's playlists and keys (live or past) only with a valid playback token — the
+/// same check the edge makes, made again here so an origin reached without the edge is as strict.
+/// Checked first, whatever the channel's state: a 403 for every request without one, so nobody
+/// learns from the status whether a private stream is live or a recording exists.
+fn token_refusal<B>(playback: &PlaybackSecrets, route: &Route, req: &Request<B>) -> Option<Resp> {
+    let scope = route.token_scope()?;
+    if playback.verify(req.headers(), &scope, now_s()).is_err() {
+        return Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n"));
+    }
+    None
+}
+
+/// The live channel a route asks for, and under which prefix.
+fn live_channel(route: &Route) -> Option<(&Username, Access)> {
+    match route {
+        Route::LivePlaylist { user, access, .. } | Route::LiveSegment { user, access, .. } => {
+            Some((user, *access))
+        }
+        Route::MediaKey { user, .. } => Some((user, Access::Private)),
+        _ => None,
+    }
+}
+
+/// The answer of the node holding a live stream this node does not have (see [`Nodes`]).
+async fn elsewhere<B>(
     hls: &HlsOutput,
-    playback: &PlaybackSecrets,
+    nodes: &Nodes,
     route: &Route,
     req: &Request<B>,
 ) -> Option<Resp> {
-    // The token first, whatever the channel's state: a 403 for every request without one, so
-    // nobody learns from the status whether a private stream is live or a recording exists.
-    if let Some(scope) = route.token_scope() {
-        if playback.verify(req.headers(), &scope, now_s()).is_err() {
-            return Some(respond::text(StatusCode::FORBIDDEN, "forbidden\n"));
-        }
+    let (user, _) = live_channel(route)?;
+    if hls.served_under(user).is_some() {
+        return None;
     }
-    let (user, access) = match route {
-        Route::LivePlaylist { user, access, .. } | Route::LiveSegment { user, access, .. } => {
-            (user, *access)
-        }
-        Route::MediaKey { user, .. } => (user, Access::Private),
-        _ => return None,
-    };
+    nodes.forward(user, req).await
+}
+
+/// Why a live route is not answered with content, if it is not: a channel's live media only
+/// under the prefix its current publish has (`/live/` in the clear, `/private/` encrypted).
+fn refusal(hls: &HlsOutput, route: &Route) -> Option<Resp> {
+    let (user, access) = live_channel(route)?;
     if hls.served_under(user) != Some(access) {
         // A private stream's media is not under `/live/`, a public one's not under `/private/`, a
         // withdrawn one's nowhere: each answered as if it did not exist.

@@ -43,6 +43,12 @@ pub struct RunningServer {
 impl RunningServer {
     /// Opens the database, resets streams a crash left live, binds both listeners and starts serving.
     pub async fn start(mut settings: Settings) -> anyhow::Result<Self> {
+        if settings.node.node_id.is_empty() {
+            anyhow::bail!(
+                "invalid setting node_id: set a name unique in the site for each node sharing a \
+                 PostgreSQL database"
+            );
+        }
         let rtmp_listener = bind(settings.rtmp_listen, "RTMP").await?;
         let http_listener = bind(settings.http_listen, "HTTP").await?;
         let internal_listener = bind(settings.internal_listen, "the internal endpoints").await?;

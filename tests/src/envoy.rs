@@ -99,6 +99,21 @@ pub fn config(
         )
 }
 
+/// The shipped config with every one of `nodes` (HTTP addresses) in its `origin` cluster, as
+/// `envoy/run` writes it from `NODES`. Call on [`config`]'s output, which put the first there.
+pub fn with_nodes(yaml: String, nodes: &[SocketAddr]) -> String {
+    let more: Vec<String> = (nodes.iter().skip(1))
+        .map(|addr| {
+            format!(
+                "- endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}",
+                addr.ip(),
+                addr.port()
+            )
+        })
+        .collect();
+    yaml.replace("# @node-endpoints@", &more.join("\n        "))
+}
+
 /// Adds `"role": ROLE` to a plugin JSON object.
 fn with_role(plugin_json: &str, role: &str) -> String {
     let body = plugin_json
@@ -134,6 +149,35 @@ impl Envoy {
     ) -> Self {
         let (edge, edge_tls, admin) = (free_port(), free_port(), free_port());
         let yaml = transform(config((edge, edge_tls), admin, origin, plugin_json, None));
+        Self::spawn(&yaml, edge, edge_tls, admin)
+    }
+
+    /// Starts the shipped RTMP front (`envoy/rtmp-front.yaml`) over `nodes` (RTMP address,
+    /// internal address); its listener is [`Envoy::addr`].
+    pub fn start_rtmp_front(nodes: &[(SocketAddr, SocketAddr)]) -> Self {
+        let shipped = std::fs::read_to_string(workspace().join("envoy/rtmp-front.yaml")).unwrap();
+        let (front, admin) = (free_port(), free_port());
+        let endpoint = |(rtmp, internal): (SocketAddr, SocketAddr)| {
+            format!(
+                "- endpoint:\n            address: {{ socket_address: {{ address: {}, port_value: {} }} }}\n            health_check_config: {{ port_value: {} }}",
+                rtmp.ip(),
+                rtmp.port(),
+                internal.port()
+            )
+        };
+        let (first, others) = nodes.split_first().expect("at least one node");
+        let shipped_first = "- endpoint:\n            address: { socket_address: { address: 127.0.0.1, port_value: 1936 } }\n            health_check_config: { port_value: 9090 }";
+        assert!(shipped.contains(shipped_first), "rtmp-front.yaml changed");
+        let more: Vec<String> = others.iter().map(|n| endpoint(*n)).collect();
+        let yaml = shipped
+            .replace(shipped_first, &endpoint(*first))
+            .replace("# @rtmp-endpoints@", &more.join("\n        "))
+            .replace("port_value: 1935", &format!("port_value: {front}"))
+            .replace("port_value: 9902", &format!("port_value: {admin}"));
+        Self::spawn(&yaml, front, front, admin)
+    }
+
+    fn spawn(yaml: &str, edge: u16, edge_tls: u16, admin: u16) -> Self {
         let dir = out_dir().join("envoy");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("envoy-{}-{edge}.yaml", std::process::id()));

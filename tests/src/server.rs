@@ -73,6 +73,46 @@ impl Server {
         Self::spawn(data.to_path_buf(), extra, None, TEST_LOG.to_string())
     }
 
+    /// Starts one node of a multi-node site: its listeners on `ip` (127.0.0.2, 127.0.0.3 …),
+    /// the shared PostgreSQL `database`, the node id `id`, and `extra` flags (CMAF, the shipped
+    /// default, unless they say otherwise). The CLI of this server uses the same database.
+    pub fn start_node(ip: &str, id: &str, database: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("boltstream-e2e-")
+            .tempdir()
+            .unwrap();
+        let mut args: Vec<String> = ["--database", database, "--node-id", id]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let any: SocketAddr = format!("{ip}:0").parse().unwrap();
+        let mut server = Self::spawn(
+            dir.path().to_path_buf(),
+            args,
+            Some((any, any, any)),
+            TEST_LOG.to_string(),
+        );
+        server._dir = Some(dir);
+        server
+    }
+
+    /// The flags the operator CLI needs to reach this server's database.
+    fn database_args(&self) -> Vec<&str> {
+        let at = self.extra.iter().position(|a| a == "--database");
+        at.and_then(|i| self.extra.get(i + 1))
+            .map_or_else(Vec::new, |url| vec!["--database", url.as_str()])
+    }
+
+    /// Kills the process at once (SIGKILL), as a crashed machine would stop; the data directory
+    /// stays until the server is dropped.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the binary and waits for its ready file.
     fn spawn(
         data: PathBuf,
@@ -174,6 +214,7 @@ impl Server {
         Command::new(binary())
             .arg("--data")
             .arg(&self.data)
+            .args(self.database_args())
             .args(args)
             .output()
             .expect("run boltstream cli")
@@ -185,6 +226,7 @@ impl Server {
         let mut child = Command::new(binary())
             .arg("--data")
             .arg(&self.data)
+            .args(self.database_args())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -66,6 +66,8 @@ pub struct HttpContext {
     pub thumbs: Arc<Thumbnails>,
     /// The database (whether a channel's past broadcasts are public).
     store: Arc<Store>,
+    /// The site's other nodes, where a stream held elsewhere is fetched from.
+    nodes: crate::nodes::Nodes,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
     /// What private channels' playback tokens are checked with.
@@ -144,6 +146,11 @@ impl HttpContext {
             viewers,
             chat,
             web: crate::web::router(web),
+            nodes: crate::nodes::Nodes::new(
+                Arc::clone(&store),
+                settings.node.node_id.clone(),
+                settings.max_segment_bytes(),
+            ),
             requests: Default::default(),
             admission: Admission::new(
                 "http",
@@ -247,6 +254,7 @@ impl HttpContext {
                     &self.hls,
                     &self.thumbs,
                     &self.playback,
+                    &self.nodes,
                     &self.settings.policy,
                     route,
                     &req,
@@ -291,6 +299,7 @@ impl HttpContext {
                     self.hls.disk_cache_bytes()
                 ));
                 out.push_str(&self.thumbs.metrics());
+                out.push_str(&self.nodes.metrics());
                 out.push_str(&format!(
                     "# TYPE boltstream_chat_connections gauge\nboltstream_chat_connections {}\n",
                     self.chat.connections()

@@ -179,6 +179,15 @@ pub struct NodeClaim {
     pub lease_ms: i64,
 }
 
+/// The node holding a live stream, as other nodes reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// Its `node_id`.
+    pub node_id: String,
+    /// Its `node_url`.
+    pub url: String,
+}
+
 /// Proof of one accepted publish. Ending a publish names it, so a late clean-up of an old
 /// connection can never take a newer publish of the same user offline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -698,14 +707,19 @@ impl Store {
         })
     }
 
-    /// Which node serves a live channel, if it is live: its id and internal URL.
-    pub fn holder(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+    /// Which node serves a live channel, if it is live.
+    pub fn holder(&self, name: &str) -> Result<Option<Holder>, StoreError> {
         self.with(|c| {
             c.query_opt(
                 "SELECT s.node_id, s.node_url FROM streams s JOIN users u ON u.id = s.user_id
                  WHERE u.username = ?1 AND s.started_ms IS NOT NULL AND s.lease_until_ms >= ?2",
                 args![name, now_ms()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(Holder {
+                        node_id: r.get(0)?,
+                        url: r.get(1)?,
+                    })
+                },
             )
         })
     }

@@ -278,7 +278,10 @@ on_both! {
         let (_, id) = on_a.begin_publish(&key, &a).unwrap().accepted().unwrap();
         assert_eq!(
             on_b.holder("alice").unwrap(),
-            Some(("a".to_string(), a.url.clone()))
+            Some(Holder {
+                node_id: "a".to_string(),
+                url: a.url.clone()
+            })
         );
         // Renewed (as the drop watch does), the claim outlives its lease many times over.
         for _ in 0..8 {
@@ -306,7 +309,7 @@ on_both! {
         // The publisher reconnects through the front and lands on b.
         let (_, id_b) = on_b.begin_publish(&key, &b).unwrap().accepted().unwrap();
         assert_ne!(id, id_b);
-        assert_eq!(on_a.holder("alice").unwrap().unwrap().0, "b");
+        assert_eq!(on_a.holder("alice").unwrap().unwrap().node_id, "b");
         assert!(on_a.live_publishes(&a).unwrap().is_empty(), "a's publish is gone");
         // a's late clean-up of its old publish cannot end b's.
         on_a.end_publish(&Username::parse("alice").unwrap(), id).unwrap();

@@ -1,0 +1,222 @@
+//! The site's other nodes, as a viewer's request meets them: a live request that reaches a node
+//! which does not hold the stream is fetched from the node that does (its claim in the shared
+//! store: node id and internal URL) and answered as if it were local.
+//!
+//! Why forwarding and not a redirect the edge follows: the edge's cache (Envoy's `cache_v2`, kept
+//! because it collapses concurrent misses — every LL-HLS viewer blocks on the same part at once)
+//! fetches its misses through Envoy's async HTTP client, which never follows an internal redirect:
+//! tried, the 307 reached the viewer (BENCHMARKS.md "Several nodes"). Forwarding keeps the viewer's
+//! URL, and so the edge's cache key, whichever node answered; needs nothing of the edge, so any
+//! CDN works; and holds a blocking playlist request open on the holder like any other.
+//!
+//! The forwarded request carries `x-boltstream-node`; a request that carries it is never forwarded
+//! again, so a node asked for a stream it lost a moment ago answers 404, not a loop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use boltstream_shared::username::Username;
+use bytes::Bytes;
+use hashlink::LinkedHashMap;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{self, HeaderName};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
+use tracing::warn;
+
+use crate::respond::{self, Resp};
+use crate::store::{Holder, Store};
+
+/// The header a forwarded request carries: the id of the node it was forwarded to.
+pub const NODE_HEADER: &str = "x-boltstream-node";
+
+/// How long a node keeps what the store said about a channel's holder: requests for a channel
+/// held elsewhere (or nowhere) cost one query per this, not one per request.
+const HOLDER_TTL: Duration = Duration::from_secs(1);
+
+/// Channels whose holder is remembered at once; past it the oldest is forgotten, so requests for
+/// made-up names cannot grow memory.
+const HOLDER_CACHE: usize = 4096;
+
+/// Forwarded requests in flight at once; more wait. Each may hold one object in memory.
+const FORWARDS_AT_ONCE: usize = 64;
+
+/// The longest a forwarded request may take: a blocking playlist request waits up to three target
+/// durations (30 s at the longest target) on the holder.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// The request headers a forwarded request keeps: what decides the answer (the playback cookie,
+/// conditional GET) and what tells the holder who the viewer is.
+const FORWARDED_HEADERS: [HeaderName; 5] = [
+    header::COOKIE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
+
+/// This node among the site's nodes.
+pub struct Nodes {
+    store: Arc<Store>,
+    node_id: String,
+    /// What the store last said about channels' holders, and when.
+    holders: Mutex<LinkedHashMap<Username, (Instant, Option<Holder>)>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    forwards: Semaphore,
+    /// The most bytes one forwarded answer may have: the largest segment the node accepts.
+    max_body: usize,
+    /// Requests answered by another node, and of those the ones it did not answer.
+    forwarded: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Nodes {
+    /// `node_id` is this node's; with a store that is not shared (SQLite) there are no other nodes
+    /// and nothing is ever forwarded.
+    pub fn new(store: Arc<Store>, node_id: String, max_body: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        Self {
+            store,
+            node_id,
+            holders: Mutex::new(LinkedHashMap::new()),
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+            forwards: Semaphore::new(FORWARDS_AT_ONCE),
+            max_body,
+            forwarded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    /// The holder's answer to a request for `user`'s live stream, when another node holds it and
+    /// this request was not forwarded here already.
+    pub async fn forward<B>(&self, user: &Username, req: &Request<B>) -> Option<Resp> {
+        if !self.store.is_shared() || req.headers().contains_key(NODE_HEADER) {
+            return None;
+        }
+        let Holder { node_id, url } = self.holder(user).await?;
+        if node_id == self.node_id {
+            return None;
+        }
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        Some(match self.fetch(&node_id, &url, req).await {
+            Ok(response) => response,
+            Err(why) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                warn!(user = %user, node = %node_id, error = %why, "the node holding a stream did not answer");
+                respond::text(
+                    StatusCode::BAD_GATEWAY,
+                    "the node holding this stream did not answer\n",
+                )
+            }
+        })
+    }
+
+    async fn fetch<B>(&self, holder: &str, url: &str, req: &Request<B>) -> Result<Resp, String> {
+        let _permit = self.forwards.acquire().await.map_err(|e| e.to_string())?;
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let mut forwarded = Request::builder()
+            .method(if req.method() == Method::HEAD {
+                Method::HEAD
+            } else {
+                Method::GET
+            })
+            .uri(format!("{url}{path}"))
+            .header(NODE_HEADER, holder);
+        for name in &FORWARDED_HEADERS {
+            for value in req.headers().get_all(name) {
+                forwarded = forwarded.header(name, value);
+            }
+        }
+        let forwarded = forwarded
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(FORWARD_TIMEOUT, async {
+            let response = (self.client.request(forwarded).await).map_err(|e| e.to_string())?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, self.max_body)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((parts, body))
+        })
+        .await
+        .map_err(|_| "timed out".to_string())??;
+        let (parts, body) = answer;
+        let mut response = Response::new(respond::full(body));
+        *response.status_mut() = parts.status;
+        for (name, value) in &parts.headers {
+            if !is_hop_by_hop(name) {
+                response.headers_mut().append(name, value.clone());
+            }
+        }
+        Ok(response)
+    }
+
+    /// The forwarding counters in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        format!(
+            "# TYPE boltstream_forwarded_requests_total counter\nboltstream_forwarded_requests_total {}\n\
+             # TYPE boltstream_forward_failures_total counter\nboltstream_forward_failures_total {}\n",
+            self.forwarded.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The node holding `user`'s live stream, from the store at most once a second.
+    async fn holder(&self, user: &Username) -> Option<Holder> {
+        let now = Instant::now();
+        {
+            let holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, holder)) = holders.get(user) {
+                if now.duration_since(*at) < HOLDER_TTL {
+                    return holder.clone();
+                }
+            }
+        }
+        let (store, name) = (Arc::clone(&self.store), user.to_string());
+        let holder = tokio::task::spawn_blocking(move || store.holder(&name))
+            .await
+            .ok()?
+            .ok()?;
+        let mut holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+        holders.replace(user.clone(), (now, holder.clone()));
+        while holders.len() > HOLDER_CACHE {
+            holders.pop_front();
+        }
+        holder
+    }
+}
+
+/// Headers that describe one connection, not the answer (RFC 9110 §7.6.1); the length is set
+/// again for the body as it is sent.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_LENGTH,
+        HeaderName::from_static("keep-alive"),
+    ]
+    .contains(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_headers_are_not_passed_on() {
+        assert!(is_hop_by_hop(&header::CONNECTION));
+        assert!(is_hop_by_hop(&header::CONTENT_LENGTH));
+        assert!(!is_hop_by_hop(&header::CACHE_CONTROL));
+        assert!(!is_hop_by_hop(&header::ETAG));
+    }
+}

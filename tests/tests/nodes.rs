@@ -1,0 +1,339 @@
+//! Several nodes as one site, with the real servers: a throwaway PostgreSQL both nodes share, two
+//! `boltstream serve` nodes on 127.0.0.2 and 127.0.0.3, the shipped Envoy edge in front of both
+//! and the shipped RTMP front (Envoy `tcp_proxy`) before them. Streams published to either node
+//! play at one edge URL (a node fetches a stream it does not hold from its holder); a node killed
+//! loses its streams within its lease and the publisher, reconnecting through the front, lands on
+//! the other; a ban or key rotation made through one node ends a publish on the other.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use boltstream_tests::envoy::{with_nodes, Envoy};
+use boltstream_tests::http::{get, request, Response};
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::wait_for;
+
+/// Each node's claim on its streams lapses this long after its last renewal.
+const LEASE_S: u64 = 2;
+
+struct Site {
+    a: Server,
+    b: Server,
+    edge: Envoy,
+}
+
+fn site() -> Site {
+    let database = boltstream_ingest::pg_cluster::shared().new_database();
+    let lease = LEASE_S.to_string();
+    let flags = [
+        "--node-lease",
+        lease.as_str(),
+        "--trusted-proxies",
+        "127.0.0.1",
+    ];
+    let a = Server::start_node("127.0.0.2", "a", &database, &flags);
+    let b = Server::start_node("127.0.0.3", "b", &database, &flags);
+    let nodes = [a.http, b.http];
+    let edge = Envoy::start_with(a.http, r#"{"playlist_max_age": 1}"#, |yaml| {
+        with_nodes(yaml, &nodes)
+    });
+    Site { a, b, edge }
+}
+
+fn playlist(user: &str) -> String {
+    format!("/live/{user}/index.m3u8")
+}
+
+/// Requests node `node` had another node answer (its `/internal/metrics`).
+fn forwarded(node: &Server) -> u64 {
+    let metrics = get(node.internal, "/internal/metrics").text();
+    (metrics.lines())
+        .find_map(|l| l.strip_prefix("boltstream_forwarded_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no forwarding counter in {metrics}"))
+}
+
+fn forwarded_by_both(site: &Site) -> u64 {
+    forwarded(&site.a) + forwarded(&site.b)
+}
+
+/// The playlist through the edge once it lists a complete segment.
+fn wait_playable(edge: SocketAddr, user: &str, within: Duration) -> Option<Response> {
+    wait_for(within, || {
+        let r = get(edge, &playlist(user));
+        (r.status == 200 && r.text().contains("#EXTINF")).then_some(r)
+    })
+}
+
+/// (media sequence of the first listed segment, number of complete segments, parts of the open
+/// segment) of a low-latency playlist.
+fn ll_position(text: &str) -> (u64, u64, u64) {
+    let sequence = (text.lines())
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a media sequence");
+    let complete = text.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64;
+    let tail = text.rsplit("#EXTINF").next().unwrap_or_default();
+    let open_parts = tail
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .count() as u64;
+    (sequence, complete, open_parts)
+}
+
+/// A segment the playlist lists (its URI, relative to the playlist).
+fn a_segment(text: &str) -> String {
+    (text.lines())
+        .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .expect("a segment")
+        .to_string()
+}
+
+#[test]
+fn streams_on_either_node_play_at_one_edge_url() {
+    let site = site();
+    let alice = site.a.add_user("alice");
+    let bob = site.b.add_user("bob");
+    let _on_a = Publisher::start(Clip::AudioVideo, &site.a.publish_url(&alice), true);
+    let _on_b = Publisher::start(Clip::AudioVideo, &site.b.publish_url(&bob), true);
+    for user in ["alice", "bob"] {
+        assert!(
+            wait_playable(site.edge.addr, user, Duration::from_secs(20)).is_some(),
+            "{user} never became playable at the edge:\n{}\n{}",
+            site.a.log(),
+            site.b.log()
+        );
+    }
+
+    // Asked directly, the node without the stream answers with the holder's answer; a request
+    // already forwarded is not forwarded again.
+    let before = forwarded(&site.a);
+    let direct = get(site.a.http, &playlist("bob"));
+    assert_eq!(direct.status, 200, "{}", direct.text());
+    assert!(direct.text().contains("#EXT-X-PART"), "{}", direct.text());
+    assert_eq!(direct.header("cache-control"), Some("public, max-age=1"));
+    assert_eq!(forwarded(&site.a), before + 1, "a asked b");
+    let again = request(
+        site.a.http,
+        "GET",
+        playlist("bob").as_bytes(),
+        &[("x-boltstream-node", "a")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(again.status, 404, "no forwarding loop");
+    assert_eq!(forwarded(&site.a), before + 1);
+
+    // Through the edge: the second fetch of a segment is a cache hit under the viewer's URL,
+    // whichever node served the first; and some first fetches were forwarded.
+    let forwarded_before = forwarded_by_both(&site);
+    for user in ["alice", "bob"] {
+        let text = get(site.edge.addr, &playlist(user)).text();
+        let uris: Vec<&str> = (text.lines())
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .collect();
+        for uri in uris.iter().rev().take(3) {
+            let path = format!("/live/{user}/{uri}");
+            let first = get(site.edge.addr, &path);
+            assert_eq!(first.status, 200, "{path}");
+            let second = get(site.edge.addr, &path);
+            assert_eq!(second.status, 200, "{path}");
+            assert_eq!(second.body, first.body);
+            assert!(
+                second.header("age").is_some(),
+                "{path}: the second fetch was not a cache hit"
+            );
+        }
+    }
+    assert!(
+        forwarded_by_both(&site) > forwarded_before,
+        "no edge miss reached the node without the stream: the check proves nothing"
+    );
+
+    // An LL-HLS blocking reload works when forwarded: ask for the first part of the segment after
+    // the open one until such a request was forwarded.
+    let mut blocked_through_forward = false;
+    for attempt in 0..8 {
+        let user = if attempt % 2 == 0 { "alice" } else { "bob" };
+        let text = get(site.edge.addr, &playlist(user)).text();
+        let (sequence, complete, _) = ll_position(&text);
+        let want = sequence + complete + 1;
+        let before = forwarded_by_both(&site);
+        let asked = Instant::now();
+        let r = get(
+            site.edge.addr,
+            &format!("{}?_HLS_msn={want}&_HLS_part=0", playlist(user)),
+        );
+        assert_eq!(r.status, 200, "{user}: {}", r.text());
+        let (seq2, complete2, parts2) = ll_position(&r.text());
+        assert!(
+            seq2 + complete2 > want || (seq2 + complete2 == want && parts2 >= 1),
+            "{user}: the answer does not hold part 0 of segment {want}:\n{}",
+            r.text()
+        );
+        assert!(
+            asked.elapsed() > Duration::from_millis(300),
+            "{user}: answered at once: it cannot have waited for a part that did not exist"
+        );
+        if forwarded_by_both(&site) > before {
+            blocked_through_forward = true;
+            break;
+        }
+    }
+    assert!(blocked_through_forward, "no blocking reload was forwarded");
+
+    // A key-bearing path is still refused at the edge, before any node.
+    for path in [format!("/live/{bob}/index.m3u8"), format!("/app/{alice}")] {
+        let r = get(site.edge.addr, &path);
+        assert_eq!(r.status, 403, "{path}");
+        assert!(!r.text().contains(&bob) && !r.text().contains(&alice));
+    }
+}
+
+/// Whether `node` answers `user`'s playlist itself (it holds the stream): asked as if forwarded
+/// already, it does not ask another node.
+fn holds(node: &Server, user: &str) -> bool {
+    let r = request(
+        node.http,
+        "GET",
+        playlist(user).as_bytes(),
+        &[("x-boltstream-node", "test")],
+        b"",
+    )
+    .unwrap();
+    r.status == 200
+}
+
+#[test]
+fn a_killed_nodes_streams_go_offline_within_the_lease_and_resume_on_the_other_node() {
+    let mut site = site();
+    let front = Envoy::start_rtmp_front(&[
+        (site.a.rtmp, site.a.internal),
+        (site.b.rtmp, site.b.internal),
+    ]);
+    let bob = site.a.add_user("bob");
+    let carol = site.a.add_user("carol");
+    let through_front = format!("rtmp://{}/app/{bob}", front.addr);
+    let mut publisher = Publisher::start(Clip::AudioVideo, &through_front, true);
+    assert!(
+        wait_playable(site.edge.addr, "bob", Duration::from_secs(20)).is_some(),
+        "bob never became playable through the front and the edge"
+    );
+    let bob_on_a = holds(&site.a, "bob");
+    assert_ne!(
+        bob_on_a,
+        holds(&site.b, "bob"),
+        "exactly one node holds bob"
+    );
+    // carol streams on the other node throughout, and must not notice.
+    let survivor_rtmp = if bob_on_a { site.b.rtmp } else { site.a.rtmp };
+    let _carol = Publisher::start(
+        Clip::AudioVideo,
+        &format!("rtmp://{survivor_rtmp}/app/{carol}"),
+        true,
+    );
+    let carol_text = wait_playable(site.edge.addr, "carol", Duration::from_secs(20))
+        .expect("carol playable")
+        .text();
+    let (carol_seq, carol_complete, _) = ll_position(&carol_text);
+
+    // SIGKILL the node holding bob: nothing is said to the store.
+    let (dead, survivor) = if bob_on_a {
+        (&mut site.a, &site.b)
+    } else {
+        (&mut site.b, &site.a)
+    };
+    dead.kill();
+    let killed = Instant::now();
+    let offline = wait_for(Duration::from_secs(LEASE_S + 3), || {
+        (!survivor.live_users().iter().any(|u| u == "bob")).then_some(killed.elapsed())
+    })
+    .expect("bob stayed live after his node died");
+    assert!(
+        offline <= Duration::from_millis(LEASE_S * 1000 + 1000),
+        "offline only after {offline:?}"
+    );
+    let gone = get(site.edge.addr, &playlist("bob"));
+    assert_eq!(
+        gone.status, 404,
+        "nothing stays stuck live at the edge: {gone:?}"
+    );
+    publisher.kill();
+
+    // The encoder reconnects through the front, which sends it to the live node.
+    let resumed = wait_for(Duration::from_secs(30), || {
+        let mut again = Publisher::start(Clip::AudioVideo, &through_front, true);
+        let playing = wait_playable(site.edge.addr, "bob", Duration::from_secs(8));
+        if playing.is_some() {
+            Some((again, playing))
+        } else {
+            again.kill();
+            None
+        }
+    });
+    let (_again, text) = resumed.expect("bob never resumed on the surviving node");
+    let text = text.unwrap().text();
+    assert!(holds(survivor, "bob"), "the survivor serves bob now");
+    let segment = format!("/live/bob/{}", a_segment(&text));
+    assert_eq!(get(site.edge.addr, &segment).status, 200, "{segment}");
+
+    // carol never stopped: her playlist kept advancing across the kill.
+    let after = get(site.edge.addr, &playlist("carol"));
+    assert_eq!(after.status, 200);
+    let (seq, complete, _) = ll_position(&after.text());
+    assert!(
+        seq + complete > carol_seq + carol_complete,
+        "carol's stream stood still"
+    );
+    drop(front);
+}
+
+/// Publishes `user` straight to `node` and waits until the edge plays it.
+fn live_on(node: &Server, edge: &Envoy, key: &str, user: &str) -> Publisher {
+    let publisher = Publisher::start(Clip::AudioVideo, &node.publish_url(key), true);
+    assert!(
+        wait_playable(edge.addr, user, Duration::from_secs(20)).is_some(),
+        "{user} never became playable"
+    );
+    publisher
+}
+
+/// How long after `since` the publisher's connection was ended (ffmpeg exits on the reset).
+fn ended_after(publisher: &mut Publisher, since: Instant) -> Option<Duration> {
+    publisher
+        .wait(Duration::from_secs(5))
+        .map(|_| since.elapsed())
+}
+
+#[test]
+fn a_ban_or_key_rotation_through_one_node_ends_the_publish_on_the_other_within_a_second() {
+    let site = site();
+    let dave = site.a.add_user("dave");
+    let erin = site.a.add_user("erin");
+
+    let mut publisher = live_on(&site.b, &site.edge, &dave, "dave");
+    assert!(holds(&site.b, "dave"));
+    let out = site.a.cli(&["user", "ban", "dave"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let banned = Instant::now();
+    let ended = ended_after(&mut publisher, banned).expect("the banned publish went on");
+    assert!(
+        ended <= Duration::from_secs(1),
+        "the ban reached node b after {ended:?}"
+    );
+
+    let mut publisher = live_on(&site.b, &site.edge, &erin, "erin");
+    site.a.rotate_key("erin");
+    let rotated = Instant::now();
+    let ended = ended_after(&mut publisher, rotated).expect("the publish on the old key went on");
+    assert!(
+        ended <= Duration::from_secs(1),
+        "the rotation reached node b after {ended:?}"
+    );
+    assert!(!site.b.live_users().iter().any(|u| u == "erin"));
+}

@@ -378,6 +378,10 @@ pub struct Options {
         value_name = "SECS"
     )]
     pub node_lease: Option<u64>,
+    /// NATS server (nats://host:port) chat rooms fan out over, so a message sent through one node
+    /// reaches viewers on every node; unset, chat stays within this node
+    #[arg(long, global = true, env = "BOLTSTREAM_CHAT_NATS", value_name = "URL")]
+    pub chat_nats: Option<String>,
 }
 
 /// Every setting's default, written once: [`Settings::resolve`] falls back to these, and `--help`
@@ -539,6 +543,7 @@ pub fn shown_defaults() -> Vec<(&'static str, String)> {
         ),
         ("node_url", "http://<http_listen>".to_string()),
         ("node_lease", NODE_LEASE.to_string()),
+        ("chat_nats", "none: chat within this node".to_string()),
     ]
 }
 
@@ -754,6 +759,8 @@ pub struct Settings {
     pub database: Database,
     /// This node's claim on the streams it holds.
     pub node: NodeClaim,
+    /// NATS server chat fans out over.
+    pub chat_nats: Option<String>,
 }
 
 impl Default for Settings {
@@ -785,7 +792,7 @@ impl Settings {
             hls_target_duration, hls_format, hls_part_target_ms, hls_key_rotation, thumbnail_interval, recording_retention, recording_quota_mb,
             recording_channel_quota_mb, recording_min_free_mb, hls_window, hls_window_in_memory, hls_disk_cache_mb, hls_cleanup_after,
             hls_max_bitrate_mbps, hls_max_segment_duration, media_stall_timeout, playlist_max_age, signup, secure_cookies,
-            public_rtmp_url, database, node_id, node_url, node_lease);
+            public_rtmp_url, database, node_id, node_url, node_lease, chat_nats);
 
         let invalid = |name, message: &str| ConfigError::Invalid {
             name,
@@ -972,6 +979,11 @@ impl Settings {
             public_rtmp_url,
             database,
             node,
+            chat_nats: match chat_nats.map(|u| u.trim().to_string()) {
+                Some(url) if url.starts_with("nats://") && url.len() > "nats://".len() => Some(url),
+                Some(_) => return Err(invalid("chat_nats", "use nats://host:port")),
+                None => None,
+            },
         })
     }
 

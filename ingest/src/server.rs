@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::chat::bus::Bus;
 use crate::config::Settings;
 use crate::hls::HlsOutput;
 use crate::http;
@@ -89,6 +90,14 @@ impl RunningServer {
             Arc::new(rtmp_ctx),
             tracker.clone(),
         ));
+        let chat = Arc::new(crate::chat::ChatHub::default());
+        if let Some(url) = &settings.chat_nats {
+            let node = &settings.node.node_id;
+            let bus = Bus::connect(url, node, Arc::clone(&chat), shutdown.clone(), &tracker)
+                .await
+                .context("cannot use chat_nats")?;
+            chat.set_bus(bus);
+        }
         let http_ctx = Arc::new(http::HttpContext::new(
             Arc::clone(&settings),
             http::Sources {
@@ -97,6 +106,7 @@ impl RunningServer {
                 hls: Arc::clone(&hls),
                 thumbs,
                 playback: Arc::clone(&playback),
+                chat,
             },
             shutdown.clone(),
             rtmp_addr.port(),

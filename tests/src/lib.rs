@@ -15,6 +15,7 @@ pub mod chat;
 pub mod envoy;
 pub mod http;
 pub mod media;
+pub mod nats;
 pub mod rtmp;
 pub mod server;
 pub mod wasm_host;

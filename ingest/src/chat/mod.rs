@@ -5,10 +5,12 @@
 //!
 //! - [`text`]: what a message may be, the send rate, and the client's frames — pure rules.
 //! - [`room`]: the rooms and their fan-out.
+//! - [`bus`]: the fan-out across nodes, over NATS, for a site of several nodes.
 //!
 //! The WebSocket connections themselves (the upgrade, each connection's loop and bounds) are a
 //! page of the website: `web/chat.rs`.
 
+pub mod bus;
 pub mod room;
 pub mod text;
 

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use boltstream_shared::username::Username;
 use tokio::sync::broadcast;
 
+use super::bus::Bus;
 use super::text::Bucket;
 
 /// Frames a connection may be behind before it is dropped.
@@ -25,6 +26,8 @@ pub struct Room {
     pub channel: Username,
     tx: broadcast::Sender<Arc<str>>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// The other nodes' members of this room, when the site has several nodes.
+    bus: Option<Arc<Bus>>,
 }
 
 impl Room {
@@ -33,9 +36,18 @@ impl Room {
         self.tx.subscribe()
     }
 
-    /// Sends a frame to everyone in the room.
+    /// Sends a frame to everyone in the room, on every node.
     pub fn broadcast(&self, frame: String) {
-        let _ = self.tx.send(Arc::from(frame));
+        let frame: Arc<str> = Arc::from(frame);
+        if let Some(bus) = &self.bus {
+            bus.send(&self.channel, Arc::clone(&frame));
+        }
+        let _ = self.tx.send(frame);
+    }
+
+    /// Sends a frame another node broadcast to this node's members of the room.
+    pub fn deliver(&self, frame: Arc<str>) {
+        let _ = self.tx.send(frame);
     }
 
     /// Connections in the room.
@@ -60,6 +72,7 @@ impl Room {
 pub struct ChatHub {
     rooms: Mutex<HashMap<Username, Weak<Room>>>,
     connections: AtomicUsize,
+    bus: OnceLock<Arc<Bus>>,
 }
 
 /// Counts a connection while it lives.
@@ -76,6 +89,16 @@ impl ChatHub {
     pub fn count(&self) -> Counted<'_> {
         self.connections.fetch_add(1, Ordering::Relaxed);
         Counted(&self.connections)
+    }
+
+    /// Fans every room out over `bus` too (set once, at start, before anyone joins).
+    pub fn set_bus(&self, bus: Bus) {
+        let _ = self.bus.set(Arc::new(bus));
+    }
+
+    /// The cross-node bus's counters, if there is one (metrics).
+    pub fn bus_metrics(&self) -> String {
+        self.bus.get().map(|b| b.metrics()).unwrap_or_default()
     }
 
     /// Open chat connections (a metric).
@@ -95,6 +118,7 @@ impl ChatHub {
             channel: channel.clone(),
             tx: broadcast::Sender::new(BACKLOG),
             buckets: Mutex::new(HashMap::new()),
+            bus: self.bus.get().cloned(),
         });
         rooms.insert(channel.clone(), Arc::downgrade(&room));
         room

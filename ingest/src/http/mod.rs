@@ -111,6 +111,8 @@ pub struct Sources {
     pub thumbs: Arc<Thumbnails>,
     /// What private channels' playback tokens are checked with.
     pub playback: Arc<crate::playback::PlaybackSecrets>,
+    /// Chat rooms.
+    pub chat: Arc<crate::chat::ChatHub>,
 }
 
 impl HttpContext {
@@ -127,9 +129,9 @@ impl HttpContext {
             hls,
             thumbs,
             playback,
+            chat,
         } = sources;
         let viewers = Arc::new(crate::viewers::ViewerCounter::default());
-        let chat = Arc::new(crate::chat::ChatHub::default());
         let web = Arc::new(WebContext {
             viewers: Arc::clone(&viewers),
             guard: crate::web::guard::AccountGuard::new(&settings),
@@ -300,6 +302,7 @@ impl HttpContext {
                 ));
                 out.push_str(&self.thumbs.metrics());
                 out.push_str(&self.nodes.metrics());
+                out.push_str(&self.chat.bus_metrics());
                 out.push_str(&format!(
                     "# TYPE boltstream_chat_connections gauge\nboltstream_chat_connections {}\n",
                     self.chat.connections()

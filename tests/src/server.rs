@@ -77,6 +77,17 @@ impl Server {
     /// the shared PostgreSQL `database`, the node id `id`, and `extra` flags (CMAF, the shipped
     /// default, unless they say otherwise). The CLI of this server uses the same database.
     pub fn start_node(ip: &str, id: &str, database: &str, extra: &[&str]) -> Self {
+        Self::start_node_logging(ip, id, database, extra, TEST_LOG)
+    }
+
+    /// Like [`Self::start_node`], logging at `filter` (benchmarks log as an operator would).
+    pub fn start_node_logging(
+        ip: &str,
+        id: &str,
+        database: &str,
+        extra: &[&str],
+        filter: &str,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("boltstream-e2e-")
             .tempdir()
@@ -91,7 +102,7 @@ impl Server {
             dir.path().to_path_buf(),
             args,
             Some((any, any, any)),
-            TEST_LOG.to_string(),
+            filter.to_string(),
         );
         server._dir = Some(dir);
         server

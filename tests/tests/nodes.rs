@@ -20,6 +20,7 @@ use boltstream_tests::wait_for;
 const LEASE_S: u64 = 2;
 
 struct Site {
+    database: String,
     a: Server,
     b: Server,
     edge: Envoy,
@@ -45,6 +46,7 @@ fn site() -> Site {
         with_nodes(yaml, &nodes)
     });
     Site {
+        database,
         a,
         b,
         edge,
@@ -334,7 +336,7 @@ fn ended_after(publisher: &mut Publisher, since: Instant) -> Option<Duration> {
 }
 
 #[test]
-fn a_ban_or_key_rotation_through_one_node_ends_the_publish_on_the_other_within_a_second() {
+fn a_ban_stop_or_key_rotation_through_one_node_ends_the_publish_on_the_other_within_a_second() {
     let site = site();
     let dave = site.a.add_user("dave");
     let erin = site.a.add_user("erin");
@@ -352,6 +354,28 @@ fn a_ban_or_key_rotation_through_one_node_ends_the_publish_on_the_other_within_a
     assert!(
         ended <= Duration::from_secs(1),
         "the ban reached node b after {ended:?}"
+    );
+
+    let frank = site.a.add_user("frank");
+    let mut publisher = live_on(&site.b, &site.edge, &frank, "frank");
+    // An admin's stop through node a's API.
+    let store = boltstream_ingest::store::Store::connect_postgres(&site.database).unwrap();
+    store.add_user("operator1", true).unwrap();
+    let bearer = format!("Bearer {}", store.create_api_token("operator1").unwrap());
+    let r = request(
+        site.a.http,
+        "POST",
+        b"/api/v1/admin/streams/frank/stop",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stopped = Instant::now();
+    let ended = ended_after(&mut publisher, stopped).expect("the stopped publish went on");
+    assert!(
+        ended <= Duration::from_secs(1),
+        "the stop request reached node b after {ended:?}"
     );
 
     let mut publisher = live_on(&site.b, &site.edge, &erin, "erin");
@@ -412,4 +436,61 @@ fn a_chat_message_sent_through_one_node_reaches_a_viewer_on_the_other() {
         })
         .sum();
     assert_eq!(received, 1, "one node received the other's frame, once");
+}
+
+#[test]
+fn a_private_stream_on_one_node_plays_with_its_token_through_the_other() {
+    let site = site();
+    let key = site.a.add_user("pat");
+    let out = site.a.cli(&["access", "set", "pat", "private"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _publisher = Publisher::start(Clip::AudioVideo, &site.b.publish_url(&key), true);
+    let cookie = site.a.playback_cookie("pat", 300);
+    let private_playlist = "/private/pat/index.m3u8";
+    let with_token = |node: &Server, path: &str| {
+        request(
+            node.http,
+            "GET",
+            path.as_bytes(),
+            &[("cookie", &cookie)],
+            b"",
+        )
+        .unwrap()
+    };
+    let text = wait_for(Duration::from_secs(20), || {
+        let r = with_token(&site.a, private_playlist);
+        (r.status == 200 && r.text().contains("#EXTINF")).then(|| r.text())
+    })
+    .expect("the private playlist never played through node a");
+    assert!(holds(&site.b, "pat") || unforwarded(&site.b, private_playlist).status == 403);
+    // Forwarded with the viewer's cookie, the holder checked the token and answered.
+    let key_uri = (text.lines())
+        .find_map(|l| l.strip_prefix("#EXT-X-KEY:"))
+        .and_then(|t| t.split("URI=\"").nth(1))
+        .and_then(|t| t.split('"').next())
+        .expect("a key line")
+        .to_string();
+    let key_path = if key_uri.starts_with('/') {
+        key_uri
+    } else {
+        format!("/private/pat/{key_uri}")
+    };
+    let media_key = with_token(&site.a, &key_path);
+    assert_eq!(media_key.status, 200, "{key_path}");
+    assert_eq!(media_key.body.len(), 16);
+    // Without the token node a refuses before asking node b anything.
+    let before = forwarded(&site.a);
+    assert_eq!(get(site.a.http, private_playlist).status, 403);
+    assert_eq!(get(site.a.http, &key_path).status, 403);
+    assert_eq!(
+        forwarded(&site.a),
+        before,
+        "a refused request was forwarded"
+    );
+    // Nor is the stream in the clear under /live/ on either node.
+    assert_eq!(get(site.a.http, &playlist("pat")).status, 404);
 }

@@ -1,0 +1,236 @@
+//! Several nodes as one site, measured on this machine: the server's CPU per stream on each node
+//! with N publishers on one node (SQLite, the shipped default; and PostgreSQL) and N/2 on each of
+//! two nodes sharing one PostgreSQL, in interleaved rounds of one run; the store's load per live
+//! stream (PostgreSQL transactions per second over the window, each statement being one); and what
+//! a node pays to answer for a stream another node holds (requests per second for a segment, from
+//! the holder and forwarded through the other node; `nodebench forward` runs only this).
+//!
+//! Run through `bench/run nodes [N] [HOLD] [ROUNDS]`. Prints markdown tables.
+
+use std::time::{Duration, Instant};
+
+use boltstream_bench::{cpu_seconds, median, wrk_with};
+use boltstream_tests::http::get;
+use boltstream_tests::media::{Clip, Publisher};
+use boltstream_tests::server::Server;
+use boltstream_tests::wait_for;
+
+/// How a round runs the site.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    OneSqlite,
+    OnePostgres,
+    TwoPostgres,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::OneSqlite => "one node, SQLite (shipped default)",
+            Layout::OnePostgres => "one node, PostgreSQL",
+            Layout::TwoPostgres => "two nodes, one PostgreSQL",
+        }
+    }
+}
+
+/// The same for every layout: the shipped output (CMAF, low-latency HLS), no thumbnails, room for
+/// every publisher from one address.
+const FLAGS: [&str; 8] = [
+    "--hls-format",
+    "cmaf",
+    "--max-connections-per-ip",
+    "1000",
+    "--recording-min-free-mb",
+    "1024",
+    "--thumbnail-interval",
+    "0",
+];
+
+/// A node of a PostgreSQL site, logging as an operator would.
+fn node(ip: &str, id: &str, database: &str) -> Server {
+    Server::start_node_logging(ip, id, database, &FLAGS, "info")
+}
+
+/// PostgreSQL transactions so far in the database at `url` (committed and rolled back).
+fn transactions(url: &str) -> i64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    // Statistics are flushed by each backend about once a second; ask for the current ones.
+    let row = client
+        .query_one(
+            "SELECT (xact_commit + xact_rollback)::BIGINT FROM pg_stat_database
+             WHERE datname = current_database()",
+            &[],
+        )
+        .expect("pg_stat_database");
+    row.get(0)
+}
+
+/// One round: per node, (server CPU ms/s per stream); and store transactions per second per
+/// live stream (PostgreSQL only).
+fn round(layout: Layout, streams: usize, hold: Duration) -> (Vec<f64>, Option<f64>) {
+    let database = (layout != Layout::OneSqlite)
+        .then(|| boltstream_ingest::pg_cluster::shared().new_database());
+    let nodes: Vec<Server> = match (layout, &database) {
+        (Layout::OneSqlite, _) => vec![Server::start_logging(&FLAGS, "info")],
+        (Layout::OnePostgres, Some(db)) => vec![node("127.0.0.2", "a", db)],
+        (Layout::TwoPostgres, Some(db)) => {
+            vec![node("127.0.0.2", "a", db), node("127.0.0.3", "b", db)]
+        }
+        _ => unreachable!("a PostgreSQL layout has a database"),
+    };
+    let mut publishers = Vec::new();
+    for i in 0..streams {
+        let user = format!("stream{i}");
+        let node = &nodes[i % nodes.len()];
+        let key = node.add_user(&user);
+        let out = node.cli(&["recordings", "keep", &user, "off"]);
+        assert!(out.status.success());
+        publishers.push(Publisher::start(
+            Clip::AudioVideo,
+            &node.publish_url(&key),
+            true,
+        ));
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let live = wait_for(Duration::from_secs(30), || {
+        (nodes[0].live_users().len() == streams).then_some(())
+    });
+    assert!(live.is_some(), "not every publisher went live");
+    std::thread::sleep(Duration::from_secs(5));
+    let before: Vec<f64> = nodes.iter().map(|n| cpu_seconds(n.pid())).collect();
+    let tx0 = database.as_deref().map(transactions);
+    let t0 = Instant::now();
+    std::thread::sleep(hold);
+    let after: Vec<f64> = nodes.iter().map(|n| cpu_seconds(n.pid())).collect();
+    let tx1 = database.as_deref().map(transactions);
+    let secs = t0.elapsed().as_secs_f64();
+    let dead = (publishers.iter_mut())
+        .map(|p| !p.running())
+        .filter(|d| *d)
+        .count();
+    assert_eq!(dead, 0, "publishers failed during the round");
+    let per_node = streams as f64 / nodes.len() as f64;
+    let cpu = (before.iter().zip(&after))
+        .map(|(b, a)| (a - b) / secs * 1000.0 / per_node)
+        .collect();
+    // The two reads of the counter are themselves transactions; they are left in (2 in a window).
+    let store = tx0
+        .zip(tx1)
+        .map(|(a, b)| (b - a) as f64 / secs / streams as f64);
+    (cpu, store)
+}
+
+/// Requests per second for a segment of a stream on node b: from b itself, and through a.
+fn forwarding(seconds: u64, rounds: usize) {
+    let db = boltstream_ingest::pg_cluster::shared().new_database();
+    let (a, b) = (node("127.0.0.2", "a", &db), node("127.0.0.3", "b", &db));
+    let key = b.add_user("bob");
+    let _publisher = Publisher::start(Clip::AudioVideo, &b.publish_url(&key), true);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let r = get(b.http, "/live/bob/index.m3u8");
+            (r.status == 200 && r.text().contains("#EXTINF")).then_some(())
+        })
+        .is_some(),
+        "bob live"
+    );
+    let mut direct = Vec::new();
+    let mut forwarded = Vec::new();
+    let mut latency = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        // The newest complete segment now: it stays in the window for the round (12 s).
+        let text = get(b.http, "/live/bob/index.m3u8").text();
+        let segment = (text.lines())
+            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .expect("a segment")
+            .to_string();
+        let path = format!("/live/bob/{segment}");
+        let d = wrk_with(
+            &format!("http://{}{path}", b.http),
+            8,
+            Duration::from_secs(seconds),
+            &[],
+        );
+        let f = wrk_with(
+            &format!("http://{}{path}", a.http),
+            8,
+            Duration::from_secs(seconds),
+            &[],
+        );
+        assert_eq!(d.errors + f.errors, 0.0, "errors under load");
+        direct.push(d.rps);
+        forwarded.push(f.rps);
+        latency.0.push(d.p99_ms);
+        latency.1.push(f.p99_ms);
+    }
+    let (d, f) = (median(direct.clone()), median(forwarded.clone()));
+    println!(
+        "\n| the newest segment of a stream on node b, wrk 8 connections, {seconds} s × {rounds} rounds | req/s (median) | p99 latency (median) | ratio |"
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| from b, the holder | {d:.0} | {:.2} ms | 1.00× |",
+        median(latency.0)
+    );
+    println!(
+        "| through a (forwarded to b) | {f:.0} | {:.2} ms | {:.2}× |",
+        median(latency.1),
+        f / d
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("forward") {
+        return forwarding(3, 3);
+    }
+    let streams: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let hold = Duration::from_secs(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));
+    let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let layouts = [Layout::OneSqlite, Layout::OnePostgres, Layout::TwoPostgres];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); layouts.len()];
+    let mut per_node: Vec<Vec<Vec<f64>>> = vec![Vec::new(); layouts.len()];
+    let mut store: Vec<Vec<f64>> = vec![Vec::new(); layouts.len()];
+    for r in 0..rounds {
+        for (i, layout) in layouts.iter().enumerate() {
+            eprintln!(
+                "[round {r}] {}: {streams} publishers for {hold:?}",
+                layout.name()
+            );
+            let (nodes, tx) = round(*layout, streams, hold);
+            eprintln!("  {nodes:.2?} ms/s per stream per node, {tx:.2?} transactions/s per stream");
+            cpu[i].push(nodes.iter().sum::<f64>() / nodes.len() as f64);
+            per_node[i].push(nodes);
+            if let Some(tx) = tx {
+                store[i].push(tx);
+            }
+        }
+    }
+    let first = median(cpu[0].clone());
+    println!(
+        "| {streams} streams in all, {} s windows × {rounds} rounds | server CPU per stream per node (median) | each round, each node | store transactions/s per live stream | ratio to the first |",
+        hold.as_secs()
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, layout) in layouts.iter().enumerate() {
+        let c = median(cpu[i].clone());
+        let each: Vec<String> = (per_node[i].iter())
+            .map(|n| {
+                let v: Vec<String> = n.iter().map(|x| format!("{x:.2}")).collect();
+                v.join(" / ")
+            })
+            .collect();
+        let tx = if store[i].is_empty() {
+            "— (a file)".to_string()
+        } else {
+            format!("{:.2}", median(store[i].clone()))
+        };
+        println!(
+            "| {} | {c:.2} ms/s | {} | {tx} | {:.2}× |",
+            layout.name(),
+            each.join("; "),
+            c / first
+        );
+    }
+    forwarding(3, 3);
+}

@@ -389,7 +389,11 @@ fn recordings(
                     "{user}'s recording {id} is still recording; delete it once the stream ends"
                 );
             }
-            if !recordings.delete(&user, *id) {
+            // With several nodes the recording may be on another node's disk: marked deleted in
+            // the site's index, it leaves every listing now and that node's disk at its next pass.
+            let here = recordings.delete(&user, *id);
+            let indexed = store.is_shared() && store.mark_recording_deleted(user.as_str(), *id)?;
+            if !here && !indexed {
                 anyhow::bail!("{user} has no recording {id}");
             }
             writeln!(out, "recording {id} of {user} deleted")?;

@@ -1,6 +1,7 @@
 //! The site's other nodes, as a viewer's request meets them: a live request that reaches a node
 //! which does not hold the stream is fetched from the node that does (its claim in the shared
-//! store: node id and internal URL) and answered as if it were local.
+//! store: node id and internal URL) and answered as if it were local; so is a request for a past
+//! broadcast another node keeps (the store's index of recordings).
 //!
 //! Why forwarding and not a redirect the edge follows: the edge's cache (Envoy's `cache_v2`, kept
 //! because it collapses concurrent misses — every LL-HLS viewer blocks on the same part at once)
@@ -101,7 +102,36 @@ impl Nodes {
         if !self.store.is_shared() || req.headers().contains_key(NODE_HEADER) {
             return None;
         }
-        let Holder { node_id, url } = self.holder(user).await?;
+        let holder = self.holder(user).await?;
+        self.forward_to(holder, user, req).await
+    }
+
+    /// The answer of the node keeping `user`'s past broadcast `id`, when another node keeps it
+    /// (the site's index of recordings says which) and this request was not forwarded here.
+    pub async fn forward_recording<B>(
+        &self,
+        user: &Username,
+        id: u64,
+        req: &Request<B>,
+    ) -> Option<Resp> {
+        if !self.store.is_shared() || req.headers().contains_key(NODE_HEADER) {
+            return None;
+        }
+        let (store, name) = (Arc::clone(&self.store), user.to_string());
+        let holder = tokio::task::spawn_blocking(move || store.recording_holder(&name, id))
+            .await
+            .ok()?
+            .ok()??;
+        self.forward_to(holder, user, req).await
+    }
+
+    async fn forward_to<B>(
+        &self,
+        holder: Holder,
+        user: &Username,
+        req: &Request<B>,
+    ) -> Option<Resp> {
+        let Holder { node_id, url } = holder;
         if node_id == self.node_id {
             return None;
         }

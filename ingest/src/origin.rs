@@ -98,13 +98,27 @@ fn live_channel(route: &Route) -> Option<(&Username, Access)> {
     }
 }
 
-/// The answer of the node holding a live stream this node does not have (see [`Nodes`]).
+/// The answer of the node holding a live stream, or keeping a past broadcast, that this node does
+/// not have (see [`Nodes`]).
 async fn elsewhere<B>(
     hls: &HlsOutput,
     nodes: &Nodes,
     route: &Route,
     req: &Request<B>,
 ) -> Option<Resp> {
+    let recording = match route {
+        Route::VodPlaylist { user, id, .. }
+        | Route::VodSegment { user, id, .. }
+        | Route::VodKey { user, id, .. }
+        | Route::VodThumbnail { user, id } => Some((user, *id)),
+        _ => None,
+    };
+    if let Some((user, id)) = recording {
+        if hls.recordings.keeps(user, id) {
+            return None;
+        }
+        return nodes.forward_recording(user, id, req).await;
+    }
     let (user, _) = live_channel(route)?;
     if hls.served_under(user).is_some() {
         return None;

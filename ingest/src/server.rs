@@ -120,6 +120,14 @@ impl RunningServer {
         }
         let (s, r) = (&store, &registry);
         spawn_duties(&tracker, s, r, &hls, playback, &settings.node, &shutdown);
+        if store.is_shared() {
+            tracker.spawn(crate::record::index::keep_indexed(
+                Arc::clone(&hls.recordings),
+                Arc::clone(&store),
+                settings.node.clone(),
+                shutdown.clone(),
+            ));
+        }
 
         info!(rtmp = %rtmp_addr, http = %http_addr, internal = %internal_addr, data = %settings.data.display(), app = %settings.rtmp_app, "boltstream serving");
         Ok(Self {

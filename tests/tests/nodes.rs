@@ -494,3 +494,74 @@ fn a_private_stream_on_one_node_plays_with_its_token_through_the_other() {
     // Nor is the stream in the clear under /live/ on either node.
     assert_eq!(get(site.a.http, &playlist("pat")).status, 404);
 }
+
+#[test]
+fn a_past_broadcast_recorded_on_one_node_is_listed_served_and_deleted_through_the_other() {
+    let site = site();
+    let key = site.a.add_user("gina");
+    let mut publisher = Publisher::start(Clip::Short, &site.b.publish_url(&key), false);
+    assert!(
+        publisher.wait(Duration::from_secs(30)).is_some(),
+        "the clip never ended"
+    );
+    // Listed through node a (from the site's index) once node b has finished it.
+    let listing = wait_for(Duration::from_secs(20), || {
+        let r = get(site.a.http, "/api/v1/channels/gina/recordings");
+        let json: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let first = json["recordings"].as_array()?.first()?.clone();
+        Some(first)
+    })
+    .expect("the recording never appeared in node a's listing");
+    let id = listing["id"].as_u64().unwrap();
+    let playlist_path = listing["playlist"].as_str().unwrap().to_string();
+    assert!(
+        site.b.data().join(format!("recordings/gina/{id}")).is_dir(),
+        "recorded on b"
+    );
+    assert!(!site.a.data().join(format!("recordings/gina/{id}")).exists());
+
+    // Served through node a (forwarded to b) and through the edge.
+    let before = forwarded(&site.a);
+    let playlist = get(site.a.http, &playlist_path);
+    assert_eq!(playlist.status, 200, "{}", playlist.text());
+    assert!(playlist.text().contains("#EXT-X-ENDLIST"));
+    assert!(forwarded(&site.a) > before, "a served it without asking b?");
+    let segment = a_segment(&playlist.text());
+    let base = playlist_path.rsplit_once('/').unwrap().0;
+    for node in [site.a.http, site.edge.addr] {
+        let r = get(node, &format!("{base}/{segment}"));
+        assert_eq!(r.status, 200, "{base}/{segment}");
+        assert!(!r.body.is_empty());
+    }
+    assert_eq!(get(site.edge.addr, &playlist_path).status, 200);
+
+    // Deleted through node a: gone from every listing at once, and from b's disk soon after.
+    let store = boltstream_ingest::store::Store::connect_postgres(&site.database).unwrap();
+    let bearer = format!("Bearer {}", store.create_api_token("gina").unwrap());
+    let r = request(
+        site.a.http,
+        "DELETE",
+        format!("/api/v1/me/recordings/{id}").as_bytes(),
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    for node in [&site.a, &site.b] {
+        let r = get(node.http, "/api/v1/channels/gina/recordings");
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            json["recordings"].as_array().map(Vec::len),
+            Some(0),
+            "{json}"
+        );
+    }
+    assert_eq!(get(site.a.http, &playlist_path).status, 404);
+    let removed = wait_for(Duration::from_secs(10), || {
+        (!site.b.data().join(format!("recordings/gina/{id}")).exists()).then_some(())
+    });
+    assert!(
+        removed.is_some(),
+        "node b kept the files of a deleted recording"
+    );
+}

@@ -312,23 +312,44 @@ impl Recordings {
     pub fn list(&self, user: &Username) -> Vec<RecordingInfo> {
         let mut out: Vec<RecordingInfo> = ids(&self.root.join(user.as_str()))
             .into_iter()
-            .filter_map(|id| {
-                let finished = self.read(user, id)?;
-                let (recording, meta) = (&finished.recording, &finished.meta);
-                (!recording.segments.is_empty()).then(|| RecordingInfo {
-                    id,
-                    title: meta.title.clone(),
-                    duration_ms: recording.duration_ms(),
-                    bytes: recording.bytes(),
-                    ended_ms: (recording.ended_ms)
-                        .unwrap_or(meta.started_ms + recording.duration_ms() as i64),
-                    thumbnail: self.dir(user, id).join(THUMB).is_file(),
-                    private: meta.private,
-                })
-            })
+            .filter_map(|id| self.info(user, id))
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.id));
         out
+    }
+
+    /// One finished recording with at least one segment, as listed. Blocking.
+    pub fn info(&self, user: &Username, id: u64) -> Option<RecordingInfo> {
+        let finished = self.read(user, id)?;
+        let (recording, meta) = (&finished.recording, &finished.meta);
+        (!recording.segments.is_empty()).then(|| RecordingInfo {
+            id,
+            title: meta.title.clone(),
+            duration_ms: recording.duration_ms(),
+            bytes: recording.bytes(),
+            ended_ms: (recording.ended_ms)
+                .unwrap_or(meta.started_ms + recording.duration_ms() as i64),
+            thumbnail: self.dir(user, id).join(THUMB).is_file(),
+            private: meta.private,
+        })
+    }
+
+    /// Whether this node keeps `user`'s recording `id` (one `stat`).
+    pub fn keeps(&self, user: &Username, id: u64) -> bool {
+        self.dir(user, id).is_dir()
+    }
+
+    /// Every recording directory on this node, finished or not (names only: one directory read
+    /// per channel). Blocking.
+    pub fn all_ids(&self) -> Vec<(Username, u64)> {
+        subdirs(&self.root)
+            .iter()
+            .filter_map(|dir| Username::parse(dir.file_name()?.to_str()?).ok())
+            .flat_map(|user| {
+                let ids = ids(&self.root.join(user.as_str()));
+                ids.into_iter().map(move |id| (user.clone(), id))
+            })
+            .collect()
     }
 
     /// A finished recording made private or not, as `private` says: each is served only under
@@ -513,6 +534,8 @@ fn ids(dir: &Path) -> Vec<u64> {
         .filter_map(|p| p.file_name()?.to_str()?.parse().ok())
         .collect()
 }
+
+pub mod index;
 
 #[cfg(test)]
 mod tests;

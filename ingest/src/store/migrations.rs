@@ -103,6 +103,24 @@ const STEPS: &[&str] = &[
     "ALTER TABLE streams ADD COLUMN node_id TEXT;
      ALTER TABLE streams ADD COLUMN node_url TEXT;
      ALTER TABLE streams ADD COLUMN lease_until_ms INTEGER;",
+    // 10: the site's index of past broadcasts: which node keeps each one's files, and what its
+    // listing shows, so every node lists and serves every recording; a recording deleted through
+    // another node is marked here until the node keeping it removes its files.
+    "CREATE TABLE recording_index (
+        channel_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        id          INTEGER NOT NULL,
+        node_id     TEXT NOT NULL,
+        node_url    TEXT NOT NULL,
+        title       TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        ended_ms    INTEGER NOT NULL,
+        thumbnail   INTEGER NOT NULL,
+        private     INTEGER NOT NULL,
+        deleted     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (channel_id, id)
+     );
+     CREATE INDEX recording_index_by_node ON recording_index (node_id);",
 ];
 
 const POSTGRES_STEPS: &[&str] = &[
@@ -187,6 +205,22 @@ const POSTGRES_STEPS: &[&str] = &[
         id              BIGINT PRIMARY KEY CHECK (id = 0),
         kek             BYTEA NOT NULL CHECK (octet_length(kek) = 16)
      );",
+    // 2: SQLite's step 10, the index of past broadcasts.
+    "CREATE TABLE recording_index (
+        channel_id      BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        id              BIGINT NOT NULL,
+        node_id         TEXT NOT NULL,
+        node_url        TEXT NOT NULL,
+        title           TEXT NOT NULL,
+        duration_ms     BIGINT NOT NULL,
+        bytes           BIGINT NOT NULL,
+        ended_ms        BIGINT NOT NULL,
+        thumbnail       BOOLEAN NOT NULL,
+        private         BOOLEAN NOT NULL,
+        deleted         BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY (channel_id, id)
+     );
+     CREATE INDEX recording_index_by_node ON recording_index (node_id);",
 ];
 
 /// An arbitrary constant naming the advisory lock nodes take turns at migrating under.

@@ -332,4 +332,57 @@ on_both! {
             "bob's publish is no longer the live one: {held:?}"
         );
     }
+
+    fn the_recordings_index_lists_every_nodes_recordings_and_marks_deletions(db: &TestDb) {
+        use crate::record::RecordingInfo;
+        let store = db.open();
+        store.add_user("alice", false).unwrap();
+        let (a, b) = (node("a", 1000), node("b", 1000));
+        let info = |id: u64, private: bool| RecordingInfo {
+            id,
+            title: "a title".into(),
+            duration_ms: 4000,
+            bytes: 100,
+            ended_ms: 5,
+            thumbnail: !private,
+            private,
+        };
+        let alice = |id: u64, private: bool| ("alice".to_string(), info(id, private));
+        store.index_recordings(&a, &[alice(1, false)]).unwrap();
+        let ghost = ("ghost".to_string(), info(3, false));
+        store.index_recordings(&b, &[alice(2, true), ghost]).unwrap();
+        assert_eq!(
+            store.indexed_recordings("alice").unwrap(),
+            vec![info(2, true), info(1, false)],
+            "every node's, newest first; an unknown channel's skipped"
+        );
+        let holder = store.recording_holder("alice", 2).unwrap().unwrap();
+        assert_eq!((holder.node_id.as_str(), holder.url), ("b", b.url.clone()));
+        // Re-indexing the same recording is an update, not a second row.
+        store.index_recordings(&b, &[alice(2, true)]).unwrap();
+        assert_eq!(store.indexed_recordings("alice").unwrap().len(), 2);
+
+        assert!(store.mark_recording_deleted("alice", 2).unwrap());
+        assert!(!store.mark_recording_deleted("alice", 9).unwrap());
+        assert!(!store.mark_recording_deleted("nobody", 1).unwrap());
+        assert_eq!(store.indexed_recordings("alice").unwrap(), vec![info(1, false)]);
+        assert_eq!(store.recording_holder("alice", 2).unwrap(), None);
+        assert_eq!(
+            store.deleted_recordings("b").unwrap(),
+            vec![("alice".to_string(), 2)]
+        );
+        assert!(store.deleted_recordings("a").unwrap().is_empty());
+        store
+            .unindex_recordings("b", &[("alice".to_string(), 2)], false)
+            .unwrap();
+        assert!(store.deleted_recordings("b").unwrap().is_empty());
+
+        store.index_recordings(&b, &[alice(4, false)]).unwrap();
+        store.unindex_recordings("b", &[], true).unwrap();
+        assert_eq!(
+            store.indexed_recordings("alice").unwrap(),
+            vec![info(1, false)],
+            "a node starting afresh clears only its own rows"
+        );
+    }
 }

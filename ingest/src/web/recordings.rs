@@ -66,7 +66,12 @@ pub async fn visible_list(
         if store.user(user.as_str()).ok()?.is_none_or(|row| row.banned) {
             return None;
         }
-        let mut found = recordings.list(&user);
+        // With several nodes, the site's index lists every node's recordings.
+        let mut found = if store.is_shared() {
+            store.indexed_recordings(user.as_str()).ok()?
+        } else {
+            recordings.list(&user)
+        };
         found.retain(|r| r.private == private);
         Some(found)
     })
@@ -154,6 +159,21 @@ async fn listing(
     resp
 }
 
+/// Deletes one of `user`'s finished recordings: its files if this node keeps them, and — with
+/// several nodes — its entry in the site's index, so it is gone from every node's listing at once
+/// and the node keeping it removes the files at its next pass. False when there is no such
+/// finished recording.
+async fn delete_recording(ctx: &WebContext, user: Username, id: u64) -> bool {
+    let (store, recordings) = (Arc::clone(&ctx.store), Arc::clone(&ctx.hls.recordings));
+    blocking(move || {
+        let here = recordings.delete(&user, id);
+        let indexed =
+            store.is_shared() && (store.mark_recording_deleted(user.as_str(), id)).unwrap_or(false);
+        here || indexed
+    })
+    .await
+}
+
 /// `DELETE /api/v1/me/recordings/{id}`: the caller's recording, files and listing.
 async fn remove(
     State(ctx): State<Arc<WebContext>>,
@@ -163,8 +183,7 @@ async fn remove(
     let Ok(user) = Username::parse(&caller.username) else {
         return json_error(StatusCode::NOT_FOUND, "no such recording");
     };
-    let recordings = Arc::clone(&ctx.hls.recordings);
-    if blocking(move || recordings.delete(&user, id)).await {
+    if delete_recording(&ctx, user, id).await {
         json(StatusCode::OK, json!({ "ok": true }))
     } else {
         json_error(
@@ -222,7 +241,7 @@ pub async fn dashboard_action(
     action: &str,
     form: &HashMap<String, String>,
 ) -> Result<&'static str, StoreError> {
-    let (store, recordings) = (Arc::clone(&ctx.store), Arc::clone(&ctx.hls.recordings));
+    let store = Arc::clone(&ctx.store);
     let name = name.to_string();
     if action == "keep-recordings" {
         let keep = form.get("keep").is_some_and(|v| v == "1");
@@ -235,7 +254,7 @@ pub async fn dashboard_action(
     }
     let id: Option<u64> = form.get("id").and_then(|v| v.parse().ok());
     let deleted = match (id, Username::parse(&name)) {
-        (Some(id), Ok(user)) => blocking(move || recordings.delete(&user, id)).await,
+        (Some(id), Ok(user)) => delete_recording(ctx, user, id).await,
         _ => false,
     };
     Ok(if deleted {

@@ -736,6 +736,7 @@ mod tests {
                     height: 720,
                     fps: 30.0,
                     bitrate_kbps: 2500,
+                    playable: true,
                 },
             )
             .unwrap();

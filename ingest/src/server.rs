@@ -21,11 +21,15 @@ use crate::live::{Counters, Registry};
 use crate::rtmp::{self, RtmpContext};
 use crate::store::{NodeClaim, Store, StreamStats};
 use crate::thumbs::{Thumbnailing, Thumbnails};
+use crate::viewers::ViewerCounter;
+use boltstream_shared::username::Username;
 
 /// How often the server looks for bans and stop requests made by other processes.
 const DROP_POLL: Duration = Duration::from_millis(400);
 /// How often live statistics are written to the database.
 const STATS_INTERVAL: Duration = Duration::from_secs(2);
+/// Between two writes of this node's viewers to the store (several nodes only).
+const VIEWERS_SHARED: Duration = Duration::from_secs(2);
 /// How long shutdown waits for connections to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -91,6 +95,15 @@ impl RunningServer {
             tracker.clone(),
         ));
         let chat = Arc::new(crate::chat::ChatHub::default());
+        let viewers = Arc::new(ViewerCounter::default());
+        if store.is_shared() {
+            viewers.share();
+            tracker.spawn(share_viewers(
+                Arc::clone(&store),
+                Arc::clone(&viewers),
+                shutdown.clone(),
+            ));
+        }
         if let Some(url) = &settings.chat_nats {
             let node = &settings.node.node_id;
             let bus = Bus::connect(url, node, Arc::clone(&chat), shutdown.clone(), &tracker)
@@ -107,6 +120,7 @@ impl RunningServer {
                 thumbs,
                 playback: Arc::clone(&playback),
                 chat,
+                viewers: Arc::clone(&viewers),
             },
             shutdown.clone(),
             rtmp_addr.port(),
@@ -248,6 +262,7 @@ fn spawn_duties(
     tracker.spawn(stats_reporter(
         Arc::clone(store),
         Arc::clone(registry),
+        Arc::clone(hls),
         shutdown.clone(),
     ));
 }
@@ -339,8 +354,14 @@ async fn drop_watch(
     }
 }
 
-/// Writes bitrate, fps and codecs of live streams to the database for the CLI and the dashboard.
-async fn stats_reporter(store: Arc<Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+/// Writes bitrate, fps and codecs of live streams to the database for the CLI and the dashboard,
+/// and whether each can be played yet, for the channel pages other nodes serve.
+async fn stats_reporter(
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    hls: Arc<HlsOutput>,
+    shutdown: CancellationToken,
+) {
     let mut previous: HashMap<i64, (Instant, u64, u64)> = HashMap::new();
     let mut tick = crate::ticks::aligned_interval(STATS_INTERVAL);
     loop {
@@ -367,6 +388,7 @@ async fn stats_reporter(store: Arc<Store>, registry: Arc<Registry>, shutdown: Ca
                         height: meta.height.unwrap_or(0),
                         fps: ((frames - f0) as f64 / secs * 10.0).round() / 10.0,
                         bitrate_kbps: ((bytes - b0) as f64 * 8.0 / 1000.0 / secs) as u64,
+                        playable: hls.is_playable(&stream.user),
                     },
                 ));
             }
@@ -385,6 +407,43 @@ async fn stats_reporter(store: Arc<Store>, registry: Arc<Registry>, shutdown: Ca
             }
         })
         .await;
+    }
+}
+
+/// With several nodes: every [`VIEWERS_SHARED`], writes the heartbeats this node counted to the
+/// store and reads back the site's counts (each viewer once, whichever nodes their heartbeats
+/// reached).
+async fn share_viewers(
+    store: Arc<Store>,
+    viewers: Arc<ViewerCounter>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = crate::ticks::aligned_interval(VIEWERS_SHARED);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let beats: Vec<(String, String)> = (viewers.take_outbox().into_iter())
+            .map(|(id, channel)| (id.hex(), channel.to_string()))
+            .collect();
+        let (s, now) = (Arc::clone(&store), crate::clock::now_ms());
+        let counts = tokio::task::spawn_blocking(move || {
+            if !beats.is_empty() {
+                s.record_viewers(&beats, now)?;
+            }
+            s.viewer_counts(now - crate::viewers::EXPIRE_MS)
+        })
+        .await;
+        match counts {
+            Ok(Ok(rows)) => viewers.set_site_counts(
+                (rows.into_iter())
+                    .filter_map(|(name, n)| Some((Username::parse(&name).ok()?, n.max(0) as usize)))
+                    .collect(),
+            ),
+            Ok(Err(err)) => warn!(error = %err, "could not share viewer counts"),
+            Err(_) => {}
+        }
     }
 }
 

@@ -3,6 +3,9 @@
 //! heartbeat with an anonymous viewer id every [`HEARTBEAT_S`] seconds, and a viewer counts while
 //! their heartbeats arrive. Pure bookkeeping with the clock passed in; the HTTP side calls it.
 //!
+//! With several nodes, an edge spreads a viewer's heartbeats over them: each node also writes the
+//! ids it counted to the store and shows the site's count, each id once, read back from there.
+//!
 //! What one client cannot do: count twice (an id counts once, on one channel at a time), count
 //! many (an address — an IPv6 /64 — holds at most [`IDS_PER_ADDRESS`] live ids; more are ignored),
 //! grow memory without bound ([`MAX_VIEWERS`] ids in all), or make the server walk every viewer
@@ -101,6 +104,22 @@ pub enum Beat {
 #[derive(Default)]
 pub struct ViewerCounter {
     book: Mutex<Book>,
+    /// With several nodes: the site's counts (every node's heartbeats, each id once), as last
+    /// read from the store, and the heartbeats counted here since they were last written there.
+    site: Mutex<Option<Site>>,
+}
+
+#[derive(Default)]
+struct Site {
+    counts: HashMap<Username, usize>,
+    outbox: HashMap<ViewerId, Username>,
+}
+
+impl ViewerId {
+    /// The id as the player sent it (lowercase hex), as the store keeps it.
+    pub fn hex(&self) -> String {
+        format!("{:032x}", self.0)
+    }
 }
 
 impl ViewerCounter {
@@ -108,8 +127,48 @@ impl ViewerCounter {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A heartbeat from `address` for `channel` at `now_ms`.
+    fn site(&self) -> std::sync::MutexGuard<'_, Option<Site>> {
+        self.site.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts across the site's nodes from now on: heartbeats counted here are handed to
+    /// [`Self::take_outbox`], and the counts given to [`Self::set_site_counts`] are shown.
+    pub fn share(&self) {
+        *self.site() = Some(Site::default());
+    }
+
+    /// The heartbeats counted since the last call (the newest channel of each id), to be written
+    /// to the store; empty when not sharing.
+    pub fn take_outbox(&self) -> HashMap<ViewerId, Username> {
+        self.site()
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.outbox))
+            .unwrap_or_default()
+    }
+
+    /// The site's counts, as the store now has them.
+    pub fn set_site_counts(&self, counts: HashMap<Username, usize>) {
+        if let Some(site) = self.site().as_mut() {
+            site.counts = counts;
+        }
+    }
+
+    /// A heartbeat from `address` for `channel` at `now_ms`; counted here, and (when sharing)
+    /// queued for the site's count.
     pub fn beat(&self, channel: &Username, id: ViewerId, address: IpAddr, now_ms: i64) -> Beat {
+        let beat = self.beat_here(channel, id, address, now_ms);
+        if beat == Beat::Counted {
+            if let Some(site) = self.site().as_mut() {
+                // Bounded like the book: ids beyond it wait for the next write.
+                if site.outbox.len() < MAX_VIEWERS || site.outbox.contains_key(&id) {
+                    site.outbox.insert(id, channel.clone());
+                }
+            }
+        }
+        beat
+    }
+
+    fn beat_here(&self, channel: &Username, id: ViewerId, address: IpAddr, now_ms: i64) -> Beat {
         let address = address_group(address);
         let mut book = self.book();
         book.expire(now_ms);
@@ -151,16 +210,30 @@ impl ViewerCounter {
 
     /// Viewers of each channel with any, at `now_ms`.
     pub fn counts(&self, now_ms: i64) -> HashMap<Username, usize> {
-        let mut book = self.book();
-        book.expire(now_ms);
-        book.per_channel.clone()
+        let mut counts = {
+            let mut book = self.book();
+            book.expire(now_ms);
+            book.per_channel.clone()
+        };
+        // The site's count is a few seconds old; this node's own may be newer, so the larger.
+        if let Some(site) = self.site().as_ref() {
+            for (channel, n) in &site.counts {
+                let here = counts.entry(channel.clone()).or_default();
+                *here = (*here).max(*n);
+            }
+        }
+        counts
     }
 
     /// Viewers of `channel` at `now_ms`.
     pub fn count(&self, channel: &Username, now_ms: i64) -> usize {
-        let mut book = self.book();
-        book.expire(now_ms);
-        book.per_channel.get(channel).copied().unwrap_or(0)
+        let here = {
+            let mut book = self.book();
+            book.expire(now_ms);
+            book.per_channel.get(channel).copied().unwrap_or(0)
+        };
+        let site = (self.site().as_ref()).and_then(|s| s.counts.get(channel).copied());
+        here.max(site.unwrap_or(0))
     }
 }
 
@@ -269,5 +342,40 @@ mod tests {
                 assert!(book.per_address.values().all(|n| *n <= IDS_PER_ADDRESS));
             }
         }
+    }
+
+    #[test]
+    fn shared_counts_queue_what_counted_here_and_show_the_larger_count() {
+        let v = ViewerCounter::default();
+        let alice = Username::parse("alice").unwrap();
+        let here: IpAddr = "192.0.2.1".parse().unwrap();
+        let id = |n: u128| ViewerId(n);
+        v.beat(&alice, id(1), here, 0);
+        assert!(
+            v.take_outbox().is_empty(),
+            "nothing queued while not sharing"
+        );
+        v.share();
+        v.beat(&alice, id(1), here, 1);
+        v.beat(&alice, id(2), here, 2);
+        let outbox = v.take_outbox();
+        assert_eq!(outbox.len(), 2);
+        assert_eq!(outbox[&id(1)], alice);
+        assert_eq!(id(1).hex(), format!("{:032x}", 1));
+        assert!(v.take_outbox().is_empty(), "taken once");
+        assert_eq!(
+            v.count(&alice, 3),
+            2,
+            "this node's own until the site's arrives"
+        );
+        v.set_site_counts(HashMap::from([(alice.clone(), 5)]));
+        assert_eq!(v.count(&alice, 3), 5);
+        assert_eq!(v.counts(3)[&alice], 5);
+        v.set_site_counts(HashMap::from([(alice.clone(), 1)]));
+        assert_eq!(
+            v.count(&alice, 3),
+            2,
+            "the site's count may lag this node's"
+        );
     }
 }

@@ -565,3 +565,50 @@ fn a_past_broadcast_recorded_on_one_node_is_listed_served_and_deleted_through_th
         "node b kept the files of a deleted recording"
     );
 }
+
+#[test]
+fn a_channel_on_one_node_is_playable_and_counts_its_viewers_once_through_every_node() {
+    let site = site();
+    let key = site.a.add_user("hana");
+    let _publisher = Publisher::start(Clip::AudioVideo, &site.b.publish_url(&key), true);
+    let channel = |node: &Server| -> serde_json::Value {
+        serde_json::from_slice(&get(node.http, "/api/v1/channels/hana").body).unwrap()
+    };
+    // Node a serves the channel page's API for a stream on node b: live, playable, where.
+    let seen = wait_for(Duration::from_secs(15), || {
+        let c = channel(&site.a);
+        (c["playable"] == true).then_some(c)
+    })
+    .expect("node a never called the stream on node b playable");
+    assert_eq!(seen["live"], true);
+    assert_eq!(seen["playlist"], "/live/hana/index.m3u8");
+
+    // Viewer 1's heartbeats reach a, then b (as an edge spreads them); viewer 2's reach b.
+    let beat = |node: &Server, viewer: u32| {
+        let r = request(
+            node.http,
+            "POST",
+            b"/api/v1/channels/hana/heartbeat",
+            &[("content-type", "application/json")],
+            format!(r#"{{"viewer": "{viewer:032x}"}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    beat(&site.a, 1);
+    beat(&site.b, 2);
+    beat(&site.b, 1);
+    let both = wait_for(Duration::from_secs(10), || {
+        let counts = (
+            channel(&site.a)["viewers"].clone(),
+            channel(&site.b)["viewers"].clone(),
+        );
+        (counts == (2.into(), 2.into())).then_some(())
+    });
+    assert!(
+        both.is_some(),
+        "every node shows the site's two viewers: a {}, b {}",
+        channel(&site.a)["viewers"],
+        channel(&site.b)["viewers"]
+    );
+}

@@ -113,6 +113,8 @@ pub struct Sources {
     pub playback: Arc<crate::playback::PlaybackSecrets>,
     /// Chat rooms.
     pub chat: Arc<crate::chat::ChatHub>,
+    /// Viewers per channel.
+    pub viewers: Arc<crate::viewers::ViewerCounter>,
 }
 
 impl HttpContext {
@@ -130,8 +132,8 @@ impl HttpContext {
             thumbs,
             playback,
             chat,
+            viewers,
         } = sources;
-        let viewers = Arc::new(crate::viewers::ViewerCounter::default());
         let web = Arc::new(WebContext {
             viewers: Arc::clone(&viewers),
             guard: crate::web::guard::AccountGuard::new(&settings),

@@ -121,6 +121,16 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (channel_id, id)
      );
      CREATE INDEX recording_index_by_node ON recording_index (node_id);",
+    // 11: viewers' heartbeats across nodes: each anonymous id once, on one channel, last seen when.
+    "CREATE TABLE viewer_beats (
+        viewer      TEXT PRIMARY KEY,
+        channel_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        seen_ms     INTEGER NOT NULL
+     );
+     CREATE INDEX viewer_beats_by_time ON viewer_beats (seen_ms);",
+    // 12: whether a live stream can be played yet, as its node last reported it, for the pages
+    // other nodes serve.
+    "ALTER TABLE streams ADD COLUMN playable INTEGER NOT NULL DEFAULT 0;",
 ];
 
 const POSTGRES_STEPS: &[&str] = &[
@@ -221,6 +231,15 @@ const POSTGRES_STEPS: &[&str] = &[
         PRIMARY KEY (channel_id, id)
      );
      CREATE INDEX recording_index_by_node ON recording_index (node_id);",
+    // 3: SQLite's step 11, viewers' heartbeats across nodes.
+    "CREATE TABLE viewer_beats (
+        viewer          TEXT PRIMARY KEY,
+        channel_id      BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        seen_ms         BIGINT NOT NULL
+     );
+     CREATE INDEX viewer_beats_by_time ON viewer_beats (seen_ms);",
+    // 4: SQLite's step 12.
+    "ALTER TABLE streams ADD COLUMN playable BOOLEAN NOT NULL DEFAULT FALSE;",
 ];
 
 /// An arbitrary constant naming the advisory lock nodes take turns at migrating under.

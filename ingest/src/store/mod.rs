@@ -16,6 +16,7 @@ pub(crate) mod db;
 mod migrations;
 mod privacy;
 mod recording;
+mod viewers;
 pub use privacy::{
     Access, ShareLink, Viewer, MAX_ALLOWED_VIEWERS, MAX_SHARE_LINKS, MAX_SHARE_LINK_MS,
 };
@@ -152,6 +153,9 @@ pub struct StreamStats {
     pub fps: f64,
     /// Media bitrate in kilobits per second measured over the last interval.
     pub bitrate_kbps: u64,
+    /// A player can start it (its playlist lists media): what a node that does not hold the
+    /// stream tells the channel page.
+    pub playable: bool,
 }
 
 /// A live stream as `boltstream streams` and the directory page show it.
@@ -165,6 +169,8 @@ pub struct LiveRow {
     pub since_ms: i64,
     /// The last reported statistics.
     pub stats: StreamStats,
+    /// Its channel is private (its media is under `/private/`).
+    pub private: bool,
 }
 
 /// The node a publish is accepted on, as a claim in the store: other nodes send viewers of the
@@ -249,17 +255,18 @@ fn user_row(r: &Row<'_>) -> Result<UserRow, StoreError> {
 }
 
 /// The assignments that clear what a publish reported.
-const CLEARED_STATS: &str =
-    "video_codec = '', audio_codec = '', width = 0, height = 0, fps = 0, bitrate_kbps = 0";
+const CLEARED_STATS: &str = "video_codec = '', audio_codec = '', width = 0, height = 0, fps = 0,
+    bitrate_kbps = 0, playable = FALSE";
 
 /// The assignments that take a stream offline and clear what its publish reported.
 const OFFLINE: &str = "started_ms = NULL, publish_id = NULL, video_codec = '', audio_codec = '',
-    width = 0, height = 0, fps = 0, bitrate_kbps = 0, node_id = NULL, node_url = NULL,
-    lease_until_ms = NULL";
+    width = 0, height = 0, fps = 0, bitrate_kbps = 0, playable = FALSE, node_id = NULL,
+    node_url = NULL, lease_until_ms = NULL";
 
 const LIVE_SELECT: &str =
     "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
-        s.fps, s.bitrate_kbps, s.title, s.category FROM streams s JOIN users u ON u.id = s.user_id";
+        s.fps, s.bitrate_kbps, s.title, s.category, s.playable, s.private
+        FROM streams s JOIN users u ON u.id = s.user_id";
 
 fn live_row(r: &Row<'_>) -> Result<LiveRow, StoreError> {
     Ok(LiveRow {
@@ -276,7 +283,9 @@ fn live_row(r: &Row<'_>) -> Result<LiveRow, StoreError> {
             height: r.get(5)?,
             fps: r.get(6)?,
             bitrate_kbps: r.get::<i64>(7)?.max(0) as u64,
+            playable: r.get(10)?,
         },
+        private: r.get(11)?,
     })
 }
 
@@ -600,7 +609,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "UPDATE streams SET video_codec = ?1, audio_codec = ?2, width = ?3, height = ?4,
-                   fps = ?5, bitrate_kbps = ?6 WHERE publish_id = ?7",
+                   fps = ?5, bitrate_kbps = ?6, playable = ?8 WHERE publish_id = ?7",
                 args![
                     &stats.video_codec,
                     &stats.audio_codec,
@@ -608,7 +617,8 @@ impl Store {
                     stats.height,
                     stats.fps,
                     stats.bitrate_kbps as i64,
-                    publish.0
+                    publish.0,
+                    stats.playable
                 ],
             )?;
             Ok(())

@@ -264,6 +264,7 @@ on_both! {
             height: 720,
             fps: 30.0,
             bitrate_kbps: 2500,
+            playable: true,
         };
         store.record_stats(id, &stats).unwrap();
         assert_eq!(store.live_streams().unwrap()[0].stats, stats);
@@ -383,6 +384,31 @@ on_both! {
             store.indexed_recordings("alice").unwrap(),
             vec![info(1, false)],
             "a node starting afresh clears only its own rows"
+        );
+    }
+
+    fn viewers_count_once_across_nodes_and_expire(db: &TestDb) {
+        let (on_a, on_b) = (db.open(), db.open());
+        on_a.add_user("alice", false).unwrap();
+        on_a.add_user("bob", false).unwrap();
+        let beat = |viewer: &str, channel: &str| (viewer.to_string(), channel.to_string());
+        on_a.record_viewers(&[beat("v1", "alice"), beat("v2", "alice")], 1_000)
+            .unwrap();
+        // v1's next heartbeat reached b; v3 watches bob; a made-up channel counts nobody.
+        on_b.record_viewers(&[beat("v1", "alice"), beat("v3", "bob"), beat("v4", "ghost")], 2_000)
+            .unwrap();
+        let mut counts = on_a.viewer_counts(0).unwrap();
+        counts.sort();
+        assert_eq!(counts, vec![("alice".to_string(), 2), ("bob".to_string(), 1)]);
+        // v1 moved to bob: counted there only.
+        on_b.record_viewers(&[beat("v1", "bob")], 3_000).unwrap();
+        let mut counts = on_b.viewer_counts(0).unwrap();
+        counts.sort();
+        assert_eq!(counts, vec![("alice".to_string(), 1), ("bob".to_string(), 2)]);
+        // Not seen since 2 500: v2 (1 000) and v3 (2 000) are forgotten.
+        assert_eq!(
+            on_a.viewer_counts(2_500).unwrap(),
+            vec![("bob".to_string(), 1)]
         );
     }
 }

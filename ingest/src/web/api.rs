@@ -30,9 +30,14 @@ fn channel_json(
     info: &ChannelInfo,
     live: Option<&LiveRow>,
 ) -> Value {
-    let playable = Username::parse(username)
-        .ok()
-        .is_some_and(|u| ctx.hls.is_playable(&u) && ctx.hls.is_publishing(&u));
+    let user = Username::parse(username).ok();
+    // Published here, this node knows; published on another node, what that node last reported.
+    let here = user.as_ref().is_some_and(|u| ctx.hls.is_publishing(u));
+    let (playable, private) = match (here, user.as_ref(), live) {
+        (true, Some(u), _) => (ctx.hls.is_playable(u), ctx.hls.is_private(u) == Some(true)),
+        (false, _, Some(row)) if ctx.store.is_shared() => (row.stats.playable, row.private),
+        _ => (false, false),
+    };
     match live {
         Some(row) => json!({
             "username": username,
@@ -42,9 +47,10 @@ fn channel_json(
             "playable": playable,
             "since_ms": row.since_ms,
             "uptime_s": (now_ms() - row.since_ms).max(0) / 1000,
-            "playlist": match Username::parse(username).ok().and_then(|u| ctx.hls.is_private(&u)) {
-                Some(true) => format!("/private/{username}/index.m3u8"),
-                _ => format!("/live/{username}/index.m3u8"),
+            "playlist": if private {
+                format!("/private/{username}/index.m3u8")
+            } else {
+                format!("/live/{username}/index.m3u8")
             },
             "viewers": Username::parse(username).map_or(0, |u| ctx.viewers.count(&u, now_ms())),
             "thumbnail": thumbnail_url(ctx, username),
@@ -211,12 +217,27 @@ async fn heartbeat(
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    if ctx.registry.get(&user).is_none() {
+    // Live here, or (several nodes) on another node: the edge sends heartbeats to any node.
+    let private = match ctx.hls.is_private(&user) {
+        Some(private) if ctx.registry.get(&user).is_some() => Some(private),
+        _ if ctx.store.is_shared() => {
+            let (store, channel) = (Arc::clone(&ctx.store), user.to_string());
+            blocking(move || match store.holder(&channel)? {
+                Some(_) => store.is_private(&channel),
+                None => Ok(None),
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+        _ => None,
+    };
+    let Some(private) = private else {
         return json_error(StatusCode::NOT_FOUND, "the channel is not live");
-    }
+    };
     // A private stream's count is for those who may watch it; anyone else learns nothing, not
     // even that it is live.
-    if ctx.hls.is_private(&user) == Some(true) {
+    if private {
         let (store, channel) = (Arc::clone(&ctx.store), user.to_string());
         let may = blocking(move || {
             let who = crate::store::Viewer {

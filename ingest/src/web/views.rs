@@ -632,6 +632,7 @@ mod tests {
                 video_codec: "<i>x</i>".into(),
                 ..StreamStats::default()
             },
+            private: false,
         };
         let form = AuthForm {
             title: hostile,
@@ -702,6 +703,7 @@ mod tests {
             info: ChannelInfo::default(),
             since_ms: 0,
             stats: StreamStats::default(),
+            private: false,
         };
         let pictures = HashMap::from([("alice".to_string(), "/thumb/alice/7.jpg".to_string())]);
         let html = directory(&[row("alice"), row("bob")], &HashMap::new(), &pictures).into_string();

@@ -218,9 +218,9 @@ async fn heartbeat(
         Err(resp) => return resp,
     };
     // Live here, or (several nodes) on another node: the edge sends heartbeats to any node.
-    let private = match ctx.hls.is_private(&user) {
-        Some(private) if ctx.registry.get(&user).is_some() => Some(private),
-        _ if ctx.store.is_shared() => {
+    let private = match ctx.registry.get(&user) {
+        Some(_) => Some(ctx.hls.is_private(&user) == Some(true)),
+        None if ctx.store.is_shared() => {
             let (store, channel) = (Arc::clone(&ctx.store), user.to_string());
             blocking(move || match store.holder(&channel)? {
                 Some(_) => store.is_private(&channel),
@@ -230,7 +230,7 @@ async fn heartbeat(
             .ok()
             .flatten()
         }
-        _ => None,
+        None => None,
     };
     let Some(private) = private else {
         return json_error(StatusCode::NOT_FOUND, "the channel is not live");

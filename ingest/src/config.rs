@@ -1158,4 +1158,46 @@ mod tests {
             .to_string()
             .contains("hls_disk_cache_mb"));
     }
+
+    #[test]
+    fn the_database_and_node_settings_are_checked_and_never_print_a_password() {
+        let with = |database: &str, node_id: Option<&str>, node_url: Option<&str>| {
+            Settings::resolve(
+                Options {
+                    database: Some(database.to_string()),
+                    node_id: node_id.map(str::to_string),
+                    node_url: node_url.map(str::to_string),
+                    ..Options::default()
+                },
+                None,
+            )
+        };
+        let url = "postgres://boltstream:s3cret@10.0.0.2/boltstream";
+        let s = with(url, Some("a"), Some("http://10.0.0.5:8080")).unwrap();
+        assert_eq!(s.database, Database::Postgres(url.to_string()));
+        assert_eq!(s.node.node_id, "a");
+        assert_eq!(s.node.url, "http://10.0.0.5:8080");
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "Debug prints no password"
+        );
+        // The CLI needs no node id; `serve` refuses to start without one.
+        assert_eq!(with(url, None, None).unwrap().node.node_id, "");
+        let bad = with("postgres://u:s3cret@h/db?sslmode=nonsense", Some("a"), None);
+        let err = bad.unwrap_err().to_string();
+        assert!(err.contains("database") && !err.contains("s3cret"), "{err}");
+        assert!(with("mysql://u:p@h/db", Some("a"), None).is_err());
+        assert!(with(url, Some("a b"), None).is_err(), "node ids are names");
+        assert!(with(url, Some("a"), Some("http://10.0.0.5:8080/path")).is_err());
+        assert!(with(url, Some("a"), Some("ftp://10.0.0.5")).is_err());
+        // SQLite stays the default; a path is a SQLite file.
+        let default = Settings::resolve(Options::default(), None).unwrap();
+        assert!(matches!(default.database, Database::Sqlite(_)));
+        assert_eq!(default.node.node_id, "local");
+        let file = with("/var/lib/bs/site.db", None, None).unwrap();
+        assert_eq!(
+            file.database,
+            Database::Sqlite("/var/lib/bs/site.db".into())
+        );
+    }
 }

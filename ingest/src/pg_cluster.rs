@@ -48,9 +48,103 @@ impl Cluster {
     }
 
     fn start() -> Result<Self, String> {
-        let bin = server_binaries()?;
         remove_stale_directories();
         let root = std::env::temp_dir().join(format!("boltstream-pg-{}", std::process::id()));
+        let server = Server::init(root)?;
+        // Spawned from a thread that lives as long as the server: the parent-death signal fires
+        // when the spawning thread ends, and test threads end after each test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-postgres".into())
+            .spawn(move || match server.command().spawn() {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(server.port));
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot start postgres: {e}")));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let port = rx.recv().map_err(|e| e.to_string())??;
+        let cluster = Cluster { port };
+        wait_up(&cluster.url("postgres"))?;
+        Ok(cluster)
+    }
+}
+
+/// A cluster of one test's own, which the test may stop and start again (a database outage);
+/// stopped when dropped. Started from the test's thread, which outlives it.
+pub struct Owned {
+    server: Server,
+    child: Option<std::process::Child>,
+}
+
+impl Owned {
+    /// Initialises and starts one.
+    pub fn start() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "boltstream-pg-{}-own{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let server = Server::init(root).unwrap_or_else(|e| panic!("{e}"));
+        let mut owned = Owned {
+            server,
+            child: None,
+        };
+        owned.resume();
+        owned
+    }
+
+    /// The URL of its database `postgres` (the tests need no other).
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://boltstream@127.0.0.1:{}/postgres",
+            self.server.port
+        )
+    }
+
+    /// Stops the server at once (PostgreSQL's immediate shutdown, as a crash or a cut network
+    /// looks to its clients).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&child),
+                rustix::process::Signal::QUIT,
+            );
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn resume(&mut self) {
+        let child = self.server.command().spawn().expect("start postgres");
+        self.child = Some(child);
+        wait_up(&self.url()).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.server.root);
+    }
+}
+
+/// An initialised cluster directory and how to run its server.
+struct Server {
+    root: PathBuf,
+    bin: PathBuf,
+    owner: Option<(u32, u32)>,
+    port: u16,
+}
+
+impl Server {
+    /// `initdb` in `root` (made afresh), on a free port.
+    fn init(root: PathBuf) -> Result<Self, String> {
+        let bin = server_binaries()?;
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {root:?}: {e}"))?;
         let owner = as_postgres_user();
@@ -58,7 +152,6 @@ impl Cluster {
             std::os::unix::fs::chown(&root, Some(uid), Some(gid))
                 .map_err(|e| format!("cannot chown {root:?}: {e}"))?;
         }
-        let data = root.join("data");
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
             .args([
@@ -70,7 +163,7 @@ impl Cluster {
                 "--no-sync",
             ])
             .arg("-D")
-            .arg(&data)
+            .arg(root.join("data"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         run_as(&mut initdb, owner, false);
@@ -83,15 +176,27 @@ impl Cluster {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        let port = free_port()?;
-        let log = std::fs::File::create(root.join("server.log"))
-            .map_err(|e| format!("cannot create the server log: {e}"))?;
-        let mut server = Command::new(bin.join("postgres"));
+        Ok(Server {
+            root,
+            bin,
+            owner,
+            port: free_port()?,
+        })
+    }
+
+    /// The server's command line; its log goes to `server.log` in the cluster's directory.
+    fn command(&self) -> Command {
+        let mut server = Command::new(self.bin.join("postgres"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("server.log"))
+            .map_or_else(|_| Stdio::null(), Stdio::from);
         server
             .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&root)
+            .arg(self.root.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.root)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -106,36 +211,19 @@ impl Cluster {
             ])
             .stdout(Stdio::null())
             .stderr(log);
-        run_as(&mut server, owner, true);
-        // The server is spawned from a thread that lives as long as it does: the parent-death
-        // signal fires when the spawning thread ends, and test threads end after each test.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("test-postgres".into())
-            .spawn(move || match server.spawn() {
-                Ok(mut child) => {
-                    let _ = tx.send(Ok(()));
-                    let _ = child.wait();
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(format!("cannot start postgres: {e}")));
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        rx.recv().map_err(|e| e.to_string())??;
-        let cluster = Cluster { port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls) {
-                Ok(_) => return Ok(cluster),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(e) => {
-                    let log = std::fs::read_to_string(root.join("server.log")).unwrap_or_default();
-                    return Err(format!("the test postgres did not come up: {e}\n{log}"));
-                }
-            }
+        run_as(&mut server, self.owner, true);
+        server
+    }
+}
+
+/// Waits up to 30 s until `url` accepts a connection.
+fn wait_up(url: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match postgres::Client::connect(url, postgres::NoTls) {
+            Ok(_) => return Ok(()),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("the test postgres did not come up: {e}")),
         }
     }
 }
@@ -206,7 +294,7 @@ fn remove_stale_directories() {
         let name = entry.file_name();
         let Some(pid) = (name.to_str())
             .and_then(|n| n.strip_prefix("boltstream-pg-"))
-            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(|p| p.split('-').next()?.parse::<i32>().ok())
         else {
             continue;
         };

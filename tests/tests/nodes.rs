@@ -612,3 +612,75 @@ fn a_channel_on_one_node_is_playable_and_counts_its_viewers_once_through_every_n
         channel(&site.b)["viewers"]
     );
 }
+
+#[test]
+fn a_node_rides_out_a_database_outage_and_its_streams_are_claimed_again() {
+    let mut database = boltstream_ingest::pg_cluster::Owned::start();
+    let lease = LEASE_S.to_string();
+    let node = Server::start_node(
+        "127.0.0.2",
+        "a",
+        &database.url(),
+        &["--node-lease", lease.as_str()],
+    );
+    let key = node.add_user("ivan");
+    let mut publisher = Publisher::start(Clip::AudioVideo, &node.publish_url(&key), true);
+    let playable = |within| {
+        wait_for(within, || {
+            let r = get(node.http, &playlist("ivan"));
+            (r.status == 200 && r.text().contains("#EXTINF")).then_some(())
+        })
+        .is_some()
+    };
+    assert!(playable(Duration::from_secs(20)), "ivan never played");
+
+    // The database goes away for longer than the lease: the node stays up and keeps serving
+    // what it holds; what needs the database fails cleanly.
+    let lines_before = node.log().lines().count();
+    database.stop();
+    std::thread::sleep(Duration::from_millis(LEASE_S * 1000 + 1500));
+    assert_eq!(get(node.internal, "/internal/health").status, 200);
+    assert_eq!(
+        get(node.http, &playlist("ivan")).status,
+        200,
+        "live media goes on"
+    );
+    for _ in 0..50 {
+        let api = get(node.http, "/api/v1/channels/ivan");
+        assert!(api.status >= 500, "{}: {}", api.status, api.text());
+    }
+    // What the outage costs the log is bounded by time (the duties' polls), not by requests.
+    let outage_lines = node.log().lines().count() - lines_before;
+    assert!(
+        outage_lines < 80,
+        "{outage_lines} log lines for a 3.5 s outage and 50 requests"
+    );
+    assert!(
+        publisher.running(),
+        "the publish is not dropped while the store cannot say"
+    );
+
+    // Back: the lapsed claim is dropped (another node may have taken the stream meanwhile), the
+    // encoder reconnects and the stream is claimed again.
+    database.resume();
+    assert!(
+        publisher.wait(Duration::from_secs(10)).is_some(),
+        "the publish on a lapsed claim went on"
+    );
+    let mut again = Publisher::start(Clip::AudioVideo, &node.publish_url(&key), true);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            node.live_users().iter().any(|u| u == "ivan").then_some(())
+        })
+        .is_some(),
+        "ivan was not claimed again:\n{}",
+        node.log()
+    );
+    assert!(playable(Duration::from_secs(20)));
+    assert!(again.running());
+    assert!(
+        !node.log().contains("panicked"),
+        "the node panicked:\n{}",
+        node.log()
+    );
+}

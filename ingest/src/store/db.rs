@@ -232,7 +232,13 @@ pub(crate) struct PgConn {
     config: postgres::Config,
     statements: HashMap<String, postgres::Statement>,
     in_transaction: bool,
+    /// When connecting again last failed: calls within [`RECONNECT_BACKOFF`] of it fail at once
+    /// rather than each wait for a connect timeout while holding the store.
+    failed_at: Option<std::time::Instant>,
 }
+
+/// How long after a failed reconnect store calls fail without trying again.
+const RECONNECT_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// At most this many distinct statements are kept prepared (the store has about a hundred).
 const STATEMENT_CACHE: usize = 512;
@@ -245,6 +251,7 @@ impl PgConn {
             config,
             statements: HashMap::new(),
             in_transaction: false,
+            failed_at: None,
         })
     }
 
@@ -252,7 +259,13 @@ impl PgConn {
     /// server restarted): the next query then works instead of every later one failing.
     pub fn recover(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
-            self.client = self.config.connect(postgres::NoTls)?;
+            if (self.failed_at).is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF) {
+                return Err(StoreError::Unavailable);
+            }
+            self.client = self.config.connect(postgres::NoTls).inspect_err(|_| {
+                self.failed_at = Some(std::time::Instant::now());
+            })?;
+            self.failed_at = None;
             self.statements.clear();
             self.in_transaction = false;
         }

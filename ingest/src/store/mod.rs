@@ -76,6 +76,9 @@ pub enum StoreError {
     /// A value the database returned that this binary cannot read.
     #[error("database error: {0}")]
     Column(String),
+    /// PostgreSQL could not be reached a moment ago; not tried again yet.
+    #[error("the database is unreachable; try again")]
+    Unavailable,
     /// The database setting itself is wrong.
     #[error("{0}")]
     Config(String),

@@ -107,6 +107,11 @@ pub fn store_error(err: &StoreError) -> Resp {
             StatusCode::SERVICE_UNAVAILABLE,
             "the database is busy; retry",
         ),
+        // Not logged per request: the node's duties say it once per poll while it lasts.
+        StoreError::Unavailable => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unreachable; retry",
+        ),
         other => {
             tracing::warn!(error = %other, "api request failed");
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -317,3 +317,13 @@ pub fn decode_errors(path: &std::path::Path) -> String {
     assert!(ok, "ffmpeg failed on {}: {err}", path.display());
     err
 }
+
+/// Whether `bytes` read as media in the clear: MPEG-TS sync bytes at 0, 188 and 376, or an fMP4
+/// box type at 4..8. Ciphertext begins with 0x47 in one file of 256, so a first-byte check alone
+/// would fail good runs.
+pub fn looks_plain(bytes: &[u8]) -> bool {
+    let ts = [0, 188, 376].iter().all(|&i| bytes.get(i) == Some(&0x47));
+    let mp4 =
+        (bytes.get(4..8)).is_some_and(|t| [&b"styp"[..], b"moof", b"ftyp", b"moov"].contains(&t));
+    ts || mp4
+}

@@ -354,8 +354,18 @@ impl Store {
                 )));
             }
         }
-        let conn = Connection::open(path)?;
-        Self::setup(conn)
+        // Switching a new file to WAL takes its lock without SQLite's busy handler, so processes
+        // opening a new database at once (the server and the CLI) can be told it is locked: they
+        // try again within the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::setup(Connection::open(path)?) {
+                Err(StoreError::Locked) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                opened => return opened,
+            }
+        }
     }
 
     /// Creates the data directory (and its parents) readable by this user only: it holds the

@@ -5,6 +5,10 @@
 //! a node pays to answer for a stream another node holds (requests per second for a segment, from
 //! the holder and forwarded through the other node; `nodebench forward` runs only this).
 //!
+//! `nodebench marginal LOW HIGH [HOLD] [ROUNDS]` measures what one more stream costs the site on
+//! one node and on two (all nodes' CPU at LOW and at HIGH streams), so the costs a node has
+//! whatever it holds cancel out.
+//!
 //! Run through `bench/run nodes [N] [HOLD] [ROUNDS]`. Prints markdown tables.
 
 use std::time::{Duration, Instant};
@@ -179,10 +183,65 @@ fn forwarding(seconds: u64, rounds: usize) {
     );
 }
 
+/// What one more stream costs the site, on one node and spread over two: all nodes' CPU with
+/// `low` and with `high` streams in all, `(high − low) / (high − low streams)`, so costs a node has
+/// whatever it holds cancel out.
+fn marginal(low: usize, high: usize, hold: Duration, rounds: usize) {
+    let layouts = [Layout::OnePostgres, Layout::TwoPostgres];
+    let mut per_stream: Vec<Vec<f64>> = vec![Vec::new(); layouts.len()];
+    let mut fixed: Vec<Vec<f64>> = vec![Vec::new(); layouts.len()];
+    for r in 0..rounds {
+        for (i, layout) in layouts.iter().enumerate() {
+            let total = |streams: usize| {
+                eprintln!("[round {r}] {}: {streams} publishers", layout.name());
+                let (nodes, _) = round(*layout, streams, hold);
+                let each = streams as f64 / nodes.len() as f64;
+                nodes.iter().map(|cpu| cpu * each).sum::<f64>()
+            };
+            let (a, b) = (total(low), total(high));
+            let slope = (b - a) / (high - low) as f64;
+            let nodes = if *layout == Layout::OnePostgres {
+                1.0
+            } else {
+                2.0
+            };
+            eprintln!("  {a:.1} -> {b:.1} ms/s in all: {slope:.2} ms/s per stream");
+            per_stream[i].push(slope);
+            fixed[i].push((a - slope * low as f64) / nodes);
+        }
+    }
+    println!(
+        "| {low} → {high} streams in all, {} s windows × {rounds} rounds | CPU one more stream adds to the site (median) | CPU a node spends whatever it holds (median) | ratio to one node |",
+        hold.as_secs()
+    );
+    println!("| --- | --- | --- | --- |");
+    let one = median(per_stream[0].clone());
+    for (i, layout) in layouts.iter().enumerate() {
+        let m = median(per_stream[i].clone());
+        println!(
+            "| {} | {m:.2} ms/s | {:.1} ms/s | {:.2}× |",
+            layout.name(),
+            median(fixed[i].clone()),
+            m / one
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("forward") {
         return forwarding(3, 3);
+    }
+    if args.get(1).map(String::as_str) == Some("marginal") {
+        let arg =
+            |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+        let (low, high) = (arg(2, 10) as usize, arg(3, 20) as usize);
+        return marginal(
+            low,
+            high,
+            Duration::from_secs(arg(4, 20)),
+            arg(5, 1) as usize,
+        );
     }
     let streams: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let hold = Duration::from_secs(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));

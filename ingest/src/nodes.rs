@@ -96,6 +96,11 @@ impl Nodes {
         }
     }
 
+    /// Whether there are other nodes at all (the store is shared).
+    pub fn is_shared(&self) -> bool {
+        self.store.is_shared()
+    }
+
     /// The holder's answer to a request for `user`'s live stream, when another node holds it and
     /// this request was not forwarded here already.
     pub async fn forward<B>(&self, user: &Username, req: &Request<B>) -> Option<Resp> {

@@ -106,6 +106,10 @@ async fn elsewhere<B>(
     route: &Route,
     req: &Request<B>,
 ) -> Option<Resp> {
+    // A single node has nobody to ask: its hot path makes none of the checks below.
+    if !nodes.is_shared() {
+        return None;
+    }
     let recording = match route {
         Route::VodPlaylist { user, id, .. }
         | Route::VodSegment { user, id, .. }

@@ -257,14 +257,21 @@ fn user_row(r: &Row<'_>) -> Result<UserRow, StoreError> {
     })
 }
 
-/// The assignments that clear what a publish reported.
-const CLEARED_STATS: &str = "video_codec = '', audio_codec = '', width = 0, height = 0, fps = 0,
-    bitrate_kbps = 0, playable = FALSE";
+/// The assignments that clear what a publish reported (a macro, so [`OFFLINE`] is built from it
+/// at compile time).
+macro_rules! cleared_stats {
+    () => {
+        "video_codec = '', audio_codec = '', width = 0, height = 0, fps = 0, bitrate_kbps = 0, \
+         playable = FALSE"
+    };
+}
+const CLEARED_STATS: &str = cleared_stats!();
 
 /// The assignments that take a stream offline and clear what its publish reported.
-const OFFLINE: &str = "started_ms = NULL, publish_id = NULL, video_codec = '', audio_codec = '',
-    width = 0, height = 0, fps = 0, bitrate_kbps = 0, playable = FALSE, node_id = NULL,
-    node_url = NULL, lease_until_ms = NULL";
+const OFFLINE: &str = concat!(
+    "started_ms = NULL, publish_id = NULL, node_id = NULL, node_url = NULL, lease_until_ms = NULL, ",
+    cleared_stats!()
+);
 
 const LIVE_SELECT: &str =
     "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,

@@ -37,6 +37,7 @@ pub mod pg_cluster;
 pub mod playback;
 pub mod read_cache;
 pub mod record;
+pub mod recording_index;
 pub mod respond;
 pub mod rtmp;
 pub mod server;

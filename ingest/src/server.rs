@@ -135,7 +135,7 @@ impl RunningServer {
         let (s, r) = (&store, &registry);
         spawn_duties(&tracker, s, r, &hls, playback, &settings.node, &shutdown);
         if store.is_shared() {
-            tracker.spawn(crate::record::index::keep_indexed(
+            tracker.spawn(crate::recording_index::keep_indexed(
                 Arc::clone(&hls.recordings),
                 Arc::clone(&store),
                 settings.node.clone(),

@@ -535,7 +535,5 @@ fn ids(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
-pub mod index;
-
 #[cfg(test)]
 mod tests;

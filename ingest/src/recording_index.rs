@@ -4,7 +4,8 @@
 //! Each pass reads directory names only; a recording's log is read once, when it is first indexed.
 //!
 //! So any node lists every node's recordings (from the index) and serves them (a request for one
-//! kept elsewhere is forwarded to its node, [`crate::nodes`]).
+//! kept elsewhere is forwarded to its node, [`crate::nodes`]). It sits beside `record/`, not in
+//! it: `record/` knows nothing of the store, so the store can name its types without a cycle.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use boltstream_shared::username::Username;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::Recordings;
+use crate::record::Recordings;
 use crate::store::{NodeClaim, Store};
 
 /// Between two passes: how soon a finished recording is listed on the other nodes, and a

@@ -9,11 +9,19 @@
 //! one node and on two (all nodes' CPU at LOW and at HIGH streams), so the costs a node has
 //! whatever it holds cancel out.
 //!
-//! Run through `bench/run nodes [N] [HOLD] [ROUNDS]`. Prints markdown tables.
+//! `nodebench together N WINDOW WINDOWS ROUNDS` runs one node on SQLite, one on PostgreSQL and a
+//! two-node site side by side, N streams on each of the four nodes, and reads their CPU over the
+//! same windows: a shared machine's noise (other sessions, publishers, frequency) then falls on
+//! every layout alike, and each window's ratio is a paired comparison. The two nodes of the pair do
+//! the same job, so their ratio to each other is the method's own spread (an A/A control), stated
+//! beside the result.
+//!
+//! Run through `bench/run nodes [N] [HOLD] [ROUNDS]` and `bench/run together [N] [W] [K] [R]`.
+//! Prints markdown tables.
 
 use std::time::{Duration, Instant};
 
-use boltstream_bench::{cpu_seconds, median, wrk_with};
+use boltstream_bench::{cpu_seconds, cpu_seconds_exact, median, wrk_with};
 use boltstream_tests::http::get;
 use boltstream_tests::media::{Clip, Publisher};
 use boltstream_tests::server::Server;
@@ -227,8 +235,147 @@ fn marginal(low: usize, high: usize, hold: Duration, rounds: usize) {
     }
 }
 
+/// One node on SQLite (the shipped default), one node on its own PostgreSQL database and two
+/// nodes sharing another, side by side with `per_node` publishers on each of the four, CPU read
+/// for all four over the same windows.
+fn together(per_node: usize, window: Duration, windows: usize, rounds: usize) {
+    // Per round (fresh processes, the independent unit: a process keeps its placement and caches
+    // for the round, so its windows are not independent of each other): CPU ms/s per stream of
+    // [SQLite node, PostgreSQL node, node a, node b] over all the round's windows, and the two
+    // PostgreSQL sites' transactions/s per live stream.
+    let mut cpu: Vec<[f64; 4]> = Vec::new();
+    let mut store: Vec<[f64; 2]> = Vec::new();
+    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    for r in 0..rounds {
+        let cluster = boltstream_ingest::pg_cluster::shared();
+        let (one_db, two_db) = (cluster.new_database(), cluster.new_database());
+        // Each round gives each PostgreSQL role another address, and every role another start
+        // slot, so neither favours a layout.
+        let lite = Server::start_logging(&FLAGS, "info");
+        let solo = node(ips[r % 3], "solo", &one_db);
+        let a = node(ips[(r + 1) % 3], "a", &two_db);
+        let b = node(ips[(r + 2) % 3], "b", &two_db);
+        let nodes = [&lite, &solo, &a, &b];
+        let mut publishers = Vec::new();
+        for i in 0..per_node {
+            for k in 0..nodes.len() {
+                let j = (k + r) % nodes.len();
+                let node = nodes[j];
+                let user = format!("s{j}n{i}");
+                let key = node.add_user(&user);
+                let out = node.cli(&["recordings", "keep", &user, "off"]);
+                assert!(out.status.success());
+                publishers.push(Publisher::start(
+                    Clip::AudioVideo,
+                    &node.publish_url(&key),
+                    true,
+                ));
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        }
+        let live = wait_for(Duration::from_secs(60), || {
+            let all = lite.live_users().len() == per_node
+                && solo.live_users().len() == per_node
+                && a.live_users().len() == 2 * per_node;
+            all.then_some(())
+        });
+        assert!(live.is_some(), "not every publisher went live");
+        std::thread::sleep(Duration::from_secs(5));
+        let (mut used, mut tx, mut elapsed) = ([0.0; 4], [0.0; 2], 0.0);
+        for w in 0..windows {
+            let cpu_now = || -> Vec<f64> {
+                (nodes.iter())
+                    .map(|n| cpu_seconds_exact(n.pid()).expect("node running"))
+                    .collect()
+            };
+            let before = cpu_now();
+            let tx0 = (transactions(&one_db), transactions(&two_db));
+            let t0 = Instant::now();
+            std::thread::sleep(window);
+            let after = cpu_now();
+            let tx1 = (transactions(&one_db), transactions(&two_db));
+            let secs = t0.elapsed().as_secs_f64();
+            let dead = (publishers.iter_mut())
+                .map(|p| p.running())
+                .filter(|up| !up)
+                .count();
+            assert_eq!(dead, 0, "publishers failed during the window");
+            let each = |i: usize| (after[i] - before[i]) / secs * 1000.0 / per_node as f64;
+            let c = [each(0), each(1), each(2), each(3)];
+            eprintln!(
+                "[round {r} window {w}] SQLite {:.2}, PostgreSQL {:.2}, two nodes {:.2} / {:.2} ms/s per stream: {:.3}x, {:.3}x",
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                (c[2] + c[3]) / 2.0 / c[0],
+                (c[2] + c[3]) / 2.0 / c[1],
+            );
+            for (i, u) in used.iter_mut().enumerate() {
+                *u += after[i] - before[i];
+            }
+            tx[0] += (tx1.0 - tx0.0) as f64;
+            tx[1] += (tx1.1 - tx0.1) as f64;
+            elapsed += secs;
+        }
+        let c = used.map(|u| u / elapsed * 1000.0 / per_node as f64);
+        eprintln!(
+            "[round {r}] {c:.2?} ms/s per stream: two nodes {:.3}x SQLite, {:.3}x PostgreSQL; b {:.3}x a",
+            (c[2] + c[3]) / 2.0 / c[0],
+            (c[2] + c[3]) / 2.0 / c[1],
+            c[3] / c[2]
+        );
+        cpu.push(c);
+        store.push([
+            tx[0] / elapsed / per_node as f64,
+            tx[1] / elapsed / (2 * per_node) as f64,
+        ]);
+    }
+    let column = |f: &dyn Fn(&[f64; 4]) -> f64| -> Vec<f64> { cpu.iter().map(f).collect() };
+    let pair = |c: &[f64; 4]| (c[2] + c[3]) / 2.0;
+    let spread = |xs: Vec<f64>| {
+        let each: Vec<String> = xs.iter().map(|x| format!("{x:.2}")).collect();
+        format!("{:.3}× ({})", median(xs), each.join("; "))
+    };
+    println!(
+        "| {per_node} streams on each node, side by side, {rounds} rounds of {windows} × {} s | server CPU per stream per node (median of rounds) | store transactions/s per live stream (median) | two nodes against it in the same windows: median (each round) |",
+        window.as_secs()
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| one node, SQLite (shipped default) | {:.2} ms/s | — (a file) | {} |",
+        median(column(&|c| c[0])),
+        spread(column(&|c| pair(c) / c[0]))
+    );
+    println!(
+        "| one node, PostgreSQL | {:.2} ms/s | {:.2} | {} |",
+        median(column(&|c| c[1])),
+        median(store.iter().map(|s| s[0]).collect()),
+        spread(column(&|c| pair(c) / c[1]))
+    );
+    println!(
+        "| two nodes, one PostgreSQL (mean of the two) | {:.2} ms/s | {:.2} | — |",
+        median(column(&pair)),
+        median(store.iter().map(|s| s[1]).collect()),
+    );
+    println!(
+        "| control: node b against node a (the same job), the method's own spread | — | — | {} |",
+        spread(column(&|c| c[3] / c[2]))
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("together") {
+        let arg =
+            |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+        return together(
+            arg(2, 10) as usize,
+            Duration::from_secs(arg(3, 10)),
+            arg(4, 3) as usize,
+            arg(5, 8) as usize,
+        );
+    }
     if args.get(1).map(String::as_str) == Some("forward") {
         return forwarding(3, 3);
     }

@@ -43,8 +43,11 @@ const HOLDER_TTL: Duration = Duration::from_secs(1);
 /// made-up names cannot grow memory.
 const HOLDER_CACHE: usize = 4096;
 
-/// Forwarded requests in flight at once; more wait. Each may hold one object in memory.
-const FORWARDS_AT_ONCE: usize = 64;
+/// Forwarded answers whose bodies are read at once; more wait. Each may hold one object in memory.
+/// A request waiting for the holder's answer takes no permit: a blocking LL-HLS reload waits there
+/// for up to a segment, and requests that wait must not keep the rest of the site's streams from
+/// being forwarded (what bounds them is the node's connection limits, as for local requests).
+const BODIES_AT_ONCE: usize = 64;
 
 /// The longest a forwarded request may take: a blocking playlist request waits up to three target
 /// durations (30 s at the longest target) on the holder.
@@ -67,7 +70,7 @@ pub struct Nodes {
     /// What the store last said about channels' holders, and when.
     holders: Mutex<LinkedHashMap<Username, (Instant, Option<Holder>)>>,
     client: Client<HttpConnector, Full<Bytes>>,
-    forwards: Semaphore,
+    bodies: Semaphore,
     /// The most bytes one forwarded answer may have: the largest segment the node accepts.
     max_body: usize,
     /// Requests answered by another node, and of those the ones it did not answer.
@@ -89,7 +92,7 @@ impl Nodes {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
-            forwards: Semaphore::new(FORWARDS_AT_ONCE),
+            bodies: Semaphore::new(BODIES_AT_ONCE),
             max_body,
             forwarded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -155,7 +158,6 @@ impl Nodes {
     }
 
     async fn fetch<B>(&self, holder: &str, url: &str, req: &Request<B>) -> Result<Resp, String> {
-        let _permit = self.forwards.acquire().await.map_err(|e| e.to_string())?;
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let mut forwarded = Request::builder()
             .method(if req.method() == Method::HEAD {
@@ -176,6 +178,7 @@ impl Nodes {
         let answer = tokio::time::timeout(FORWARD_TIMEOUT, async {
             let response = (self.client.request(forwarded).await).map_err(|e| e.to_string())?;
             let (parts, body) = response.into_parts();
+            let _permit = self.bodies.acquire().await.map_err(|e| e.to_string())?;
             let body = Limited::new(body, self.max_body)
                 .collect()
                 .await
@@ -246,6 +249,24 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Requests for ever new made-up channel names (each a holder lookup) leave at most
+    /// `HOLDER_CACHE` remembered, the newest.
+    #[tokio::test]
+    async fn made_up_names_cannot_grow_the_holder_cache() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let nodes = Nodes::new(store, "a".into(), 1 << 20);
+        let names: Vec<Username> = (0..HOLDER_CACHE + 500)
+            .map(|i| Username::parse(&format!("nobody{i}")).unwrap())
+            .collect();
+        for name in &names {
+            assert_eq!(nodes.holder(name).await, None);
+        }
+        let holders = nodes.holders.lock().unwrap();
+        assert_eq!(holders.len(), HOLDER_CACHE);
+        assert!(holders.contains_key(names.last().unwrap()));
+        assert!(!holders.contains_key(&names[0]), "the oldest is forgotten");
+    }
 
     #[test]
     fn connection_headers_are_not_passed_on() {

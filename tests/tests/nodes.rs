@@ -684,3 +684,62 @@ fn a_node_rides_out_a_database_outage_and_its_streams_are_claimed_again() {
         node.log()
     );
 }
+
+/// An attacker holds many LL-HLS blocking reloads open through the node that does not hold the
+/// stream (more than a node reads forwarded answers at once): a forwarded request for a segment
+/// is answered while every one of them still waits, so nobody's forwarded media queues behind
+/// requests that wait on the holder.
+#[test]
+fn blocking_reloads_held_open_through_a_node_do_not_hold_up_its_other_forwarded_requests() {
+    /// More than the 64 forwarded answers a node reads at once.
+    const HELD: usize = 100;
+    let site = site();
+    let bob = site.b.add_user("bob");
+    let _on_b = Publisher::start(Clip::AudioVideo, &site.b.publish_url(&bob), true);
+    let text = wait_for(Duration::from_secs(20), || {
+        let r = unforwarded(&site.b, &playlist("bob"));
+        (r.status == 200 && r.text().contains("#EXTINF")).then(|| r.text())
+    })
+    .unwrap_or_else(|| panic!("bob never went live on b:\n{}", site.b.log()));
+    let segment = format!("/live/bob/{}", a_segment(&text));
+    // Part 4 of the segment after the open one: more than a second away.
+    let (sequence, complete, _) = ll_position(&text);
+    let blocking = format!(
+        "{}?_HLS_msn={}&_HLS_part=4",
+        playlist("bob"),
+        sequence + complete + 1
+    );
+
+    let before = forwarded(&site.a);
+    let a = site.a.http;
+    let held: Vec<_> = (0..HELD)
+        .map(|_| {
+            let path = blocking.clone();
+            std::thread::spawn(move || {
+                let r = get(a, &path);
+                (r.status, Instant::now())
+            })
+        })
+        .collect();
+    let all_waiting = wait_for(Duration::from_secs(10), || {
+        (forwarded(&site.a) >= before + HELD as u64).then_some(())
+    });
+    assert!(
+        all_waiting.is_some(),
+        "the blocking reloads were not all forwarded"
+    );
+
+    let r = get(site.a.http, &segment);
+    let answered = Instant::now();
+    assert_eq!(r.status, 200, "{segment}: {}", r.text());
+    assert!(!r.body.is_empty());
+
+    for thread in held {
+        let (status, done) = thread.join().unwrap();
+        assert_eq!(status, 200, "a blocking reload through a failed");
+        assert!(
+            done > answered,
+            "a blocking reload was answered before the segment: the segment waited behind them"
+        );
+    }
+}

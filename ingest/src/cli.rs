@@ -737,6 +737,7 @@ mod tests {
                     fps: 30.0,
                     bitrate_kbps: 2500,
                     playable: true,
+                    thumbnail: None,
                 },
             )
             .unwrap();

@@ -123,7 +123,10 @@ async fn elsewhere<B>(
         }
         return nodes.forward_recording(user, id, req).await;
     }
-    let (user, _) = live_channel(route)?;
+    let user = match route {
+        Route::Thumbnail { user, .. } => user,
+        _ => live_channel(route)?.0,
+    };
     if hls.served_under(user).is_some() {
         return None;
     }

@@ -117,7 +117,7 @@ impl RunningServer {
                 store: Arc::clone(&store),
                 registry: Arc::clone(&registry),
                 hls: Arc::clone(&hls),
-                thumbs,
+                thumbs: Arc::clone(&thumbs),
                 playback: Arc::clone(&playback),
                 chat,
                 viewers: Arc::clone(&viewers),
@@ -134,6 +134,13 @@ impl RunningServer {
         }
         let (s, r) = (&store, &registry);
         spawn_duties(&tracker, s, r, &hls, playback, &settings.node, &shutdown);
+        tracker.spawn(stats_reporter(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            Arc::clone(&hls),
+            thumbs,
+            shutdown.clone(),
+        ));
         if store.is_shared() {
             tracker.spawn(crate::recording_index::keep_indexed(
                 Arc::clone(&hls.recordings),
@@ -237,7 +244,7 @@ async fn load_recording_kek(store: &Arc<Store>) -> anyhow::Result<[u8; 16]> {
         .context("cannot read the recordings' key-encryption key")
 }
 
-/// The background duties: the playback secrets' refresh, the drop watch and the stats.
+/// The background duties: the playback secrets' refresh and the drop watch.
 fn spawn_duties(
     tracker: &TaskTracker,
     store: &Arc<Store>,
@@ -257,12 +264,6 @@ fn spawn_duties(
         Arc::clone(registry),
         Arc::clone(hls),
         node.clone(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(stats_reporter(
-        Arc::clone(store),
-        Arc::clone(registry),
-        Arc::clone(hls),
         shutdown.clone(),
     ));
 }
@@ -355,11 +356,12 @@ async fn drop_watch(
 }
 
 /// Writes bitrate, fps and codecs of live streams to the database for the CLI and the dashboard,
-/// and whether each can be played yet, for the channel pages other nodes serve.
+/// and whether each can be played yet and its newest picture, for the pages other nodes serve.
 async fn stats_reporter(
     store: Arc<Store>,
     registry: Arc<Registry>,
     hls: Arc<HlsOutput>,
+    thumbs: Arc<Thumbnails>,
     shutdown: CancellationToken,
 ) {
     let mut previous: HashMap<i64, (Instant, u64, u64)> = HashMap::new();
@@ -389,6 +391,7 @@ async fn stats_reporter(
                         fps: ((frames - f0) as f64 / secs * 10.0).round() / 10.0,
                         bitrate_kbps: ((bytes - b0) as f64 * 8.0 / 1000.0 / secs) as u64,
                         playable: hls.is_playable(&stream.user),
+                        thumbnail: thumbs.latest(&stream.user),
                     },
                 ));
             }

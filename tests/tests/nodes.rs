@@ -583,6 +583,37 @@ fn a_channel_on_one_node_is_playable_and_counts_its_viewers_once_through_every_n
     assert_eq!(seen["live"], true);
     assert_eq!(seen["playlist"], "/live/hana/index.m3u8");
 
+    // The live picture node b made is node a's poster and directory card too, and node a serves
+    // it (fetched from b), as does the edge.
+    let url = wait_for(Duration::from_secs(15), || {
+        channel(&site.a)["thumbnail"].as_str().map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("node a never named b's picture:\n{}", site.b.log()));
+    assert!(
+        url.starts_with("/thumb/hana/") && url.ends_with(".jpg"),
+        "{url}"
+    );
+    let from_b = unforwarded(&site.b, &url);
+    assert_eq!(from_b.status, 200, "{url} on b");
+    let through_a = get(site.a.http, &url);
+    assert_eq!(
+        through_a.status,
+        200,
+        "{url} through a: {}",
+        through_a.text()
+    );
+    assert_eq!(through_a.body, from_b.body);
+    assert!(through_a.body.starts_with(&[0xFF, 0xD8]), "a JPEG");
+    assert_eq!(through_a.header("content-type"), Some("image/jpeg"));
+    assert_eq!(
+        unforwarded(&site.a, &url).status,
+        404,
+        "a has no picture of its own"
+    );
+    assert_eq!(get(site.edge.addr, &url).body, from_b.body);
+    let directory = get(site.a.http, "/").text();
+    assert!(directory.contains(&format!("src=\"{url}\"")), "{directory}");
+
     // Viewer 1's heartbeats reach a, then b (as an edge spreads them); viewer 2's reach b.
     let beat = |node: &Server, viewer: u32| {
         let r = request(

@@ -131,6 +131,9 @@ const STEPS: &[&str] = &[
     // 12: whether a live stream can be played yet, as its node last reported it, for the pages
     // other nodes serve.
     "ALTER TABLE streams ADD COLUMN playable INTEGER NOT NULL DEFAULT 0;",
+    // 13: the id of a live stream's newest picture on its node, for the directory and posters
+    // other nodes serve.
+    "ALTER TABLE streams ADD COLUMN thumbnail_id INTEGER;",
 ];
 
 const POSTGRES_STEPS: &[&str] = &[
@@ -240,6 +243,8 @@ const POSTGRES_STEPS: &[&str] = &[
      CREATE INDEX viewer_beats_by_time ON viewer_beats (seen_ms);",
     // 4: SQLite's step 12.
     "ALTER TABLE streams ADD COLUMN playable BOOLEAN NOT NULL DEFAULT FALSE;",
+    // 5: SQLite's step 13.
+    "ALTER TABLE streams ADD COLUMN thumbnail_id BIGINT;",
 ];
 
 /// An arbitrary constant naming the advisory lock nodes take turns at migrating under.

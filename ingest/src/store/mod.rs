@@ -159,6 +159,9 @@ pub struct StreamStats {
     /// A player can start it (its playlist lists media): what a node that does not hold the
     /// stream tells the channel page.
     pub playable: bool,
+    /// The id of its newest picture on its node (`/thumb/<user>/<id>.jpg`), if it has one: what
+    /// a node that does not hold the stream shows in the directory and as the poster.
+    pub thumbnail: Option<u64>,
 }
 
 /// A live stream as `boltstream streams` and the directory page show it.
@@ -262,7 +265,7 @@ fn user_row(r: &Row<'_>) -> Result<UserRow, StoreError> {
 macro_rules! cleared_stats {
     () => {
         "video_codec = '', audio_codec = '', width = 0, height = 0, fps = 0, bitrate_kbps = 0, \
-         playable = FALSE"
+         playable = FALSE, thumbnail_id = NULL"
     };
 }
 const CLEARED_STATS: &str = cleared_stats!();
@@ -275,7 +278,7 @@ const OFFLINE: &str = concat!(
 
 const LIVE_SELECT: &str =
     "SELECT u.username, s.started_ms, s.video_codec, s.audio_codec, s.width, s.height,
-        s.fps, s.bitrate_kbps, s.title, s.category, s.playable, s.private
+        s.fps, s.bitrate_kbps, s.title, s.category, s.playable, s.private, s.thumbnail_id
         FROM streams s JOIN users u ON u.id = s.user_id";
 
 fn live_row(r: &Row<'_>) -> Result<LiveRow, StoreError> {
@@ -294,6 +297,9 @@ fn live_row(r: &Row<'_>) -> Result<LiveRow, StoreError> {
             fps: r.get(6)?,
             bitrate_kbps: r.get::<i64>(7)?.max(0) as u64,
             playable: r.get(10)?,
+            thumbnail: r
+                .get::<Option<i64>>(12)?
+                .and_then(|id| u64::try_from(id).ok()),
         },
         private: r.get(11)?,
     })
@@ -629,7 +635,8 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "UPDATE streams SET video_codec = ?1, audio_codec = ?2, width = ?3, height = ?4,
-                   fps = ?5, bitrate_kbps = ?6, playable = ?8 WHERE publish_id = ?7",
+                   fps = ?5, bitrate_kbps = ?6, playable = ?8, thumbnail_id = ?9
+                 WHERE publish_id = ?7",
                 args![
                     &stats.video_codec,
                     &stats.audio_codec,
@@ -638,7 +645,8 @@ impl Store {
                     stats.fps,
                     stats.bitrate_kbps as i64,
                     publish.0,
-                    stats.playable
+                    stats.playable,
+                    stats.thumbnail.and_then(|id| i64::try_from(id).ok())
                 ],
             )?;
             Ok(())

@@ -256,7 +256,7 @@ on_both! {
     fn stats_round_trip(db: &TestDb) {
         let store = db.open();
         let (_, key) = store.add_user("alice", false).unwrap();
-        let (_, id) = store.begin_publish(&key, &here()).unwrap().accepted().unwrap();
+        let (user, id) = store.begin_publish(&key, &here()).unwrap().accepted().unwrap();
         let stats = StreamStats {
             video_codec: "h264".into(),
             audio_codec: "aac".into(),
@@ -265,11 +265,17 @@ on_both! {
             fps: 30.0,
             bitrate_kbps: 2500,
             playable: true,
+            thumbnail: Some(7),
         };
         store.record_stats(id, &stats).unwrap();
         assert_eq!(store.live_streams().unwrap()[0].stats, stats);
         assert_eq!(store.live_stream("alice").unwrap().unwrap().stats, stats);
         assert_eq!(store.live_stream("bob").unwrap(), None);
+        // The next publish starts with nothing of the last one's: no picture that is gone.
+        store.end_publish(&user, id).unwrap();
+        assert!(store.begin_publish(&key, &here()).unwrap().accepted().is_some());
+        let fresh = store.live_stream("alice").unwrap().unwrap().stats;
+        assert_eq!(fresh, StreamStats::default());
     }
 
     fn a_claim_holds_while_renewed_and_lapses_when_its_node_stops(db: &TestDb) {

@@ -53,7 +53,7 @@ fn channel_json(
                 format!("/live/{username}/index.m3u8")
             },
             "viewers": Username::parse(username).map_or(0, |u| ctx.viewers.count(&u, now_ms())),
-            "thumbnail": thumbnail_url(ctx, username),
+            "thumbnail": thumbnail_url(ctx, username, Some(row)),
             "stats": {
                 "video_codec": row.stats.video_codec, "audio_codec": row.stats.audio_codec,
                 "width": row.stats.width, "height": row.stats.height,
@@ -70,10 +70,18 @@ fn channel_json(
     }
 }
 
-/// Where a live channel's newest picture is, if it has one yet (never for a private publish).
-pub fn thumbnail_url(ctx: &WebContext, username: &str) -> Option<String> {
+/// Where a live channel's newest picture is, if it has one yet (never for a private publish):
+/// this node's own, or for a stream another node holds what that node last reported (`live`),
+/// which this node's origin fetches from it.
+pub fn thumbnail_url(ctx: &WebContext, username: &str, live: Option<&LiveRow>) -> Option<String> {
     let user = Username::parse(username).ok()?;
-    let id = ctx.thumbs.latest(&user)?;
+    let id = match ctx.thumbs.latest(&user) {
+        Some(id) => id,
+        None if ctx.store.is_shared() && !ctx.hls.is_publishing(&user) => {
+            live.filter(|row| !row.private)?.stats.thumbnail?
+        }
+        None => return None,
+    };
     Route::Thumbnail { user, id }.canonical_path()
 }
 

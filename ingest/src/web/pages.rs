@@ -82,7 +82,7 @@ async fn directory(State(ctx): State<Arc<WebContext>>, viewer: Viewer) -> Resp {
         .collect();
     let thumbnails: HashMap<String, String> = (live.iter())
         .filter_map(|row| {
-            let url = super::api::thumbnail_url(&ctx, &row.username)?;
+            let url = super::api::thumbnail_url(&ctx, &row.username, Some(row))?;
             Some((row.username.clone(), url))
         })
         .collect();
@@ -140,7 +140,8 @@ async fn channel(
     };
     let body = match info {
         Some(info) => {
-            let poster = super::api::thumbnail_url(&ctx, username.as_str());
+            // A stream held by another node gets its poster from the channel API once the page runs.
+            let poster = super::api::thumbnail_url(&ctx, username.as_str(), None);
             let live = row.live_since_ms.is_some();
             let caller = user.map(|s| s.user.username.clone());
             let past = super::recordings::visible_list(&ctx, username.as_str(), caller, None)

@@ -156,3 +156,34 @@ async fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NATS server that stops reading (the publishing task stalls) cannot make rooms buffer
+    /// without end: past the queue, frames are dropped and counted, and sending never waits.
+    #[test]
+    fn a_stalled_bus_drops_past_its_queue_and_counts_it() {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let bus = Bus {
+            tx,
+            dropped: AtomicU64::new(0),
+            received: Arc::new(AtomicU64::new(0)),
+        };
+        let channel = Username::parse("alice").unwrap();
+        let frame: Arc<str> = Arc::from("x".repeat(500));
+        for _ in 0..QUEUE + 1000 {
+            bus.send(&channel, Arc::clone(&frame));
+        }
+        assert_eq!(bus.dropped.load(Ordering::Relaxed), 1000);
+        assert!(bus
+            .metrics()
+            .contains("boltstream_chat_bus_dropped_total 1000\n"));
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, QUEUE);
+    }
+}

@@ -13,6 +13,7 @@
 //! The forwarded request carries `x-boltstream-node`; a request that carries it is never forwarded
 //! again, so a node asked for a stream it lost a moment ago answers 404, not a loop.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use boltstream_shared::username::Username;
 use bytes::Bytes;
 use hashlink::LinkedHashMap;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{self, HeaderName};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -55,13 +56,18 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// The request headers a forwarded request keeps: what decides the answer (the playback cookie,
 /// conditional GET) and what tells the holder who the viewer is.
-const FORWARDED_HEADERS: [HeaderName; 5] = [
+const FORWARDED_HEADERS: [HeaderName; 4] = [
     header::COOKIE,
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,
-    HeaderName::from_static("x-forwarded-for"),
     HeaderName::from_static("x-forwarded-proto"),
 ];
+
+/// The address a request reached this node from (a request extension, set only on a site of
+/// several nodes): a forwarded request's `X-Forwarded-For` ends with it, as any proxy's does, so
+/// a holder that trusts this node names the viewer, not whoever wrote the header.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub IpAddr);
 
 /// This node among the site's nodes.
 pub struct Nodes {
@@ -172,6 +178,9 @@ impl Nodes {
                 forwarded = forwarded.header(name, value);
             }
         }
+        if let Some(chain) = forwarded_for(req.headers(), req.extensions().get::<Peer>()) {
+            forwarded = forwarded.header("x-forwarded-for", chain);
+        }
         let forwarded = forwarded
             .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
@@ -234,6 +243,19 @@ impl Nodes {
     }
 }
 
+/// The `X-Forwarded-For` a forwarded request carries: the one received, with the address it came
+/// from appended.
+fn forwarded_for(headers: &HeaderMap, peer: Option<&Peer>) -> Option<HeaderValue> {
+    let mut chain: Vec<String> = (headers.get_all("x-forwarded-for").iter())
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    chain.extend(peer.map(|p| p.0.to_string()));
+    HeaderValue::from_str(&chain.join(", "))
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 /// Headers that describe one connection, not the answer (RFC 9110 §7.6.1); the length is set
 /// again for the body as it is sent.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -266,6 +288,25 @@ mod tests {
         assert_eq!(holders.len(), HOLDER_CACHE);
         assert!(holders.contains_key(names.last().unwrap()));
         assert!(!holders.contains_key(&names[0]), "the oldest is forgotten");
+    }
+
+    #[test]
+    fn the_forwarded_for_chain_ends_with_the_address_the_request_came_from() {
+        let peer = Peer("198.51.100.7".parse().unwrap());
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            forwarded_for(&headers, Some(&peer)).unwrap(),
+            "198.51.100.7"
+        );
+        assert_eq!(forwarded_for(&headers, None), None);
+        // What a client wrote stays to the left of what this node saw, where a holder that trusts
+        // only this node does not believe it.
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        assert_eq!(
+            forwarded_for(&headers, Some(&peer)).unwrap(),
+            "10.9.9.9, 203.0.113.1, 198.51.100.7"
+        );
     }
 
     #[test]

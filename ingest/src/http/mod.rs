@@ -205,6 +205,9 @@ impl HttpContext {
             let Ok(response) = self.web.clone().oneshot(req).await;
             response.map(Either::Right)
         } else {
+            if self.nodes.is_shared() {
+                req.extensions_mut().insert(crate::nodes::Peer(peer.ip()));
+            }
             let response = self.dispatch(&route, side, target.as_bytes(), req).await;
             let response = if method == Method::HEAD {
                 without_body(response)

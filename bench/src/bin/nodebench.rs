@@ -77,6 +77,17 @@ fn transactions(url: &str) -> i64 {
     row.get(0)
 }
 
+/// A new user `user` on `node`, not recorded, publishing the 720p clip in real time; a short
+/// pause after it, so publishers do not all start at one instant.
+fn publisher(node: &Server, user: &str) -> Publisher {
+    let key = node.add_user(user);
+    let out = node.cli(&["recordings", "keep", user, "off"]);
+    assert!(out.status.success());
+    let publisher = Publisher::start(Clip::AudioVideo, &node.publish_url(&key), true);
+    std::thread::sleep(Duration::from_millis(40));
+    publisher
+}
+
 /// One round: per node, (server CPU ms/s per stream); and store transactions per second per
 /// live stream (PostgreSQL only).
 fn round(layout: Layout, streams: usize, hold: Duration) -> (Vec<f64>, Option<f64>) {
@@ -94,15 +105,7 @@ fn round(layout: Layout, streams: usize, hold: Duration) -> (Vec<f64>, Option<f6
     for i in 0..streams {
         let user = format!("stream{i}");
         let node = &nodes[i % nodes.len()];
-        let key = node.add_user(&user);
-        let out = node.cli(&["recordings", "keep", &user, "off"]);
-        assert!(out.status.success());
-        publishers.push(Publisher::start(
-            Clip::AudioVideo,
-            &node.publish_url(&key),
-            true,
-        ));
-        std::thread::sleep(Duration::from_millis(40));
+        publishers.push(publisher(node, &user));
     }
     let live = wait_for(Duration::from_secs(30), || {
         (nodes[0].live_users().len() == streams).then_some(())
@@ -262,15 +265,7 @@ fn together(per_node: usize, window: Duration, windows: usize, rounds: usize) {
                 let j = (k + r) % nodes.len();
                 let node = nodes[j];
                 let user = format!("s{j}n{i}");
-                let key = node.add_user(&user);
-                let out = node.cli(&["recordings", "keep", &user, "off"]);
-                assert!(out.status.success());
-                publishers.push(Publisher::start(
-                    Clip::AudioVideo,
-                    &node.publish_url(&key),
-                    true,
-                ));
-                std::thread::sleep(Duration::from_millis(40));
+                publishers.push(publisher(node, &user));
             }
         }
         let live = wait_for(Duration::from_secs(60), || {

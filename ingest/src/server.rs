@@ -391,7 +391,12 @@ async fn stats_reporter(
                         fps: ((frames - f0) as f64 / secs * 10.0).round() / 10.0,
                         bitrate_kbps: ((bytes - b0) as f64 * 8.0 / 1000.0 / secs) as u64,
                         playable: hls.is_playable(&stream.user),
-                        thumbnail: thumbs.latest(&stream.user),
+                        // Only other nodes need it; a single node's pages ask its gallery.
+                        thumbnail: if store.is_shared() {
+                            thumbs.latest(&stream.user)
+                        } else {
+                            None
+                        },
                     },
                 ));
             }

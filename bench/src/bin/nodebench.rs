@@ -246,86 +246,9 @@ fn together(per_node: usize, window: Duration, windows: usize, rounds: usize) {
     // for the round, so its windows are not independent of each other): CPU ms/s per stream of
     // [SQLite node, PostgreSQL node, node a, node b] over all the round's windows, and the two
     // PostgreSQL sites' transactions/s per live stream.
-    let mut cpu: Vec<[f64; 4]> = Vec::new();
-    let mut store: Vec<[f64; 2]> = Vec::new();
-    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-    for r in 0..rounds {
-        let cluster = boltstream_ingest::pg_cluster::shared();
-        let (one_db, two_db) = (cluster.new_database(), cluster.new_database());
-        // Each round gives each PostgreSQL role another address, and every role another start
-        // slot, so neither favours a layout.
-        let lite = Server::start_logging(&FLAGS, "info");
-        let solo = node(ips[r % 3], "solo", &one_db);
-        let a = node(ips[(r + 1) % 3], "a", &two_db);
-        let b = node(ips[(r + 2) % 3], "b", &two_db);
-        let nodes = [&lite, &solo, &a, &b];
-        let mut publishers = Vec::new();
-        for i in 0..per_node {
-            for k in 0..nodes.len() {
-                let j = (k + r) % nodes.len();
-                let node = nodes[j];
-                let user = format!("s{j}n{i}");
-                publishers.push(publisher(node, &user));
-            }
-        }
-        let live = wait_for(Duration::from_secs(60), || {
-            let all = lite.live_users().len() == per_node
-                && solo.live_users().len() == per_node
-                && a.live_users().len() == 2 * per_node;
-            all.then_some(())
-        });
-        assert!(live.is_some(), "not every publisher went live");
-        std::thread::sleep(Duration::from_secs(5));
-        let (mut used, mut tx, mut elapsed) = ([0.0; 4], [0.0; 2], 0.0);
-        for w in 0..windows {
-            let cpu_now = || -> Vec<f64> {
-                (nodes.iter())
-                    .map(|n| cpu_seconds_exact(n.pid()).expect("node running"))
-                    .collect()
-            };
-            let before = cpu_now();
-            let tx0 = (transactions(&one_db), transactions(&two_db));
-            let t0 = Instant::now();
-            std::thread::sleep(window);
-            let after = cpu_now();
-            let tx1 = (transactions(&one_db), transactions(&two_db));
-            let secs = t0.elapsed().as_secs_f64();
-            let dead = (publishers.iter_mut())
-                .map(|p| p.running())
-                .filter(|up| !up)
-                .count();
-            assert_eq!(dead, 0, "publishers failed during the window");
-            let each = |i: usize| (after[i] - before[i]) / secs * 1000.0 / per_node as f64;
-            let c = [each(0), each(1), each(2), each(3)];
-            eprintln!(
-                "[round {r} window {w}] SQLite {:.2}, PostgreSQL {:.2}, two nodes {:.2} / {:.2} ms/s per stream: {:.3}x, {:.3}x",
-                c[0],
-                c[1],
-                c[2],
-                c[3],
-                (c[2] + c[3]) / 2.0 / c[0],
-                (c[2] + c[3]) / 2.0 / c[1],
-            );
-            for (i, u) in used.iter_mut().enumerate() {
-                *u += after[i] - before[i];
-            }
-            tx[0] += (tx1.0 - tx0.0) as f64;
-            tx[1] += (tx1.1 - tx0.1) as f64;
-            elapsed += secs;
-        }
-        let c = used.map(|u| u / elapsed * 1000.0 / per_node as f64);
-        eprintln!(
-            "[round {r}] {c:.2?} ms/s per stream: two nodes {:.3}x SQLite, {:.3}x PostgreSQL; b {:.3}x a",
-            (c[2] + c[3]) / 2.0 / c[0],
-            (c[2] + c[3]) / 2.0 / c[1],
-            c[3] / c[2]
-        );
-        cpu.push(c);
-        store.push([
-            tx[0] / elapsed / per_node as f64,
-            tx[1] / elapsed / (2 * per_node) as f64,
-        ]);
-    }
+    let (cpu, store): (Vec<[f64; 4]>, Vec<[f64; 2]>) = (0..rounds)
+        .map(|r| together_round(r, per_node, window, windows))
+        .unzip();
     let column = |f: &dyn Fn(&[f64; 4]) -> f64| -> Vec<f64> { cpu.iter().map(f).collect() };
     let pair = |c: &[f64; 4]| (c[2] + c[3]) / 2.0;
     let spread = |xs: Vec<f64>| {
@@ -357,6 +280,107 @@ fn together(per_node: usize, window: Duration, windows: usize, rounds: usize) {
         "| control: node b against node a (the same job), the method's own spread | — | — | {} |",
         spread(column(&|c| c[3] / c[2]))
     );
+}
+
+/// CPU seconds each of `nodes` used and transactions each of `databases` ran over one window
+/// of `window`, and the window's length in seconds.
+fn read_window(
+    nodes: &[&Server; 4],
+    databases: [&str; 2],
+    window: Duration,
+) -> ([f64; 4], [f64; 2], f64) {
+    let cpu_now = || nodes.map(|n| cpu_seconds_exact(n.pid()).expect("node running"));
+    let tx_now = || databases.map(|db| transactions(db) as f64);
+    let (cpu0, tx0, t0) = (cpu_now(), tx_now(), Instant::now());
+    std::thread::sleep(window);
+    let (cpu1, tx1) = (cpu_now(), tx_now());
+    let secs = t0.elapsed().as_secs_f64();
+    (
+        std::array::from_fn(|i| cpu1[i] - cpu0[i]),
+        std::array::from_fn(|i| tx1[i] - tx0[i]),
+        secs,
+    )
+}
+
+/// `per_node` publishers on each of [`together`]'s nodes, started in turn (from another node first
+/// each round), once all are live.
+fn publish_side_by_side(nodes: &[&Server; 4], r: usize, per_node: usize) -> Vec<Publisher> {
+    let mut publishers = Vec::new();
+    for i in 0..per_node {
+        for k in 0..nodes.len() {
+            let j = (k + r) % nodes.len();
+            publishers.push(publisher(nodes[j], &format!("s{j}n{i}")));
+        }
+    }
+    // Nodes a and b share a database, so each lists both's streams.
+    let live = wait_for(Duration::from_secs(60), || {
+        let all = nodes[0].live_users().len() == per_node
+            && nodes[1].live_users().len() == per_node
+            && nodes[2].live_users().len() == 2 * per_node;
+        all.then_some(())
+    });
+    assert!(live.is_some(), "not every publisher went live");
+    publishers
+}
+
+/// Round `r` of [`together`]: four fresh nodes with `per_node` publishers each, read over
+/// `windows` windows; (CPU ms/s per stream of each node, each PostgreSQL site's transactions/s
+/// per live stream).
+fn together_round(
+    r: usize,
+    per_node: usize,
+    window: Duration,
+    windows: usize,
+) -> ([f64; 4], [f64; 2]) {
+    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let cluster = boltstream_ingest::pg_cluster::shared();
+    let (one_db, two_db) = (cluster.new_database(), cluster.new_database());
+    // Each round gives each PostgreSQL role another address, and every role another start
+    // slot, so neither favours a layout.
+    let lite = Server::start_logging(&FLAGS, "info");
+    let solo = node(ips[r % 3], "solo", &one_db);
+    let a = node(ips[(r + 1) % 3], "a", &two_db);
+    let b = node(ips[(r + 2) % 3], "b", &two_db);
+    let nodes = [&lite, &solo, &a, &b];
+    let mut publishers = publish_side_by_side(&nodes, r, per_node);
+    std::thread::sleep(Duration::from_secs(5));
+    let (mut used, mut tx, mut elapsed) = ([0.0; 4], [0.0; 2], 0.0);
+    for w in 0..windows {
+        let (cpu, transactions, secs) = read_window(&nodes, [&one_db, &two_db], window);
+        let dead = (publishers.iter_mut())
+            .map(|p| p.running())
+            .filter(|up| !up)
+            .count();
+        assert_eq!(dead, 0, "publishers failed during the window");
+        let c = cpu.map(|u| u / secs * 1000.0 / per_node as f64);
+        let pair = (c[2] + c[3]) / 2.0;
+        eprintln!(
+            "[round {r} window {w}] SQLite, PostgreSQL, a, b: {c:.2?} ms/s per stream: {:.3}x, {:.3}x",
+            pair / c[0],
+            pair / c[1],
+        );
+        for (u, c) in used.iter_mut().zip(cpu) {
+            *u += c;
+        }
+        for (t, n) in tx.iter_mut().zip(transactions) {
+            *t += n;
+        }
+        elapsed += secs;
+    }
+    let c = used.map(|u| u / elapsed * 1000.0 / per_node as f64);
+    eprintln!(
+        "[round {r}] {c:.2?} ms/s per stream: two nodes {:.3}x SQLite, {:.3}x PostgreSQL; b {:.3}x a",
+        (c[2] + c[3]) / 2.0 / c[0],
+        (c[2] + c[3]) / 2.0 / c[1],
+        c[3] / c[2]
+    );
+    (
+        c,
+        [
+            tx[0] / elapsed / per_node as f64,
+            tx[1] / elapsed / (2 * per_node) as f64,
+        ],
+    )
 }
 
 fn main() {
